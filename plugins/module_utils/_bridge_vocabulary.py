@@ -1,0 +1,114 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fixed vocabulary of primitive operations the Windows bridge executes.
+
+Private to this collection. The PowerShell bridge (plugins/modules/win_bridge.ps1)
+and its Python twin (plugins/plugin_utils/_simulated_windows.py) must both
+implement exactly these operations with exactly these parameters; a contract
+test compares the three. The bridge knows nothing about Notion: callers send
+data (paths, names, values) and get data back.
+
+Batch semantics, shared by both implementations:
+  * Operations run in order. An operation that fails marks every later
+    operation with the same ``group`` as ``skipped``; other groups go on.
+  * ``each_profile: true`` runs the operation once per profile returned by the
+    batch's ``get_profiles`` operation (which must come first). In string
+    parameters ``{ProfilePath}``, ``{Sid}`` and ``{<shell folder name>}`` are
+    replaced with that profile's values; the result is ``{"by_sid": {...}}``.
+  * An operation naming ``sid`` of a user whose hive is not loaded loads the
+    user's NTUSER.DAT under a temporary key; every hive the batch loaded is
+    unloaded when the batch ends, whether it failed or not.
+  * In check mode an operation that mutates is refused (defence in depth: the
+    action plugins never send one then).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    mutates: bool
+    summary: str
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+COMMON_PARAMETERS: tuple[str, ...] = ('op', 'group', 'each_profile')
+
+_OPERATIONS: tuple[Operation, ...] = (
+    Operation('get_profiles', ('shell_folders',), (), False,
+              'Profiles from ProfileList (logged-off users too), each with the requested shell folders '
+              'resolved from the user\'s own hive; shell_folders maps a value name of '
+              '"User Shell Folders" to its default path relative to the profile.'),
+    Operation('stat_paths', ('patterns',), (), False,
+              'Expand wildcard patterns (* in any segment) and report type, bytes and file count '
+              '(recursive for directories) of each match.'),
+    Operation('read_files', ('patterns',), (), False,
+              'Expand wildcard patterns and return the UTF-8 text of each matching file.'),
+    Operation('write_file', ('path', 'content'), (), True,
+              'Write UTF-8 text to a file, creating parent directories.'),
+    Operation('ensure_private_dir', ('path', 'owner_sid'), (), True,
+              'Create a directory (and parents) whose ACL grants only the owner, Administrators and '
+              'SYSTEM, inheritance disabled; correct the ACL of an existing one.'),
+    Operation('move_path', ('source', 'destination'), (), True,
+              'Rename a file or directory on the same volume; a missing source is reported, not an '
+              'error; an existing destination is an error.'),
+    Operation('remove_path', ('path',), (), True,
+              'Delete a file or directory tree; a missing path is reported, not an error.'),
+    Operation('list_processes', ('names',), (), False,
+              'Processes whose image name matches one of names (case-insensitive), with path, '
+              'owner SID and session id.'),
+    Operation('stop_processes', ('pids',), ('timeout_seconds',), True,
+              'Terminate processes by id and wait until they are gone; those still running at the '
+              'timeout are an error.'),
+    Operation('read_registry', ('key',), ('sid', 'names'), False,
+              'Values of a key in HKLM (no sid) or in a user\'s hive (sid); binary data is base64.'),
+    Operation('write_registry', ('key', 'values'), ('sid',), True,
+              'Create the key if needed and set values, each {type, data}.'),
+    Operation('delete_registry_values', ('key', 'names'), ('sid',), True,
+              'Delete the named values of a key; missing values are reported, not an error.'),
+    Operation('list_firewall_rules', (), ('programs',), False,
+              'Windows Defender Firewall rules, optionally only those whose program matches one of '
+              'programs (case-insensitive, wildcards allowed).'),
+    Operation('set_firewall_rule', ('name', 'display_name', 'direction', 'action', 'profiles', 'program',
+                                    'enabled'), ('description',), True,
+              'Create a rule by name, or update the existing rule of that name in place.'),
+    Operation('remove_firewall_rule', ('name',), (), True,
+              'Delete a rule by name; a missing rule is reported, not an error.'),
+)
+
+OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
+
+
+class VocabularyError(ValueError):
+    """An operation list that neither bridge implementation would accept."""
+
+
+def validate_operations(operations: list[dict[str, object]]) -> None:
+    """Raise VocabularyError for unknown operations or parameters, before anything is sent."""
+    seen_profiles = False
+    for index, operation in enumerate(operations):
+        name = operation.get('op')
+        spec = OPERATIONS.get(str(name))
+        if spec is None:
+            raise VocabularyError(f'operation {index}: unknown operation {name!r}')
+        unknown = sorted(set(operation) - set(spec.parameters) - set(COMMON_PARAMETERS))
+        if unknown:
+            raise VocabularyError(f'operation {index} ({name}): unknown parameters {", ".join(unknown)}')
+        missing = [param for param in spec.required if param not in operation]
+        if missing:
+            raise VocabularyError(f'operation {index} ({name}): missing parameters {", ".join(missing)}')
+        if operation.get('each_profile') and not seen_profiles:
+            raise VocabularyError(f'operation {index} ({name}): each_profile needs an earlier get_profiles')
+        seen_profiles = seen_profiles or name == 'get_profiles'
+
+
+def mutating(operations: list[dict[str, object]]) -> list[str]:
+    """Names of the mutating operations in a batch, in order."""
+    return [str(op['op']) for op in operations if OPERATIONS[str(op['op'])].mutates]

@@ -1,0 +1,359 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A simulated Windows host: the Python twin of plugins/modules/win_bridge.ps1.
+
+Private to this collection. It implements the bridge vocabulary
+(module_utils/_bridge_vocabulary.py) against an in-memory machine whose whole
+state is plain JSON, so a test or the bundled lab can seed it, run real
+playbooks against it through the ``simulated_windows`` connection plugin, and
+inspect it afterwards. It models what the remediation modules depend on:
+ProfileList with logged-off users, per-user hives that must be loaded and
+unloaded, a case-insensitive file system with volumes and open-file locks,
+processes with owners, and firewall rules. ``faults`` lets a test inject what
+goes wrong on real machines (a path vanishing between probe and apply, a hive
+that fails to load, an operation that fails after a hive was loaded).
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import fnmatch
+import ntpath
+import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import validate_operations
+
+State = dict[str, t.Any]
+SYSTEM_SID = 'S-1-5-18'
+ADMINISTRATORS_SID = 'S-1-5-32-544'
+PROFILE_LIST_KEY = r'SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+SHELL_FOLDERS_KEY = r'Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders'
+FIXED_TIME = '2026-01-01T00:00:00Z'
+
+
+def empty_state(hostname: str = 'WS01') -> State:
+    return {
+        'hostname': hostname,
+        'profiles': [],
+        'hives': {'HKLM': {}},
+        'files': {},
+        'processes': [],
+        'firewall_rules': [],
+        'faults': [],
+        'mounted_hives': [],
+        'calls': [],
+    }
+
+
+def _norm(path: str) -> str:
+    return ntpath.normpath(path).rstrip('\\').lower()
+
+
+def _key(path: str) -> str:
+    return path.strip('\\').lower()
+
+
+class SimulatedWindows(BatchRunner):
+    """Executes bridge batches against a JSON state, mutating it in place."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._batch_hives: list[str] = []
+
+    # ------------------------------------------------------------------ seeding
+    def add_profile(self, username: str, sid: str, *, loaded: bool = False,
+                    profile_path: str | None = None, shell_folders: dict[str, str] | None = None,
+                    hive_error: str | None = None) -> dict[str, t.Any]:
+        """Add a user: a ProfileList entry, a profile directory and an NTUSER.DAT hive."""
+        path = profile_path or f'C:\\Users\\{username}'
+        profile = {'sid': sid, 'username': username, 'account': f'{self.state["hostname"]}\\{username}',
+                   'profile_path': path, 'loaded': loaded, 'hive_error': hive_error}
+        self.state['profiles'].append(profile)
+        self.mkdir(path)
+        self.write(ntpath.join(path, 'NTUSER.DAT'), 'hive')
+        hive = self.state['hives'].setdefault(sid, {})
+        if shell_folders:
+            hive[_key(SHELL_FOLDERS_KEY)] = {
+                'path': SHELL_FOLDERS_KEY,
+                'values': {name: {'type': 'REG_EXPAND_SZ', 'data': value} for name, value in shell_folders.items()},
+            }
+        self.set_registry('HKLM', f'{PROFILE_LIST_KEY}\\{sid}',
+                          {'ProfileImagePath': {'type': 'REG_EXPAND_SZ', 'data': path}})
+        return profile
+
+    def mkdir(self, path: str) -> None:
+        parts = ntpath.normpath(path).split('\\')
+        for depth in range(1, len(parts) + 1):
+            current = '\\'.join(parts[:depth])
+            if depth == 1:
+                current += '\\'
+            entry = self.state['files'].get(_norm(current))
+            if entry is None:
+                self.state['files'][_norm(current)] = {'path': ntpath.normpath(current), 'type': 'directory',
+                                                       'modified': FIXED_TIME, 'acl': None}
+            elif entry['type'] != 'directory':
+                raise BridgeOperationError(f"Cannot create '{current}': a file of that name exists.")
+
+    def write(self, path: str, content: str | bytes, *, locked_by: int | None = None) -> None:
+        self.mkdir(ntpath.dirname(ntpath.normpath(path)))
+        data = content.encode() if isinstance(content, str) else content
+        self.state['files'][_norm(path)] = {
+            'path': ntpath.normpath(path), 'type': 'file', 'modified': FIXED_TIME, 'acl': None,
+            'content': base64.b64encode(data).decode(), 'locked_by': locked_by,
+        }
+
+    def read(self, path: str) -> bytes:
+        entry = self.state['files'].get(_norm(path))
+        if entry is None or entry['type'] != 'file':
+            raise BridgeOperationError(f"Could not find file '{path}'.")
+        return base64.b64decode(entry['content'])
+
+    def exists(self, path: str) -> bool:
+        return _norm(path) in self.state['files']
+
+    def add_process(self, name: str, path: str, owner_sid: str, *, session_id: int = 1,
+                    unkillable: bool = False) -> int:
+        pid = 1000 + 4 * len(self.state['processes']) + 4 * sum(1 for _ in self.state['calls'])
+        while any(p['pid'] == pid for p in self.state['processes']):
+            pid += 4
+        self.state['processes'].append({'pid': pid, 'name': name, 'path': path, 'owner_sid': owner_sid,
+                                        'session_id': session_id, 'unkillable': unkillable})
+        return pid
+
+    def set_registry(self, hive: str, key: str, values: dict[str, dict[str, t.Any]]) -> None:
+        tree = self.state['hives'].setdefault(hive, {})
+        entry = tree.setdefault(_key(key), {'path': key.strip('\\'), 'values': {}})
+        entry['values'].update(copy.deepcopy(values))
+
+    def tree_snapshot(self, root: str) -> dict[str, str]:
+        """Relative path -> content digest of everything under root: for byte-identity checks."""
+        prefix = _norm(root) + '\\'
+        return {entry['path'][len(root):].lower(): entry.get('content', '<dir>')
+                for key, entry in sorted(self.state['files'].items()) if key.startswith(prefix)}
+
+    # -------------------------------------------------------------- execution
+    def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
+        """Run one bridge call and log it; the same envelope win_bridge.ps1 returns."""
+        validate_operations(operations)
+        self.state['calls'].append({'operations': [op['op'] for op in operations], 'check_mode': check_mode})
+        self._apply_faults('before_call', len(self.state['calls']))
+        return super().run_batch(operations, check_mode=check_mode)
+
+    def begin_batch(self, operations: list[dict[str, t.Any]]) -> None:
+        self._batch_hives = []
+
+    def end_batch(self) -> dict[str, t.Any]:
+        loaded = list(self._batch_hives)
+        self.state['mounted_hives'] = [s for s in self.state['mounted_hives'] if s not in loaded]
+        self._batch_hives = []
+        return {'hives_loaded': loaded, 'hives_unloaded': loaded}
+
+    def dispatch(self, name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
+        self._apply_faults('during_op', name)
+        return super().dispatch(name, params)
+
+    def _apply_faults(self, when: str, value: t.Any) -> None:
+        for fault in self.state['faults']:
+            if fault.get(when) != value:
+                continue
+            if fault.get('remove_path'):
+                self._remove_tree(fault['remove_path'])
+            if fault.get('raise'):
+                raise BridgeOperationError(fault['raise'])
+
+    # ------------------------------------------------------------------- hives
+    def _profile(self, sid: str) -> dict[str, t.Any]:
+        for profile in self.state['profiles']:
+            if profile['sid'] == sid:
+                return profile
+        raise BridgeOperationError(f"No profile for SID '{sid}' in ProfileList.")
+
+    def _hive(self, sid: str | None) -> dict[str, t.Any]:
+        if sid is None:
+            return self.state['hives']['HKLM']
+        profile = self._profile(sid)
+        if not profile['loaded'] and sid not in self.state['mounted_hives']:
+            if profile.get('hive_error'):
+                raise BridgeOperationError(f"Cannot load hive of '{profile['username']}': {profile['hive_error']}")
+            self.state['mounted_hives'].append(sid)
+            self._batch_hives.append(sid)
+        return self.state['hives'].setdefault(sid, {})
+
+    # -------------------------------------------------------------- operations
+    def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
+        profiles = []
+        for profile in self.state['profiles']:
+            path = profile['profile_path']
+            folders: dict[str, str] = {}
+            sources: dict[str, str] = {}
+            error = None
+            try:
+                configured = self._hive(profile['sid']).get(_key(SHELL_FOLDERS_KEY), {}).get('values', {})
+            except BridgeOperationError as failure:
+                configured, error = {}, str(failure)
+            for name, default in shell_folders.items():
+                value = configured.get(name)
+                if value:
+                    folders[name] = _expand_profile(value['data'], path)
+                    sources[name] = 'registry'
+                else:
+                    folders[name] = ntpath.join(path, default)
+                    sources[name] = 'default'
+            profiles.append({'sid': profile['sid'], 'username': profile['username'], 'account': profile['account'],
+                             'profile_path': path, 'loaded': profile['loaded'],
+                             'special': not profile['sid'].startswith('S-1-5-21-'),
+                             'folders': folders, 'folder_source': sources, 'error': error})
+        return {'profiles': profiles}
+
+    def _glob(self, pattern: str) -> list[dict[str, t.Any]]:
+        wanted = _norm(pattern)
+        depth = wanted.count('\\')
+        return [entry for key, entry in sorted(self.state['files'].items())
+                if key.count('\\') == depth and fnmatch.fnmatchcase(key, wanted)]
+
+    def _children(self, path: str) -> list[dict[str, t.Any]]:
+        prefix = _norm(path) + '\\'
+        return [entry for key, entry in self.state['files'].items() if key.startswith(prefix)]
+
+    def op_stat_paths(self, patterns: list[str]) -> dict[str, t.Any]:
+        entries = []
+        for pattern in patterns:
+            for entry in self._glob(pattern):
+                inside = [e for e in self._children(entry['path']) if e['type'] == 'file'] \
+                    if entry['type'] == 'directory' else [entry]
+                entries.append({'pattern': pattern, 'path': entry['path'], 'type': entry['type'],
+                                'bytes': sum(len(base64.b64decode(e['content'])) for e in inside),
+                                'files': len(inside), 'modified': entry['modified']})
+        return {'entries': entries}
+
+    def op_read_files(self, patterns: list[str]) -> dict[str, t.Any]:
+        return {'files': [{'path': e['path'], 'content': base64.b64decode(e['content']).decode('utf-8')}
+                          for pattern in patterns for e in self._glob(pattern) if e['type'] == 'file']}
+
+    def op_write_file(self, path: str, content: str) -> dict[str, t.Any]:
+        self._check_unlocked(path)
+        self.write(path, content)
+        return {'bytes': len(content.encode())}
+
+    def op_ensure_private_dir(self, path: str, owner_sid: str) -> dict[str, t.Any]:
+        created = not self.exists(path)
+        self.mkdir(path)
+        wanted = {'owner': owner_sid, 'allow': sorted({owner_sid, ADMINISTRATORS_SID, SYSTEM_SID}), 'protected': True}
+        entry = self.state['files'][_norm(path)]
+        corrected = not created and entry.get('acl') != wanted
+        entry['acl'] = wanted
+        return {'created': created, 'acl_corrected': corrected}
+
+    def _running_pids(self) -> set[int]:
+        return {p['pid'] for p in self.state['processes']}
+
+    def _check_unlocked(self, path: str) -> None:
+        running = self._running_pids()
+        for entry in [self.state['files'].get(_norm(path))] + self._children(path):
+            if entry and entry.get('locked_by') in running:
+                raise BridgeOperationError(
+                    f"The process cannot access the file '{entry['path']}' because it is being used by "
+                    'another process.')
+
+    def op_move_path(self, source: str, destination: str) -> dict[str, t.Any]:
+        if not self.exists(source):
+            return {'moved': False, 'missing': True}
+        if self.exists(destination):
+            raise BridgeOperationError(f"Cannot create '{destination}' because a file or directory with the same "
+                                       'name already exists.')
+        if ntpath.splitdrive(source)[0].lower() != ntpath.splitdrive(destination)[0].lower():
+            raise BridgeOperationError('Source and destination path must have identical roots. Move will not work '
+                                       'across volumes.')
+        self._check_unlocked(source)
+        self.mkdir(ntpath.dirname(ntpath.normpath(destination)))
+        old_prefix, new_root = _norm(source), ntpath.normpath(destination)
+        for key in [k for k in self.state['files'] if k == old_prefix or k.startswith(old_prefix + '\\')]:
+            entry = self.state['files'].pop(key)
+            entry['path'] = new_root + entry['path'][len(ntpath.normpath(source)):]
+            self.state['files'][_norm(entry['path'])] = entry
+        return {'moved': True, 'missing': False}
+
+    def _remove_tree(self, path: str) -> bool:
+        prefix = _norm(path)
+        doomed = [k for k in self.state['files'] if k == prefix or k.startswith(prefix + '\\')]
+        for key in doomed:
+            del self.state['files'][key]
+        return bool(doomed)
+
+    def op_remove_path(self, path: str) -> dict[str, t.Any]:
+        if not self.exists(path):
+            return {'removed': False, 'missing': True}
+        self._check_unlocked(path)
+        self._remove_tree(path)
+        return {'removed': True, 'missing': False}
+
+    def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
+        wanted = {n.lower() for n in names}
+        return {'processes': [{k: p[k] for k in ('pid', 'name', 'path', 'owner_sid', 'session_id')}
+                              for p in self.state['processes'] if p['name'].lower() in wanted]}
+
+    def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
+        running = {p['pid']: p for p in self.state['processes']}
+        stuck = [pid for pid in pids if pid in running and running[pid].get('unkillable')]
+        stopped = [pid for pid in pids if pid in running and pid not in stuck]
+        self.state['processes'] = [p for p in self.state['processes'] if p['pid'] not in stopped]
+        if stuck:
+            raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: '
+                                       f'{", ".join(map(str, stuck))}')
+        return {'stopped': stopped, 'already_gone': [pid for pid in pids if pid not in running]}
+
+    def op_read_registry(self, key: str, sid: str | None = None, names: list[str] | None = None) -> dict[str, t.Any]:
+        entry = self._hive(sid).get(_key(key))
+        if entry is None:
+            return {'exists': False, 'values': {}}
+        values = entry['values']
+        chosen = {n: values[n] for n in values if names is None or n in names}
+        return {'exists': True, 'values': copy.deepcopy(chosen)}
+
+    def op_write_registry(self, key: str, values: dict[str, dict[str, t.Any]], sid: str | None = None) -> dict[str, t.Any]:
+        hive = self._hive(sid)
+        created = _key(key) not in hive
+        entry = hive.setdefault(_key(key), {'path': key.strip('\\'), 'values': {}})
+        entry['values'].update(copy.deepcopy(values))
+        return {'created_key': created}
+
+    def op_delete_registry_values(self, key: str, names: list[str], sid: str | None = None) -> dict[str, t.Any]:
+        entry = self._hive(sid).get(_key(key))
+        present = entry['values'] if entry else {}
+        deleted = [n for n in names if n in present]
+        for name in deleted:
+            del present[name]
+        return {'deleted': deleted, 'missing': [n for n in names if n not in deleted]}
+
+    def op_list_firewall_rules(self, programs: list[str] | None = None) -> dict[str, t.Any]:
+        rules = self.state['firewall_rules']
+        if programs is not None:
+            lowered = [p.lower() for p in programs]
+            rules = [r for r in rules if any(fnmatch.fnmatchcase((r['program'] or '').lower(), p) for p in lowered)]
+        return {'rules': copy.deepcopy(rules)}
+
+    def op_set_firewall_rule(self, name: str, display_name: str, direction: str, action: str, profiles: list[str],
+                             program: str, enabled: bool, description: str = '') -> dict[str, t.Any]:
+        wanted = {'name': name, 'display_name': display_name, 'direction': direction, 'action': action,
+                  'profiles': sorted(profiles), 'program': program, 'enabled': enabled, 'description': description}
+        for index, rule in enumerate(self.state['firewall_rules']):
+            if rule['name'] == name:
+                updated = rule != wanted
+                self.state['firewall_rules'][index] = wanted
+                return {'created': False, 'updated': updated}
+        self.state['firewall_rules'].append(wanted)
+        return {'created': True, 'updated': False}
+
+    def op_remove_firewall_rule(self, name: str) -> dict[str, t.Any]:
+        before = len(self.state['firewall_rules'])
+        self.state['firewall_rules'] = [r for r in self.state['firewall_rules'] if r['name'] != name]
+        removed = len(self.state['firewall_rules']) < before
+        return {'removed': removed, 'missing': not removed}
+
+
+def _expand_profile(value: str, profile_path: str) -> str:
+    lowered = value.lower()
+    if lowered.startswith('%userprofile%'):
+        return ntpath.normpath(profile_path + value[len('%userprofile%'):])
+    return ntpath.normpath(value)
