@@ -1,0 +1,90 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every remediation needs from a host, whichever path it runs on.
+
+Private to this collection. ``Host`` is satisfied by the Windows bridge client
+(action plugins), the simulated Windows host and the local POSIX host. The
+helpers here turn a batch envelope into data or raise, and choose the target
+profiles the same way for every module.
+"""
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import LAYOUTS, PlatformLayout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._local_host import LocalHost
+
+Envelope = dict[str, t.Any]
+
+
+class Host(t.Protocol):
+    platform: str
+
+    def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> Envelope:
+        ...
+
+
+class RequestError(Exception):
+    """Bad input or an impossible state, found before anything was changed."""
+
+
+class HostError(Exception):
+    """The host could not be read; nothing was changed."""
+
+
+def operation_data(envelope: Envelope, index: int) -> dict[str, t.Any]:
+    """Data of one operation of a read-only batch; raises HostError if it failed."""
+    result = envelope['results'][index]
+    if result['status'] != 'ok':
+        raise HostError(f"{result['op']} failed: {result['error'] or result['status']}")
+    return result['data']
+
+
+def per_profile(envelope: Envelope, index: int) -> dict[str, dict[str, t.Any]]:
+    """``by_sid`` results of an each_profile operation."""
+    return operation_data(envelope, index)['by_sid']
+
+
+def owns(profile: dict[str, t.Any], process: dict[str, t.Any]) -> bool:
+    """Whether a process runs as the profile's user (POSIX profiles carry a separate owner_sid)."""
+    return bool(process['owner_sid'] == profile.get('owner_sid', profile['sid']))
+
+
+def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, exclude_users: list[str] | None,
+                    *, case_insensitive: bool) -> list[dict[str, t.Any]]:
+    """Real (non-special) profiles, narrowed to ``users`` or minus ``exclude_users``.
+
+    Naming a user who has no profile is an error listing the profiles there are;
+    excluding one is not (a fleet-wide exclusion list names users absent from
+    most machines).
+    """
+    def fold(name: str) -> str:
+        return name.lower() if case_insensitive else name
+
+    real = [p for p in profiles if not p['special']]
+    known = {fold(p['username']): p for p in real}
+    if users:
+        unknown = [name for name in users if fold(name) not in known]
+        if unknown:
+            listing = ', '.join(sorted(p['username'] for p in real)) or 'none'
+            raise RequestError(f'unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}')
+        return [known[fold(name)] for name in dict.fromkeys(users)]
+    excluded = {fold(name) for name in exclude_users or ()}
+    return [p for p in real if fold(p['username']) not in excluded]
+
+
+DEFAULT_PROFILES_ROOTS: dict[str, str] = {'darwin': '/Users', 'linux': '/home'}
+
+
+def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[str], bool]) -> tuple[PlatformLayout, LocalHost]:
+    """(layout, LocalHost) for a native macOS/Linux run; raises RequestError for bad roots."""
+    name = system.lower()
+    if name not in DEFAULT_PROFILES_ROOTS:
+        raise RequestError(f'unsupported platform {system!r}: Windows hosts must be reached over a PowerShell '
+                           'connection (winrm, psrp or ssh with the powershell shell)')
+    root = profiles_root or DEFAULT_PROFILES_ROOTS[name]
+    if not root.startswith('/'):
+        raise RequestError(f'profiles_root must be an absolute path, got {root!r}')
+    if not is_dir(root):
+        raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
+    return LAYOUTS[name], LocalHost(root, name)

@@ -1,0 +1,89 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routing shared by every action plugin of this collection.
+
+Private to this collection. On a PowerShell connection the Python logic runs
+here on the controller and drives the host through win_bridge.ps1 (at most one
+probe and one apply call); on any other connection the module of the same name
+runs natively on the target.
+"""
+from __future__ import annotations
+
+import datetime
+import secrets
+import typing as t
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError, RequestError
+
+BRIDGE_MODULE = 'loopbreaker.notion.win_bridge'
+
+
+class BridgeClient:
+    """The ``Host`` a Windows run talks to: each batch is one win_bridge module call."""
+
+    platform = 'windows'
+
+    def __init__(self, action: ActionBase, task_vars: dict[str, t.Any]) -> None:
+        self._action = action
+        self._task_vars = task_vars
+
+    def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
+        result = self._action._execute_module(module_name=BRIDGE_MODULE, module_args={'operations': operations},
+                                              task_vars=self._task_vars)
+        if result.get('failed') and 'results' not in result:
+            raise HostError(result.get('msg') or result.get('module_stderr') or 'the Windows bridge failed')
+        return result
+
+
+class BridgeAction(ActionBase):
+    """Subclasses set MODULE, ARGUMENT_SPEC, MUTUALLY_EXCLUSIVE and implement run_windows()."""
+
+    MODULE: str = ''
+    ARGUMENT_SPEC: dict[str, t.Any] = {}
+    MUTUALLY_EXCLUSIVE: list[list[str]] = []
+    REQUIRED_IF: list[t.Any] = []
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if self._connection._shell.SHELL_FAMILY != 'powershell':
+            result.update(self._execute_module(module_name=f'loopbreaker.notion.{self.MODULE}',
+                                               module_args=self._task.args, task_vars=task_vars))
+            return result
+        validator = ArgumentSpecValidator(self.ARGUMENT_SPEC, mutually_exclusive=self.MUTUALLY_EXCLUSIVE,
+                                          required_if=self.REQUIRED_IF)
+        validated = validator.validate(self._task.args)
+        if validated.error_messages:
+            result.update(failed=True, msg=', '.join(validated.error_messages))
+            return result
+        try:
+            outcome = self.run_windows(BridgeClient(self, task_vars), validated.validated_parameters,
+                                       check_mode=bool(self._task.check_mode), now=_utc_now(),
+                                       token=secrets.token_hex(3))
+        except (RequestError, HostError) as error:
+            result.update(failed=True, changed=False, msg=str(error))
+            return result
+        if not self._task.diff:
+            outcome.pop('diff', None)
+        result.update(outcome)
+        result['invocation'] = {'module_args': validated.validated_parameters}
+        return result
+
+    @staticmethod
+    def reject_profiles_root(params: dict[str, t.Any]) -> None:
+        if params.get('profiles_root'):
+            raise RequestError('profiles_root applies to macOS and Linux hosts; on Windows the profiles come '
+                               "from the host's ProfileList")
+
+    def run_windows(self, host: BridgeClient, params: dict[str, t.Any], *, check_mode: bool,
+                    now: datetime.datetime, token: str) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
