@@ -1,0 +1,93 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Seeds for the bundled lab and the tests: realistic Notion userData trees.
+
+Private to this collection. The same tree is written into a simulated Windows
+profile or a sandboxed POSIX home, so both paths can be compared.
+"""
+from __future__ import annotations
+
+import ntpath
+import os
+import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
+
+# relative path under userData -> content; kept small but shaped like a real profile.
+NOTION_TREE: dict[str, str] = {
+    'Cache/Cache_Data/index': 'i' * 64,
+    'Cache/Cache_Data/data_0': 'c' * 2048,
+    'Code Cache/js/index': 'j' * 128,
+    'GPUCache/data_1': 'g' * 512,
+    'DawnCache/data_0': 'd' * 256,
+    'notionAssetCache-v2/assets.json': '{"version": 2}',
+    'Local Storage/leveldb/000003.log': 'l' * 300,
+    'IndexedDB/https_www.notion.so_0.indexeddb.leveldb/CURRENT': 'MANIFEST-000001\n',
+    'Session Storage/000003.log': 's' * 40,
+    'notion.db': 'SQLite format 3\x00' + 'n' * 4000,
+    'notion.db-wal': 'w' * 100,
+    'Partitions/notion/Cache/Cache_Data/data_0': 'p' * 1024,
+    'Partitions/notion/Code Cache/js/index': 'q' * 64,
+    'Partitions/notion/Service Worker/ScriptCache/index': 'v' * 200,
+    'Partitions/notion/Network/Cookies': 'SQLite format 3\x00token_v2',
+    'Partitions/notion/Network/Cookies-journal': '',
+    'Partitions/notion/Local Storage/leveldb/000005.ldb': 'k' * 90,
+    'Partitions/notion/IndexedDB/https_www.notion.so_0.indexeddb.leveldb/000004.log': 'x' * 700,
+    'Partitions/notion/File System/000/t/00/00000000': 'f' * 30,
+    'Preferences': '{"spellcheck": {"dictionaries": ["en-US"]}}',
+    'Local State': '{"os_crypt": {"encrypted_key": "RFBBUEk="}}',
+    'logs/main.log': 'started\n',
+    'state.json': '{"appState": {}}',
+}
+KEPT_ENTRIES: tuple[str, ...] = ('Preferences', 'Local State', 'logs', 'state.json')
+
+
+def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded: bool,
+                      app_data: str | None = None, with_notion: bool = True, running: bool = False) -> str:
+    """Add a profile (optionally with redirected AppData) and its Notion data; returns the userData path."""
+    profile_path = f'C:\\Users\\{username}'
+    folders = {'AppData': app_data} if app_data else None
+    twin.add_profile(username, sid, loaded=loaded, shell_folders=folders)
+    root = ntpath.join(app_data or ntpath.join(profile_path, 'AppData', 'Roaming'), 'Notion')
+    if with_notion:
+        exe = ntpath.join(profile_path, 'AppData', 'Local', 'Programs', 'Notion', 'Notion.exe')
+        twin.write(exe, 'MZ notion')
+        pids = [twin.add_process('Notion.exe', exe, sid) for _ in range(3)] if running else []
+        for relative, content in NOTION_TREE.items():
+            locked = pids[0] if pids and relative.endswith('Cookies') else None
+            twin.write(ntpath.join(root, relative.replace('/', '\\')), content, locked_by=locked)
+    return root
+
+
+def seed_posix_home(profiles_root: str, username: str, *, platform: str = 'linux', with_notion: bool = True) -> str:
+    """Create a sandboxed home with a Notion userData tree; returns the userData path."""
+    home = os.path.join(profiles_root, username)
+    relative_root = 'Library/Application Support/Notion' if platform == 'darwin' else '.config/Notion'
+    root = os.path.join(home, relative_root)
+    os.makedirs(home, exist_ok=True)
+    if with_notion:
+        for relative, content in NOTION_TREE.items():
+            path = os.path.join(root, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write(content)
+    return root
+
+
+def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
+    """The lab's simulated Windows workstations, as twin states keyed by host name."""
+    states = {}
+    first = SimulatedWindows(empty_state('WS-WIN-01'))
+    first.add_profile('systemprofile', 'S-1-5-18', loaded=True, profile_path='C:\\Windows\\system32\\config\\systemprofile')
+    seed_windows_user(first, 'alice', 'S-1-5-21-1004336348-1177238915-682003330-1001', loaded=True, running=True)
+    seed_windows_user(first, 'bob', 'S-1-5-21-1004336348-1177238915-682003330-1002', loaded=False,
+                      app_data='%USERPROFILE%\\Roaming (redirected)')
+    seed_windows_user(first, 'carol', 'S-1-5-21-1004336348-1177238915-682003330-1003', loaded=False,
+                      with_notion=False)
+    states['ws-win-01'] = first.state
+    second = SimulatedWindows(empty_state('WS-WIN-02'))
+    seed_windows_user(second, 'dave', 'S-1-5-21-2004336348-1177238915-682003330-1101', loaded=True)
+    seed_windows_user(second, 'erin', 'S-1-5-21-2004336348-1177238915-682003330-1102', loaded=False,
+                      app_data='D:\\Profiles\\erin\\Roaming')
+    states['ws-win-02'] = second.state
+    return states
