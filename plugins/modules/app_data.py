@@ -138,7 +138,10 @@ users:
   elements: dict
   contains:
     user: {description: Profile name., type: str, returned: always, sample: alice}
-    sid: {description: SID on Windows, C(uid:<n>) of the home's owner elsewhere., type: str, returned: always}
+    sid:
+      description: The user's SID on Windows; elsewhere C(uid:<n>/<name>), the home's owner and the profile name.
+      type: str
+      returned: always
     profile_path: {description: Home directory., type: str, returned: always}
     logged_on:
       description: Windows, whether the user's hive was loaded (the user is logged on); elsewhere whether the user has processes running.

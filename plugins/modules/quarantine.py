@@ -116,12 +116,14 @@ unreadable:
   type: list
   elements: dict
 restored:
-  description: "With V(restored): per item id, user, path, action (C(restored) or C(not_in_quarantine)) and displaced_to (id of the entry holding recreated data)."
+  description:
+    - With V(restored), per item the entry id, user, path, action (C(restored) or C(not_in_quarantine))
+      and displaced_to (id of the entry now holding data Notion had recreated, or null).
   returned: when state is restored
   type: list
   elements: dict
 purged:
-  description: "With V(purged): id, user, path and bytes of each entry deleted."
+  description: With V(purged), id, user, path and bytes of each entry deleted.
   returned: when state is purged
   type: list
   elements: dict

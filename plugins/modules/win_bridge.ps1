@@ -1,0 +1,1431 @@
+#!powershell
+
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -CSharpUtil Ansible.Privilege
+
+# Internal module of loopbreaker.notion: the Windows bridge. The action plugins
+# send it a batch of primitive operations (plugins/module_utils/_bridge_vocabulary.py)
+# and get data back; it knows nothing about Notion. Its Python twin is
+# plugins/plugin_utils/_simulated_windows.py and a contract test keeps the
+# tables below identical to the vocabulary. Windows PowerShell 5.1 compatible.
+
+# Every parameter of every operation: required first, then optional, in vocabulary order.
+$OperationParameters = @{
+    get_profiles = @('shell_folders')
+    stat_paths = @('patterns')
+    read_files = @('patterns')
+    write_file = @('path', 'content')
+    ensure_private_dir = @('path', 'owner_sid')
+    move_path = @('source', 'destination')
+    remove_path = @('path')
+    list_processes = @('names')
+    stop_processes = @('pids', 'timeout_seconds')
+    read_registry = @('key', 'sid', 'names')
+    write_registry = @('key', 'values', 'sid')
+    delete_registry_values = @('key', 'names', 'sid')
+    list_firewall_rules = @('programs')
+    set_firewall_rule = @('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled', 'description')
+    remove_firewall_rule = @('name')
+}
+
+# The optional tail of each list above.
+$OptionalParameters = @{
+    get_profiles = @()
+    stat_paths = @()
+    read_files = @()
+    write_file = @()
+    ensure_private_dir = @()
+    move_path = @()
+    remove_path = @()
+    list_processes = @()
+    stop_processes = @('timeout_seconds')
+    read_registry = @('sid', 'names')
+    write_registry = @('sid')
+    delete_registry_values = @('sid')
+    list_firewall_rules = @('programs')
+    set_firewall_rule = @('description')
+    remove_firewall_rule = @()
+}
+
+$MutatingOperations = @(
+    'write_file'
+    'ensure_private_dir'
+    'move_path'
+    'remove_path'
+    'stop_processes'
+    'write_registry'
+    'delete_registry_values'
+    'set_firewall_rule'
+    'remove_firewall_rule'
+)
+
+$CommonParameters = @('op', 'group', 'each_profile')
+
+$ProfileListKey = 'SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+$ShellFoldersKey = 'Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders'
+$HiveMountPrefix = 'loopbreaker_'
+$AdministratorsSid = 'S-1-5-32-544'
+$SystemSid = 'S-1-5-18'
+$FirewallProfileBits = [ordered]@{ domain = 1; private = 2; public = 4 }
+$FirewallProfileNames = @{ domain = 'Domain'; private = 'Private'; public = 'Public' }
+$ChangeFlags = @('moved', 'removed', 'created', 'updated', 'acl_corrected', 'created_key', 'bytes')
+$ChangeLists = @('stopped', 'deleted')
+
+$RegistryMachine = [Microsoft.Win32.RegistryKey]::OpenBaseKey(
+    [Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
+$RegistryUsers = [Microsoft.Win32.RegistryKey]::OpenBaseKey(
+    [Microsoft.Win32.RegistryHive]::Users, [Microsoft.Win32.RegistryView]::Registry64)
+
+# ---------------------------------------------------------------- generic helpers
+
+function New-BridgeList {
+    return , (New-Object -TypeName System.Collections.Generic.List[object])
+}
+
+function ConvertTo-BridgeBool {
+    param(
+        $Value
+    )
+    if ($null -eq $Value) { return $false }
+    if ($Value -is [bool]) { return $Value }
+    if ($Value -is [string]) {
+        return @('true', 'yes', 'on', 'y', 't', '1') -contains $Value.Trim().ToLowerInvariant()
+    }
+    return [bool]$Value
+}
+
+function ConvertTo-BridgeValue {
+    # Module input arrives as Hashtable/Dictionary and object[]/ArrayList; make it uniform.
+    param(
+        $Value
+    )
+    if ($null -eq $Value) { return $null }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $copy = [ordered]@{}
+        foreach ($key in $Value.Keys) {
+            $copy[[string]$key] = ConvertTo-BridgeValue -Value $Value[$key]
+        }
+        return $copy
+    }
+    if ($Value -is [System.Collections.IList]) {
+        $list = New-BridgeList
+        foreach ($item in $Value) {
+            $list.Add((ConvertTo-BridgeValue -Value $item))
+        }
+        return , $list
+    }
+    return $Value
+}
+
+function Resolve-BridgeTemplate {
+    # {ProfilePath}, {Sid} and {<shell folder>} in strings, also inside lists and dicts.
+    param(
+        $Value,
+        [System.Collections.IDictionary]$Substitutions
+    )
+    if ($Value -is [string]) {
+        $text = $Value
+        foreach ($name in $Substitutions.Keys) {
+            $text = $text.Replace('{' + $name + '}', [string]$Substitutions[$name])
+        }
+        return $text
+    }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $copy = [ordered]@{}
+        foreach ($key in $Value.Keys) {
+            $copy[$key] = Resolve-BridgeTemplate -Value $Value[$key] -Substitutions $Substitutions
+        }
+        return $copy
+    }
+    if ($Value -is [System.Collections.IList]) {
+        $list = New-BridgeList
+        foreach ($item in $Value) {
+            $list.Add((Resolve-BridgeTemplate -Value $item -Substitutions $Substitutions))
+        }
+        return , $list
+    }
+    return $Value
+}
+
+function Get-BridgeErrorMessage {
+    param(
+        [System.Management.Automation.ErrorRecord]$ErrorRecord
+    )
+    $exception = $ErrorRecord.Exception
+    # .NET calls from PowerShell wrap the real error in 'Exception calling "X" with "n" argument(s)'.
+    while ($exception -is [System.Management.Automation.MethodInvocationException] -and
+        $null -ne $exception.InnerException) {
+        $exception = $exception.InnerException
+    }
+    return $exception.Message
+}
+
+function Test-BridgeNameEqual {
+    param(
+        [string]$Left,
+        [string]$Right
+    )
+    return [string]::Equals($Left, $Right, [System.StringComparison]::OrdinalIgnoreCase)
+}
+
+function ConvertTo-BridgeWildcardRegex {
+    param(
+        [string]$Pattern
+    )
+    $escaped = [regex]::Escape($Pattern).Replace('\*', '.*').Replace('\?', '.')
+    return New-Object -TypeName System.Text.RegularExpressions.Regex -ArgumentList @(
+        "^$escaped$", [System.Text.RegularExpressions.RegexOptions]::IgnoreCase)
+}
+
+function Format-BridgeTime {
+    param(
+        [datetime]$Time
+    )
+    return $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+# ------------------------------------------------------------ registry and hives
+
+function Invoke-BridgeReg {
+    # reg.exe enables SeBackupPrivilege/SeRestorePrivilege itself for load and unload.
+    param(
+        [string[]]$Arguments
+    )
+    $info = New-Object -TypeName System.Diagnostics.ProcessStartInfo
+    $info.FileName = Join-Path -Path ([Environment]::SystemDirectory) -ChildPath 'reg.exe'
+    $info.Arguments = ($Arguments | ForEach-Object { '"{0}"' -f $_ }) -join ' '
+    $info.UseShellExecute = $false
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.CreateNoWindow = $true
+    $process = [System.Diagnostics.Process]::Start($info)
+    try {
+        $errorTask = $process.StandardError.ReadToEndAsync()
+        $output = $process.StandardOutput.ReadToEnd()
+        $process.WaitForExit()
+        $text = @($output, $errorTask.Result) | Where-Object { $_ } | ForEach-Object { $_.Trim() }
+        return @{ ExitCode = $process.ExitCode; Output = (@($text) -join ' ') }
+    }
+    finally {
+        $process.Dispose()
+    }
+}
+
+function Test-BridgeRegistryKey {
+    param(
+        [Microsoft.Win32.RegistryKey]$Root,
+        [string]$Path
+    )
+    $key = $Root.OpenSubKey($Path)
+    if ($null -eq $key) { return $false }
+    $key.Close()
+    return $true
+}
+
+function Assert-BridgeSid {
+    param(
+        [string]$Sid
+    )
+    if ($Sid -notmatch '^S-1-\d+(-\d+)+$') {
+        throw "'$Sid' is not a SID."
+    }
+}
+
+function Get-BridgeProfileImagePath {
+    param(
+        [string]$Sid
+    )
+    $key = $RegistryMachine.OpenSubKey("$ProfileListKey\$Sid")
+    if ($null -eq $key) {
+        throw "No profile for SID '$Sid' in ProfileList."
+    }
+    try {
+        $path = [string]$key.GetValue('ProfileImagePath')
+    }
+    finally {
+        $key.Close()
+    }
+    if (-not $path) {
+        throw "The ProfileList entry of '$Sid' has no ProfileImagePath."
+    }
+    return $path
+}
+
+function Get-BridgeUserHive {
+    # The HKU subkey holding the user's hive: HKU\<sid> when the user is logged on,
+    # else NTUSER.DAT loaded under HKU\loopbreaker_<sid> until the batch ends.
+    param(
+        [string]$Sid,
+        [hashtable]$Context
+    )
+    Assert-BridgeSid -Sid $Sid
+    if ($Context.Mounts.Contains($Sid)) { return $Context.Mounts[$Sid] }
+    if (Test-BridgeRegistryKey -Root $RegistryUsers -Path $Sid) { return $Sid }
+    $mount = $HiveMountPrefix + $Sid
+    # A mount left behind by an interrupted run is adopted, so this batch unloads it.
+    if (-not (Test-BridgeRegistryKey -Root $RegistryUsers -Path $mount)) {
+        $hiveFile = Join-Path -Path (Get-BridgeProfileImagePath -Sid $Sid) -ChildPath 'NTUSER.DAT'
+        if (-not [System.IO.File]::Exists($hiveFile)) {
+            throw "Cannot load the hive of '$Sid': '$hiveFile' does not exist."
+        }
+        $reg = Invoke-BridgeReg -Arguments @('load', "HKU\$mount", $hiveFile)
+        if ($reg.ExitCode -ne 0) {
+            throw "Cannot load the hive of '$Sid' from '$hiveFile': $($reg.Output)"
+        }
+    }
+    $Context.Mounts[$Sid] = $mount
+    $Context.HivesLoaded.Add($Sid)
+    return $mount
+}
+
+function Dismount-BridgeHive {
+    param(
+        [hashtable]$Context
+    )
+    foreach ($sid in @($Context.Mounts.Keys)) {
+        $mount = $Context.Mounts[$sid]
+        $failure = $null
+        for ($attempt = 1; $attempt -le 5; $attempt++) {
+            # Registry handles not yet finalised keep a hive busy.
+            [System.GC]::Collect()
+            [System.GC]::WaitForPendingFinalizers()
+            $reg = Invoke-BridgeReg -Arguments @('unload', "HKU\$mount")
+            if ($reg.ExitCode -eq 0) {
+                $failure = $null
+                break
+            }
+            $failure = $reg.Output
+            Start-Sleep -Milliseconds (250 * $attempt)
+        }
+        if ($null -eq $failure) {
+            $Context.HivesUnloaded.Add($sid)
+        }
+        else {
+            $Context.Warnings.Add("Could not unload the hive of '$sid' from HKU\${mount}: $failure")
+        }
+        $Context.Mounts.Remove($sid)
+    }
+}
+
+function Open-BridgeRegistryKey {
+    # No sid: HKLM. A sid: that user's hive, loaded if needed.
+    param(
+        [string]$Key,
+        [string]$Sid,
+        [hashtable]$Context,
+        [switch]$Writable,
+        [switch]$Create
+    )
+    $path = ([string]$Key).Trim('\')
+    $root = $RegistryMachine
+    if ($Sid) {
+        $root = $RegistryUsers
+        $mount = Get-BridgeUserHive -Sid $Sid -Context $Context
+        if ($path) { $path = "$mount\$path" } else { $path = $mount }
+    }
+    if ($Create) {
+        return $root.CreateSubKey($path)
+    }
+    return $root.OpenSubKey($path, [bool]$Writable)
+}
+
+function Find-BridgeValueName {
+    # Registry value names are case-insensitive; return the stored spelling or $null.
+    param(
+        [string[]]$Present,
+        [string]$Name
+    )
+    foreach ($candidate in $Present) {
+        if (Test-BridgeNameEqual -Left $candidate -Right $Name) { return $candidate }
+    }
+    return $null
+}
+
+function ConvertFrom-BridgeRegistryValue {
+    param(
+        [Microsoft.Win32.RegistryKey]$Key,
+        [string]$Name
+    )
+    $kind = $Key.GetValueKind($Name).ToString()
+    $raw = $Key.GetValue($Name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+    $type = $null
+    $data = $null
+    switch ($kind) {
+        'String' { $type = 'REG_SZ'; $data = [string]$raw }
+        'ExpandString' { $type = 'REG_EXPAND_SZ'; $data = [string]$raw }
+        'DWord' {
+            $type = 'REG_DWORD'
+            $data = [int64][System.BitConverter]::ToUInt32([System.BitConverter]::GetBytes([int32]$raw), 0)
+        }
+        'QWord' {
+            $type = 'REG_QWORD'
+            $data = [System.BitConverter]::ToUInt64([System.BitConverter]::GetBytes([int64]$raw), 0)
+        }
+        'MultiString' {
+            $type = 'REG_MULTI_SZ'
+            $data = New-BridgeList
+            foreach ($line in @($raw)) {
+                if ($null -ne $line) { $data.Add([string]$line) }
+            }
+        }
+        default {
+            # Binary, and the types the vocabulary does not name (REG_NONE, resource lists).
+            $type = 'REG_BINARY'
+            if ($kind -eq 'None') { $type = 'REG_NONE' }
+            elseif ($kind -eq 'Unknown') { $type = 'REG_UNKNOWN' }
+            $bytes = [byte[]]@()
+            if ($raw -is [byte[]]) { $bytes = $raw }
+            $data = [System.Convert]::ToBase64String($bytes)
+        }
+    }
+    return [ordered]@{ type = $type; data = $data }
+}
+
+function ConvertTo-BridgeRegistryData {
+    param(
+        [string]$Name,
+        $Spec
+    )
+    if ($Spec -isnot [System.Collections.IDictionary]) {
+        throw "Registry value '$Name' must be a dict with type and data."
+    }
+    $type = [string]$Spec['type']
+    $data = $Spec['data']
+    switch ($type) {
+        'REG_SZ' { return @{ Kind = [Microsoft.Win32.RegistryValueKind]::String; Value = [string]$data } }
+        'REG_EXPAND_SZ' { return @{ Kind = [Microsoft.Win32.RegistryValueKind]::ExpandString; Value = [string]$data } }
+        'REG_DWORD' {
+            $number = [decimal]$data
+            if ($number -lt 0) { $number += [decimal]4294967296 }
+            if ($number -lt 0 -or $number -gt [decimal][uint32]::MaxValue) {
+                throw "Registry value '$Name': $data does not fit in a REG_DWORD."
+            }
+            $value = [System.BitConverter]::ToInt32([System.BitConverter]::GetBytes([uint32]$number), 0)
+            return @{ Kind = [Microsoft.Win32.RegistryValueKind]::DWord; Value = $value }
+        }
+        'REG_QWORD' {
+            $number = [decimal]$data
+            if ($number -lt 0) { $number += [decimal][uint64]::MaxValue + 1 }
+            if ($number -lt 0 -or $number -gt [decimal][uint64]::MaxValue) {
+                throw "Registry value '$Name': $data does not fit in a REG_QWORD."
+            }
+            $value = [System.BitConverter]::ToInt64([System.BitConverter]::GetBytes([uint64]$number), 0)
+            return @{ Kind = [Microsoft.Win32.RegistryValueKind]::QWord; Value = $value }
+        }
+        'REG_BINARY' {
+            $bytes = [System.Convert]::FromBase64String([string]$data)
+            return @{ Kind = [Microsoft.Win32.RegistryValueKind]::Binary; Value = $bytes }
+        }
+        'REG_MULTI_SZ' {
+            $lines = [string[]]@(@($data) | Where-Object { $null -ne $_ } | ForEach-Object { [string]$_ })
+            return @{ Kind = [Microsoft.Win32.RegistryValueKind]::MultiString; Value = $lines }
+        }
+    }
+    throw "Registry value '$Name': unsupported type '$type' (use REG_SZ, REG_EXPAND_SZ, REG_DWORD, REG_QWORD, REG_BINARY or REG_MULTI_SZ)."
+}
+
+# ------------------------------------------------------------------ file system
+
+function Test-BridgePath {
+    param(
+        [string]$Path
+    )
+    return [System.IO.File]::Exists($Path) -or [System.IO.Directory]::Exists($Path)
+}
+
+function Resolve-BridgePattern {
+    # Absolute paths with * (and ?) in any segment; returns the existing matches.
+    param(
+        [string]$Pattern
+    )
+    $normal = $Pattern.Replace('/', '\')
+    $prefix = ''
+    if ($normal.StartsWith('\\')) {
+        $prefix = '\\'
+        $normal = $normal.Substring(2)
+    }
+    $segments = @($normal.Split([char[]]@('\'), [System.StringSplitOptions]::RemoveEmptyEntries))
+    $first = 0
+    while ($first -lt $segments.Count -and $segments[$first] -notmatch '[*?]') { $first++ }
+    $start = ''
+    if ($first -gt 0) {
+        $start = $prefix + ($segments[0..($first - 1)] -join '\')
+        if ($start.EndsWith(':')) { $start += '\' }
+    }
+    if (-not $start -or -not [System.IO.Path]::IsPathRooted($start) -or $start -match '^[A-Za-z]:[^\\]') {
+        throw "Pattern '$Pattern' must be an absolute path."
+    }
+    $matched = New-Object -TypeName System.Collections.Generic.List[string]
+    if (Test-BridgePath -Path $start) { $matched.Add($start) }
+    for ($index = $first; $index -lt $segments.Count; $index++) {
+        $segment = $segments[$index]
+        $next = New-Object -TypeName System.Collections.Generic.List[string]
+        foreach ($parent in $matched) {
+            if (-not [System.IO.Directory]::Exists($parent)) { continue }
+            if ($segment -match '[*?]') {
+                $regex = ConvertTo-BridgeWildcardRegex -Pattern $segment
+                # Unreadable directories (e.g. the 'Default User' junction) just match nothing.
+                $children = @(Get-ChildItem -LiteralPath $parent -Force -ErrorAction SilentlyContinue)
+                foreach ($child in $children) {
+                    if ($regex.IsMatch($child.Name)) { $next.Add($child.FullName) }
+                }
+            }
+            else {
+                $candidate = [System.IO.Path]::Combine($parent, $segment)
+                if (Test-BridgePath -Path $candidate) { $next.Add($candidate) }
+            }
+        }
+        $matched = $next
+    }
+    return , $matched
+}
+
+function Read-BridgeText {
+    # Shares read/write/delete so that files held open by a running app can be read.
+    param(
+        [string]$Path
+    )
+    $share = [System.IO.FileShare]'ReadWrite, Delete'
+    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
+    try {
+        $reader = New-Object -TypeName System.IO.StreamReader -ArgumentList @($stream, [System.Text.Encoding]::UTF8, $true)
+        try {
+            return $reader.ReadToEnd()
+        }
+        finally {
+            $reader.Dispose()
+        }
+    }
+    finally {
+        $stream.Dispose()
+    }
+}
+
+function Measure-BridgeDirectory {
+    # Recursive file count and size; reparse points are not followed.
+    param(
+        [string]$Path
+    )
+    $bytes = [int64]0
+    $files = [int64]0
+    $pending = New-Object -TypeName System.Collections.Generic.Stack[string]
+    $pending.Push($Path)
+    while ($pending.Count -gt 0) {
+        $directory = New-Object -TypeName System.IO.DirectoryInfo -ArgumentList $pending.Pop()
+        try {
+            $children = $directory.GetFileSystemInfos()
+        }
+        catch {
+            continue
+        }
+        foreach ($child in $children) {
+            if ($child -is [System.IO.DirectoryInfo]) {
+                if (($child.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -eq 0) {
+                    $pending.Push($child.FullName)
+                }
+            }
+            else {
+                $files++
+                $bytes += $child.Length
+            }
+        }
+    }
+    return @{ Bytes = $bytes; Files = $files }
+}
+
+function Remove-BridgeTree {
+    # Junctions and symlinks are removed, never followed; read-only items are deleted too.
+    param(
+        [string]$Path
+    )
+    $directory = New-Object -TypeName System.IO.DirectoryInfo -ArgumentList $Path
+    if (($directory.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -eq 0) {
+        foreach ($child in $directory.GetFileSystemInfos()) {
+            if ($child -is [System.IO.DirectoryInfo]) {
+                Remove-BridgeTree -Path $child.FullName
+            }
+            else {
+                if ($child.IsReadOnly) { $child.IsReadOnly = $false }
+                $child.Delete()
+            }
+        }
+    }
+    if (($directory.Attributes -band [System.IO.FileAttributes]::ReadOnly) -ne 0) {
+        $directory.Attributes = [System.IO.FileAttributes]([int]$directory.Attributes -band (-bnot [int][System.IO.FileAttributes]::ReadOnly))
+    }
+    $directory.Delete()
+}
+
+function Get-BridgePrivateAclSignature {
+    param(
+        [System.Security.Principal.SecurityIdentifier[]]$Sids
+    )
+    $fullControl = [int][System.Security.AccessControl.FileSystemRights]::FullControl
+    $inheritance = [int]([System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit')
+    $signature = @($Sids | ForEach-Object { '{0}|Allow|{1}|{2}|0' -f $_.Value, $fullControl, $inheritance } | Sort-Object -Unique)
+    return $signature -join ';'
+}
+
+function Test-BridgePrivateAcl {
+    param(
+        [string]$Path,
+        [System.Security.Principal.SecurityIdentifier]$Owner,
+        [System.Security.Principal.SecurityIdentifier[]]$Sids
+    )
+    $security = [System.IO.Directory]::GetAccessControl($Path)
+    if (-not $security.AreAccessRulesProtected) { return $false }
+    $currentOwner = $security.GetOwner([System.Security.Principal.SecurityIdentifier])
+    if ($null -eq $currentOwner -or $currentOwner.Value -ne $Owner.Value) { return $false }
+    $rules = $security.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])
+    $actual = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($rule in $rules) {
+        if ($rule.IsInherited) { return $false }
+        $actual.Add(('{0}|{1}|{2}|{3}|{4}' -f $rule.IdentityReference.Value, $rule.AccessControlType,
+                [int]$rule.FileSystemRights, [int]$rule.InheritanceFlags, [int]$rule.PropagationFlags))
+    }
+    $current = @($actual | Sort-Object -Unique) -join ';'
+    return $current -eq (Get-BridgePrivateAclSignature -Sids $Sids)
+}
+
+function Set-BridgePrivateAcl {
+    param(
+        [string]$Path,
+        [System.Security.Principal.SecurityIdentifier]$Owner,
+        [System.Security.Principal.SecurityIdentifier[]]$Sids
+    )
+    $security = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+    $security.SetOwner($Owner)
+    $security.SetAccessRuleProtection($true, $false)
+    foreach ($sid in $Sids) {
+        $rule = New-Object -TypeName System.Security.AccessControl.FileSystemAccessRule -ArgumentList @(
+            $sid,
+            [System.Security.AccessControl.FileSystemRights]::FullControl,
+            [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
+            [System.Security.AccessControl.PropagationFlags]::None,
+            [System.Security.AccessControl.AccessControlType]::Allow)
+        $security.AddAccessRule($rule)
+    }
+    # Making another account the owner needs SeRestorePrivilege, held but disabled for admins.
+    $privileges = [string[]]@('SeRestorePrivilege', 'SeTakeOwnershipPrivilege')
+    $enabler = New-Object -TypeName Ansible.Privilege.PrivilegeEnabler -ArgumentList @($false, $privileges)
+    try {
+        [System.IO.Directory]::SetAccessControl($Path, $security)
+    }
+    finally {
+        $enabler.Dispose()
+    }
+}
+
+# --------------------------------------------------------------------- profiles
+
+function Expand-BridgeProfileValue {
+    # %USERPROFILE% and %USERNAME% are the profile's own, not the connection user's.
+    param(
+        [string]$Value,
+        [string]$ProfilePath,
+        [string]$UserName
+    )
+    $text = [regex]::Replace($Value, '%USERPROFILE%', $ProfilePath.Replace('$', '$$'), 'IgnoreCase')
+    $text = [regex]::Replace($text, '%USERNAME%', $UserName.Replace('$', '$$'), 'IgnoreCase')
+    return [Environment]::ExpandEnvironmentVariables($text)
+}
+
+function Get-BridgeProfile {
+    param(
+        [string]$Sid,
+        [System.Collections.IDictionary]$ShellFolders,
+        [hashtable]$Context
+    )
+    $profilePath = ''
+    $listKey = $RegistryMachine.OpenSubKey("$ProfileListKey\$Sid")
+    if ($null -ne $listKey) {
+        try {
+            $profilePath = [string]$listKey.GetValue('ProfileImagePath')
+        }
+        finally {
+            $listKey.Close()
+        }
+    }
+    $account = $null
+    try {
+        $identifier = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $Sid
+        $account = [string]$identifier.Translate([System.Security.Principal.NTAccount]).Value
+    }
+    catch {
+        $account = $null
+    }
+    if ($account) {
+        $userName = $account.Substring($account.LastIndexOf('\') + 1)
+    }
+    else {
+        $userName = [System.IO.Path]::GetFileName($profilePath.TrimEnd('\'))
+    }
+
+    $hiveError = $null
+    $folderKey = $null
+    try {
+        $mount = Get-BridgeUserHive -Sid $Sid -Context $Context
+        $folderKey = $RegistryUsers.OpenSubKey("$mount\$ShellFoldersKey")
+    }
+    catch {
+        $hiveError = Get-BridgeErrorMessage -ErrorRecord $_
+    }
+    $folders = [ordered]@{}
+    $sources = [ordered]@{}
+    try {
+        foreach ($name in $ShellFolders.Keys) {
+            $raw = $null
+            if ($null -ne $folderKey) {
+                $raw = $folderKey.GetValue($name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+            }
+            if ($raw) {
+                $folders[$name] = Expand-BridgeProfileValue -Value ([string]$raw) -ProfilePath $profilePath -UserName $userName
+                $sources[$name] = 'registry'
+            }
+            else {
+                $folders[$name] = [System.IO.Path]::Combine($profilePath, [string]$ShellFolders[$name])
+                $sources[$name] = 'default'
+            }
+        }
+    }
+    finally {
+        if ($null -ne $folderKey) { $folderKey.Close() }
+    }
+    return [ordered]@{
+        sid = $Sid
+        username = $userName
+        account = $account
+        profile_path = $profilePath
+        loaded = (Test-BridgeRegistryKey -Root $RegistryUsers -Path $Sid)
+        special = -not $Sid.StartsWith('S-1-5-21-')
+        folders = $folders
+        folder_source = $sources
+        error = $hiveError
+    }
+}
+
+# ------------------------------------------------------------------- firewall
+
+function Import-BridgeNetSecurity {
+    if (-not (Get-Command -Name New-NetFirewallRule -ErrorAction SilentlyContinue)) {
+        Import-Module -Name NetSecurity -ErrorAction Stop
+    }
+}
+
+function Expand-BridgeProgram {
+    param(
+        $Program
+    )
+    $text = [string]$Program
+    if (-not $text -or $text -eq 'Any') { return $null }
+    return [Environment]::ExpandEnvironmentVariables($text)
+}
+
+function ConvertTo-BridgeFirewallRule {
+    param(
+        $Rule,
+        $Program
+    )
+    try {
+        $bits = [int]$Rule.Profile
+    }
+    catch {
+        # A profile rendered as names ('Domain, Private') rather than a number.
+        $bits = 0
+        foreach ($part in ([string]$Rule.Profile).Split(',')) {
+            $part = $part.Trim().ToLowerInvariant()
+            if ($FirewallProfileBits.Contains($part)) { $bits = $bits -bor $FirewallProfileBits[$part] }
+        }
+    }
+    $profiles = New-BridgeList
+    foreach ($name in $FirewallProfileBits.Keys) {
+        if ($bits -eq 0 -or $bits -eq 0x7FFFFFFF -or ($bits -band $FirewallProfileBits[$name]) -ne 0) {
+            $profiles.Add($name)
+        }
+    }
+    $direction = [string]$Rule.Direction
+    if ($direction -eq 'Inbound' -or $direction -eq '1') { $direction = 'in' }
+    elseif ($direction -eq 'Outbound' -or $direction -eq '2') { $direction = 'out' }
+    $action = [string]$Rule.Action
+    if ($action -eq 'Allow' -or $action -eq '2') { $action = 'allow' }
+    elseif ($action -eq 'Block' -or $action -eq '4') { $action = 'block' }
+    else { $action = $action.ToLowerInvariant() }
+    $enabled = [string]$Rule.Enabled
+    return [ordered]@{
+        name = [string]$Rule.Name
+        display_name = [string]$Rule.DisplayName
+        direction = $direction
+        action = $action
+        profiles = $profiles
+        program = $Program
+        enabled = ($enabled -eq 'True' -or $enabled -eq '1')
+        description = [string]$Rule.Description
+    }
+}
+
+function Get-BridgePersistentRule {
+    param(
+        [string]$Name
+    )
+    $found = @(Get-NetFirewallRule -Name $Name -PolicyStore PersistentStore -ErrorAction SilentlyContinue)
+    foreach ($rule in $found) {
+        if (Test-BridgeNameEqual -Left $rule.Name -Right $Name) { return $rule }
+    }
+    return $null
+}
+
+# ------------------------------------------------------------------ operations
+
+function Invoke-BridgeOp_get_profiles {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $shellFolders = $Params.shell_folders
+    if ($shellFolders -isnot [System.Collections.IDictionary]) {
+        throw 'shell_folders must be a dict of value name -> default path relative to the profile.'
+    }
+    $listKey = $RegistryMachine.OpenSubKey($ProfileListKey)
+    if ($null -eq $listKey) { throw "HKLM\$ProfileListKey does not exist." }
+    try {
+        $sids = $listKey.GetSubKeyNames()
+    }
+    finally {
+        $listKey.Close()
+    }
+    $profiles = New-BridgeList
+    foreach ($sid in $sids) {
+        $profiles.Add((Get-BridgeProfile -Sid $sid -ShellFolders $shellFolders -Context $Context))
+    }
+    return [ordered]@{ profiles = $profiles }
+}
+
+function Invoke-BridgeOp_stat_paths {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $entries = New-BridgeList
+    foreach ($pattern in @($Params.patterns)) {
+        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
+            # Caches change while Notion runs: a match that vanished since is not reported.
+            $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
+            if ($null -eq $item) { continue }
+            if ($item.PSIsContainer) {
+                $size = Measure-BridgeDirectory -Path $item.FullName
+                $type = 'directory'
+            }
+            else {
+                $size = @{ Bytes = [int64]$item.Length; Files = [int64]1 }
+                $type = 'file'
+            }
+            $entries.Add([ordered]@{
+                    pattern = [string]$pattern
+                    path = [string]$item.FullName
+                    type = $type
+                    bytes = $size.Bytes
+                    files = $size.Files
+                    modified = Format-BridgeTime -Time $item.LastWriteTimeUtc
+                })
+        }
+    }
+    return [ordered]@{ entries = $entries }
+}
+
+function Invoke-BridgeOp_read_files {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $files = New-BridgeList
+    foreach ($pattern in @($Params.patterns)) {
+        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
+            if (-not [System.IO.File]::Exists($path)) { continue }
+            $files.Add([ordered]@{
+                    path = [string]$path
+                    content = Read-BridgeText -Path $path
+                })
+        }
+    }
+    return [ordered]@{ files = $files }
+}
+
+function Invoke-BridgeOp_write_file {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $path = [string]$Params.path
+    $content = [string]$Params.content
+    $parent = [System.IO.Path]::GetDirectoryName($path)
+    if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
+    $encoding = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
+    [System.IO.File]::WriteAllText($path, $content, $encoding)
+    return [ordered]@{ bytes = $encoding.GetByteCount($content) }
+}
+
+function Invoke-BridgeOp_ensure_private_dir {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $path = [string]$Params.path
+    $owner = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList ([string]$Params.owner_sid)
+    $sids = [System.Security.Principal.SecurityIdentifier[]]@(
+        $owner,
+        (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $AdministratorsSid),
+        (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $SystemSid))
+    if ([System.IO.File]::Exists($path)) {
+        throw "Cannot create '$path': a file of that name exists."
+    }
+    $created = $false
+    if (-not [System.IO.Directory]::Exists($path)) {
+        [void][System.IO.Directory]::CreateDirectory($path)
+        $created = $true
+    }
+    $correct = Test-BridgePrivateAcl -Path $path -Owner $owner -Sids $sids
+    if (-not $correct) {
+        Set-BridgePrivateAcl -Path $path -Owner $owner -Sids $sids
+    }
+    return [ordered]@{ created = $created; acl_corrected = ((-not $correct) -and (-not $created)) }
+}
+
+function Invoke-BridgeOp_move_path {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $source = [string]$Params.source
+    $destination = [string]$Params.destination
+    $isDirectory = [System.IO.Directory]::Exists($source)
+    if (-not ($isDirectory -or [System.IO.File]::Exists($source))) {
+        return [ordered]@{ moved = $false; missing = $true }
+    }
+    if (Test-BridgePath -Path $destination) {
+        throw "Cannot create '$destination' because a file or directory with the same name already exists."
+    }
+    $parent = [System.IO.Path]::GetDirectoryName($destination.TrimEnd('\'))
+    if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
+    # A rename: constant time, and it fails rather than copies across volumes.
+    if ($isDirectory) {
+        [System.IO.Directory]::Move($source, $destination)
+    }
+    else {
+        [System.IO.File]::Move($source, $destination)
+    }
+    return [ordered]@{ moved = $true; missing = $false }
+}
+
+function Invoke-BridgeOp_remove_path {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $path = [string]$Params.path
+    if ([System.IO.Directory]::Exists($path)) {
+        Remove-BridgeTree -Path $path
+    }
+    elseif ([System.IO.File]::Exists($path)) {
+        $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $path
+        if ($file.IsReadOnly) { $file.IsReadOnly = $false }
+        $file.Delete()
+    }
+    else {
+        return [ordered]@{ removed = $false; missing = $true }
+    }
+    return [ordered]@{ removed = $true; missing = $false }
+}
+
+function Invoke-BridgeOp_list_processes {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $wanted = @(@($Params.names) | ForEach-Object { ([string]$_).ToLowerInvariant() })
+    $found = New-BridgeList
+    $all = @(Get-CimInstance -ClassName Win32_Process | Sort-Object -Property ProcessId)
+    foreach ($process in $all) {
+        if ($wanted -notcontains ([string]$process.Name).ToLowerInvariant()) { continue }
+        $owner = $null
+        try {
+            $answer = Invoke-CimMethod -InputObject $process -MethodName GetOwnerSid
+            if ($answer.ReturnValue -eq 0 -and $answer.Sid) { $owner = [string]$answer.Sid }
+        }
+        catch {
+            # The process ended, or it is protected: no owner to report.
+            $owner = $null
+        }
+        $path = $null
+        if ($process.ExecutablePath) { $path = [string]$process.ExecutablePath }
+        $found.Add([ordered]@{
+                pid = [int]$process.ProcessId
+                name = [string]$process.Name
+                path = $path
+                owner_sid = $owner
+                session_id = [int]$process.SessionId
+            })
+    }
+    return [ordered]@{ processes = $found }
+}
+
+function Invoke-BridgeOp_stop_processes {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $timeout = 30
+    if ($null -ne $Params.timeout_seconds) { $timeout = [int]$Params.timeout_seconds }
+    $targets = New-BridgeList
+    $alreadyGone = New-BridgeList
+    $killErrors = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($value in @($Params.pids)) {
+        $processId = [int]$value
+        $process = Get-Process -Id $processId -ErrorAction SilentlyContinue
+        if ($null -eq $process) {
+            $alreadyGone.Add($processId)
+            continue
+        }
+        $targets.Add($processId)
+        try {
+            $process.Kill()
+        }
+        catch {
+            # It may have exited meanwhile; the wait below decides.
+            $killErrors.Add("${processId}: $(Get-BridgeErrorMessage -ErrorRecord $_)")
+        }
+        finally {
+            $process.Dispose()
+        }
+    }
+    $watch = [System.Diagnostics.Stopwatch]::StartNew()
+    $running = @()
+    while ($true) {
+        $running = @($targets | Where-Object { $null -ne (Get-Process -Id $_ -ErrorAction SilentlyContinue) })
+        if ($running.Count -eq 0 -or $watch.Elapsed.TotalSeconds -ge $timeout) { break }
+        Start-Sleep -Milliseconds 250
+    }
+    if ($running.Count -gt 0) {
+        $message = "Processes still running after $timeout s: $($running -join ', ')"
+        if ($killErrors.Count -gt 0) { $message += " ($($killErrors -join '; '))" }
+        throw $message
+    }
+    return [ordered]@{ stopped = $targets; already_gone = $alreadyGone }
+}
+
+function Invoke-BridgeOp_read_registry {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $values = [ordered]@{}
+    $key = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context
+    if ($null -eq $key) {
+        return [ordered]@{ exists = $false; values = $values }
+    }
+    try {
+        $present = [string[]]$key.GetValueNames()
+        if ($null -eq $Params.names) {
+            $wanted = $present
+        }
+        else {
+            $wanted = @($Params.names)
+        }
+        foreach ($name in $wanted) {
+            $actual = Find-BridgeValueName -Present $present -Name ([string]$name)
+            if ($null -ne $actual) {
+                $values[[string]$name] = ConvertFrom-BridgeRegistryValue -Key $key -Name $actual
+            }
+        }
+    }
+    finally {
+        $key.Close()
+    }
+    return [ordered]@{ exists = $true; values = $values }
+}
+
+function Invoke-BridgeOp_write_registry {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $values = $Params.values
+    if ($values -isnot [System.Collections.IDictionary]) {
+        throw 'values must be a dict of value name -> {type, data}.'
+    }
+    # Convert every value first, so that a bad one writes nothing.
+    $pending = New-BridgeList
+    foreach ($name in $values.Keys) {
+        $converted = ConvertTo-BridgeRegistryData -Name $name -Spec $values[$name]
+        $pending.Add(@{ Name = [string]$name; Kind = $converted.Kind; Value = $converted.Value })
+    }
+    $existing = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context
+    $createdKey = $null -eq $existing
+    if (-not $createdKey) { $existing.Close() }
+    $key = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context -Create
+    try {
+        foreach ($entry in $pending) {
+            $key.SetValue($entry.Name, $entry.Value, $entry.Kind)
+        }
+    }
+    finally {
+        $key.Close()
+    }
+    return [ordered]@{ created_key = $createdKey }
+}
+
+function Invoke-BridgeOp_delete_registry_values {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $deleted = New-BridgeList
+    $missing = New-BridgeList
+    $key = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context -Writable
+    try {
+        $present = [string[]]@()
+        if ($null -ne $key) { $present = [string[]]$key.GetValueNames() }
+        foreach ($name in @($Params.names)) {
+            $actual = Find-BridgeValueName -Present $present -Name ([string]$name)
+            if ($null -eq $actual) {
+                $missing.Add([string]$name)
+                continue
+            }
+            $key.DeleteValue($actual)
+            $deleted.Add([string]$name)
+        }
+    }
+    finally {
+        if ($null -ne $key) { $key.Close() }
+    }
+    return [ordered]@{ deleted = $deleted; missing = $missing }
+}
+
+function Invoke-BridgeOp_list_firewall_rules {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    Import-BridgeNetSecurity
+    $patterns = $null
+    if ($null -ne $Params.programs) {
+        $patterns = @(@($Params.programs) | ForEach-Object { ConvertTo-BridgeWildcardRegex -Pattern ([string]$_) })
+    }
+    # The active store holds local and group-policy rules; programs live in the
+    # application filters, which share the InstanceID of their rule.
+    $programs = @{}
+    foreach ($filter in @(Get-NetFirewallApplicationFilter -All -PolicyStore ActiveStore)) {
+        $programs[[string]$filter.InstanceID] = $filter.Program
+    }
+    $rules = New-BridgeList
+    foreach ($rule in @(Get-NetFirewallRule -All -PolicyStore ActiveStore)) {
+        $id = [string]$rule.InstanceID
+        if ($programs.ContainsKey($id)) {
+            $program = Expand-BridgeProgram -Program $programs[$id]
+        }
+        else {
+            $program = Expand-BridgeProgram -Program (Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $rule).Program
+        }
+        if ($null -ne $patterns) {
+            $text = [string]$program
+            $hit = $false
+            foreach ($regex in $patterns) {
+                if ($regex.IsMatch($text)) { $hit = $true; break }
+            }
+            if (-not $hit) { continue }
+        }
+        $rules.Add((ConvertTo-BridgeFirewallRule -Rule $rule -Program $program))
+    }
+    return [ordered]@{ rules = $rules }
+}
+
+function Invoke-BridgeOp_set_firewall_rule {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    Import-BridgeNetSecurity
+    $name = [string]$Params.name
+    $direction = [string]$Params.direction
+    $action = [string]$Params.action
+    if (@('in', 'out') -notcontains $direction) { throw "direction must be 'in' or 'out', not '$direction'." }
+    if (@('allow', 'block') -notcontains $action) { throw "action must be 'allow' or 'block', not '$action'." }
+    $profiles = @(@($Params.profiles) | ForEach-Object { ([string]$_).ToLowerInvariant() } | Sort-Object -Unique)
+    if ($profiles.Count -eq 0) { throw 'profiles must name at least one of domain, private, public.' }
+    foreach ($profileName in $profiles) {
+        if (-not $FirewallProfileBits.Contains($profileName)) {
+            throw "Unknown firewall profile '$profileName' (use domain, private, public)."
+        }
+    }
+    $description = ''
+    if ($null -ne $Params.description) { $description = [string]$Params.description }
+    $wanted = [ordered]@{
+        display_name = [string]$Params.display_name
+        direction = $direction
+        action = $action
+        profiles = ($profiles -join ',')
+        program = [Environment]::ExpandEnvironmentVariables([string]$Params.program)
+        enabled = (ConvertTo-BridgeBool -Value $Params.enabled)
+        description = $description
+    }
+    $arguments = @{
+        Direction = 'Outbound'
+        Action = 'Block'
+        Profile = [string[]]@($profiles | ForEach-Object { $FirewallProfileNames[$_] })
+        Enabled = 'False'
+        Program = [string]$Params.program
+        PolicyStore = 'PersistentStore'
+    }
+    if ($direction -eq 'in') { $arguments.Direction = 'Inbound' }
+    if ($action -eq 'allow') { $arguments.Action = 'Allow' }
+    if ($wanted.enabled) { $arguments.Enabled = 'True' }
+    if ($profiles.Count -eq 3) { $arguments.Profile = 'Any' }
+
+    $rule = Get-BridgePersistentRule -Name $name
+    if ($null -eq $rule) {
+        if ($description) { $arguments.Description = $description }
+        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name @arguments | Out-Null
+        return [ordered]@{ created = $true; updated = $false }
+    }
+    $filter = Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $rule
+    $current = ConvertTo-BridgeFirewallRule -Rule $rule -Program (Expand-BridgeProgram -Program $filter.Program)
+    $differs = ($current.display_name -cne $wanted.display_name) -or
+        ($current.direction -ne $wanted.direction) -or
+        ($current.action -ne $wanted.action) -or
+        ((@($current.profiles | Sort-Object) -join ',') -ne $wanted.profiles) -or
+        (-not (Test-BridgeNameEqual -Left $current.program -Right $wanted.program)) -or
+        ($current.enabled -ne $wanted.enabled) -or
+        ($current.description -cne $wanted.description)
+    if ($differs) {
+        # An empty -Description is only sent to clear an existing one.
+        if ($description -or $current.description) { $arguments.Description = $description }
+        Set-NetFirewallRule -Name $rule.Name -NewDisplayName $wanted.display_name @arguments
+    }
+    return [ordered]@{ created = $false; updated = $differs }
+}
+
+function Invoke-BridgeOp_remove_firewall_rule {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    Import-BridgeNetSecurity
+    $rule = Get-BridgePersistentRule -Name ([string]$Params.name)
+    if ($null -eq $rule) {
+        return [ordered]@{ removed = $false; missing = $true }
+    }
+    Remove-NetFirewallRule -Name $rule.Name -PolicyStore PersistentStore
+    return [ordered]@{ removed = $true; missing = $false }
+}
+
+# ------------------------------------------------------------------------ batch
+
+function Get-BridgeInputProblem {
+    # Same checks and wording as validate_operations() in the vocabulary.
+    param(
+        $Operations
+    )
+    $seenProfiles = $false
+    $index = 0
+    foreach ($operation in $Operations) {
+        if ($operation -isnot [System.Collections.IDictionary]) {
+            return "operation ${index}: must be a dict"
+        }
+        $name = [string]$operation['op']
+        if (-not $name -or -not $OperationParameters.ContainsKey($name) -or
+            @($OperationParameters.Keys) -cnotcontains $name) {
+            return "operation ${index}: unknown operation '$name'"
+        }
+        $allowed = @($OperationParameters[$name]) + $CommonParameters
+        $keys = [string[]]@($operation.Keys | ForEach-Object { [string]$_ })
+        $unknown = [string[]]@($keys | Where-Object { $allowed -cnotcontains $_ })
+        if ($unknown.Count -gt 0) {
+            [System.Array]::Sort($unknown, [System.StringComparer]::Ordinal)
+            return "operation $index (${name}): unknown parameters $($unknown -join ', ')"
+        }
+        $required = @($OperationParameters[$name] | Where-Object { $OptionalParameters[$name] -cnotcontains $_ })
+        $missing = @($required | Where-Object { $keys -cnotcontains $_ })
+        if ($missing.Count -gt 0) {
+            return "operation $index (${name}): missing parameters $($missing -join ', ')"
+        }
+        if ((ConvertTo-BridgeBool -Value $operation['each_profile']) -and -not $seenProfiles) {
+            return "operation $index (${name}): each_profile needs an earlier get_profiles"
+        }
+        $seenProfiles = $seenProfiles -or $name -eq 'get_profiles'
+        $index++
+    }
+    return $null
+}
+
+function Invoke-BridgeDispatch {
+    param(
+        [string]$Name,
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $output = @(& "Invoke-BridgeOp_$Name" -Params $Params -Context $Context)
+    if ($output.Count -eq 0 -or $output[-1] -isnot [System.Collections.IDictionary]) {
+        throw "internal error: operation $Name returned no result"
+    }
+    return $output[-1]
+}
+
+function Invoke-BridgeForProfile {
+    param(
+        [string]$Name,
+        [hashtable]$Params,
+        [System.Collections.IDictionary]$Entry,
+        [hashtable]$Context
+    )
+    $substitutions = [ordered]@{ ProfilePath = $Entry['profile_path']; Sid = $Entry['sid'] }
+    foreach ($folder in $Entry['folders'].Keys) {
+        $substitutions[$folder] = $Entry['folders'][$folder]
+    }
+    try {
+        $resolved = @{}
+        foreach ($key in $Params.Keys) {
+            $resolved[$key] = Resolve-BridgeTemplate -Value $Params[$key] -Substitutions $substitutions
+        }
+        $data = Invoke-BridgeDispatch -Name $Name -Params $resolved -Context $Context
+        return [ordered]@{ status = 'ok'; data = $data; error = $null }
+    }
+    catch {
+        return [ordered]@{ status = 'error'; data = $null; error = (Get-BridgeErrorMessage -ErrorRecord $_) }
+    }
+}
+
+function Invoke-BridgeOperation {
+    param(
+        [System.Collections.IDictionary]$Operation,
+        [hashtable]$Context
+    )
+    $name = [string]$Operation['op']
+    $envelope = [ordered]@{ op = $name; group = $Operation['group']; status = 'ok'; data = $null; error = $null }
+    $params = @{}
+    foreach ($key in $Operation.Keys) {
+        if ($CommonParameters -cnotcontains $key) { $params[$key] = $Operation[$key] }
+    }
+    try {
+        if ($Context.CheckMode -and $MutatingOperations -contains $name) {
+            throw 'refused in check mode'
+        }
+        if (ConvertTo-BridgeBool -Value $Operation['each_profile']) {
+            $bySid = [ordered]@{}
+            foreach ($entry in $Context.Profiles) {
+                $bySid[[string]$entry['sid']] = Invoke-BridgeForProfile -Name $name -Params $params -Entry $entry -Context $Context
+            }
+            $envelope['data'] = [ordered]@{ by_sid = $bySid }
+        }
+        else {
+            $envelope['data'] = Invoke-BridgeDispatch -Name $name -Params $params -Context $Context
+        }
+    }
+    catch {
+        $envelope['status'] = 'error'
+        $envelope['data'] = $null
+        $envelope['error'] = Get-BridgeErrorMessage -ErrorRecord $_
+    }
+    return $envelope
+}
+
+function Invoke-BridgeBatch {
+    param(
+        [System.Collections.IList]$Operations,
+        [hashtable]$Context
+    )
+    $results = New-BridgeList
+    $failedGroups = New-Object -TypeName 'System.Collections.Generic.HashSet[string]'
+    try {
+        foreach ($operation in $Operations) {
+            $group = $operation['group']
+            if ($null -ne $group -and $failedGroups.Contains([string]$group)) {
+                $results.Add([ordered]@{ op = $operation['op']; group = $group; status = 'skipped'; data = $null; error = $null })
+                continue
+            }
+            $result = Invoke-BridgeOperation -Operation $operation -Context $Context
+            if ($result['op'] -eq 'get_profiles' -and $result['status'] -eq 'ok') {
+                $Context.Profiles = $result['data']['profiles']
+            }
+            if ($result['status'] -eq 'error' -and $null -ne $group) {
+                [void]$failedGroups.Add([string]$group)
+            }
+            $results.Add($result)
+        }
+    }
+    finally {
+        # Every hive this batch loaded is unloaded, whatever happened above.
+        Dismount-BridgeHive -Context $Context
+    }
+    return , $results
+}
+
+function Test-BridgeChanged {
+    # Same rule as _changed() in the Python twin.
+    param(
+        $Data
+    )
+    if ($null -eq $Data -or $Data -isnot [System.Collections.IDictionary]) { return $false }
+    if ($Data.Contains('by_sid')) {
+        foreach ($entry in $Data['by_sid'].Values) {
+            if ($entry['status'] -eq 'ok' -and (Test-BridgeChanged -Data $entry['data'])) { return $true }
+        }
+        return $false
+    }
+    foreach ($flag in $ChangeFlags) {
+        if ($Data.Contains($flag) -and $Data[$flag]) { return $true }
+    }
+    foreach ($flag in $ChangeLists) {
+        if ($Data.Contains($flag) -and $null -ne $Data[$flag] -and @($Data[$flag]).Count -gt 0) { return $true }
+    }
+    return $false
+}
+
+# ------------------------------------------------------------------------- main
+
+$spec = @{
+    options = @{
+        operations = @{ type = 'list'; elements = 'dict'; required = $true }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$problem = Get-BridgeInputProblem -Operations $module.Params.operations
+if ($null -ne $problem) {
+    $module.FailJson($problem)
+}
+$operations = New-BridgeList
+foreach ($operation in $module.Params.operations) {
+    $operations.Add((ConvertTo-BridgeValue -Value $operation))
+}
+
+$context = @{
+    CheckMode = $module.CheckMode
+    Mounts = [ordered]@{}
+    HivesLoaded = New-BridgeList
+    HivesUnloaded = New-BridgeList
+    Warnings = New-Object -TypeName System.Collections.Generic.List[string]
+    Profiles = New-BridgeList
+}
+
+$results = Invoke-BridgeBatch -Operations $operations -Context $context
+
+$changed = $false
+foreach ($result in $results) {
+    if ($result['status'] -eq 'ok' -and $MutatingOperations -contains $result['op'] -and
+        (Test-BridgeChanged -Data $result['data'])) {
+        $changed = $true
+    }
+}
+foreach ($warning in $context.Warnings) {
+    $module.Warn($warning)
+}
+
+$module.Result.changed = $changed
+$module.Result.results = $results
+$module.Result.hives_loaded = $context.HivesLoaded
+$module.Result.hives_unloaded = $context.HivesUnloaded
+$module.ExitJson()

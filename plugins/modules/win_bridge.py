@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+# Documentation only: the module is plugins/modules/win_bridge.ps1.
+
+DOCUMENTATION = r"""
+module: win_bridge
+short_description: "Internal: run primitive operations on a Windows host for loopbreaker.notion modules"
+description:
+  - Internal to the collection and subject to change without notice. The collection's action plugins call
+    it on Windows hosts; playbooks should use the public modules instead.
+  - Runs a batch of primitive operations (enumerate profiles, stat/read/write/move/remove paths, read and
+    write registry values in HKLM or in a user's hive, list and stop processes, list/set/remove firewall
+    rules) and returns one result per operation. It has no knowledge of Notion; callers send paths, names
+    and values and interpret the data themselves.
+  - The vocabulary of operations and their parameters is fixed in
+    C(plugins/module_utils/_bridge_vocabulary.py); a contract test keeps this module and its Python twin
+    (the simulated Windows host used in tests) identical to it.
+  - Operations run in order. An operation that fails (status C(error)) marks every later operation with
+    the same C(group) as C(skipped); operations of other groups, and operations with no group,
+    still run. The module itself only fails for malformed input (an unknown operation, an unknown or missing
+    parameter), before anything runs.
+  - An operation naming a C(sid) whose hive is not loaded (the user is logged off) loads that
+    user's C(NTUSER.DAT) under C(HKEY_USERS\loopbreaker_<sid>) and reuses it for the rest of the batch;
+    every hive loaded by the batch is unloaded at the end, whether operations failed or not.
+version_added: 0.1.0
+author: loopbreaker.notion contributors (@loopbreaker)
+options:
+  operations:
+    description:
+      - The batch, run in order. Each item is a dict with the key C(op) naming the operation, the
+        operation's own parameters (see the notes) and optionally C(group) and C(each_profile).
+      - "C(op): the operation name, one of the operations listed in the notes."
+      - "C(group): any string. When an operation of a group fails, the later operations of that group are
+        skipped."
+      - "C(each_profile): when true, the operation runs once per profile returned by the batch's earlier
+        C(get_profiles) operation (which must come before it). In every string parameter, also inside lists
+        and dicts, C({ProfilePath}), C({Sid}) and C({<shell folder value name>}) (for example
+        C({Local AppData})) are replaced with that profile's values. Its data is then
+        C({by_sid: {<sid>: {status, data, error}}}), where a per-profile failure only marks that profile's
+        entry C(error) and the operation itself stays C(ok)."
+      - Unknown operations, unknown parameters and missing required parameters fail the module before any
+        operation runs.
+    type: list
+    elements: dict
+    required: true
+attributes:
+  check_mode:
+    support: partial
+    description: Read-only operations run; every mutating operation is refused with status C(error) and
+      the message C(refused in check mode). The action plugins never send mutating operations in check mode.
+  diff_mode:
+    support: none
+    description: Returns no diff; the action plugins build diffs from the data.
+  platform:
+    platforms: windows
+    support: full
+    description: Windows hosts only (a PowerShell module).
+notes:
+  - Requires administrator rights on the host (loading other users' hives, reading their processes and
+    profiles, setting directory owners, managing firewall rules). Works on Windows PowerShell 5.1.
+  - "Operations (parameters; optional ones in brackets; mutating operations marked *):"
+  - "C(get_profiles) (shell_folders): every subkey of C(HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList),
+    logged-off users included. shell_folders maps value names of the user's C(User Shell Folders) key to
+    their default path relative to the profile. Returns C({profiles: [{sid, username, account, profile_path,
+    loaded, special, folders, folder_source, error}]}); folders are absolute, with C(%USERPROFILE%) expanded
+    to that profile's own path; folder_source tells C(registry) or C(default) per folder; error is set (and
+    the defaults used) when the user's hive could not be loaded."
+  - "C(stat_paths) (patterns): absolute paths with C(*) allowed in any segment. Returns C({entries: [{pattern,
+    path, type, bytes, files, modified}]}); type is C(file) or C(directory), bytes and files are recursive for a
+    directory, modified is UTC ISO 8601. Patterns matching nothing add no entries."
+  - "C(read_files) (patterns): returns C({files: [{path, content}]}), the UTF-8 text of each matching file."
+  - "C(write_file)* (path, content): writes UTF-8 without BOM, creating parent directories. Returns C({bytes})."
+  - "C(ensure_private_dir)* (path, owner_sid): creates the directory and its parents, and makes its ACL grant
+    Full Control only to owner_sid, Administrators and SYSTEM, inheritance from the parent disabled, owner
+    set to owner_sid. Returns C({created, acl_corrected})."
+  - "C(move_path)* (source, destination): a rename on the same volume; a missing source is reported, an
+    existing destination is an error. Returns C({moved, missing})."
+  - "C(remove_path)* (path): deletes a file or a directory tree (links are removed, not followed). Returns
+    C({removed, missing})."
+  - "C(list_processes) (names): processes whose image name (for example C(Notion.exe)) matches one of names,
+    case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id}]})."
+  - "C(stop_processes)* (pids, [timeout_seconds=30]): terminates the processes and waits for them to exit;
+    any still running at the timeout make the operation fail. Returns C({stopped, already_gone})."
+  - "C(read_registry) (key, [sid], [names]): key is a path below the hive root; no sid means HKLM, a sid
+    means that user's hive. Returns C({exists, values: {<name>: {type, data}}}); types are C(REG_SZ),
+    C(REG_EXPAND_SZ) (not expanded), C(REG_DWORD), C(REG_QWORD), C(REG_BINARY) (base64) and
+    C(REG_MULTI_SZ) (list). Without names every value is returned."
+  - "C(write_registry)* (key, values, [sid]): creates the key if needed and sets each value from
+    C({type, data}), in the same encoding C(read_registry) returns. Returns C({created_key})."
+  - "C(delete_registry_values)* (key, names, [sid]): returns C({deleted, missing})."
+  - "C(list_firewall_rules) ([programs]): Windows Defender Firewall rules of the active store (local and
+    group policy), optionally only those whose program matches one of programs (case-insensitive, C(*)
+    wildcards, environment variables in rule programs expanded). Returns C({rules: [{name, display_name,
+    direction, action, profiles, program, enabled, description}]}) with direction C(in)/C(out), action
+    C(allow)/C(block) and profiles a subset of C(domain), C(private), C(public)."
+  - "C(set_firewall_rule)* (name, display_name, direction, action, profiles, program, enabled, [description]):
+    creates the rule with that unique name, or updates the existing one in place. Returns C({created, updated});
+    updated is false when nothing differed."
+  - "C(remove_firewall_rule)* (name): returns C({removed, missing})."
+  - Firewall rules are managed with the NetSecurity cmdlets, because only they expose a rule's unique
+    name apart from its display name.
+"""
+
+EXAMPLES = r"""
+# Internal module: these show what the action plugins send.
+- name: Probe every profile's AppData and the Notion processes
+  loopbreaker.notion.win_bridge:
+    operations:
+      - op: get_profiles
+        shell_folders:
+          AppData: AppData\Roaming
+          Local AppData: AppData\Local
+      - op: stat_paths
+        each_profile: true
+        patterns:
+          - '{AppData}\Notion\Cache'
+          - '{AppData}\Notion\Partitions\notion\*Cache*'
+      - op: list_processes
+        names: [Notion.exe]
+
+- name: Quarantine one user's cache; the second move is skipped if the first fails
+  loopbreaker.notion.win_bridge:
+    operations:
+      - op: ensure_private_dir
+        group: S-1-5-21-1-2-3-1001
+        path: C:\Users\alice\AppData\Roaming\loopbreaker-quarantine
+        owner_sid: S-1-5-21-1-2-3-1001
+      - op: move_path
+        group: S-1-5-21-1-2-3-1001
+        source: C:\Users\alice\AppData\Roaming\Notion\Cache
+        destination: C:\Users\alice\AppData\Roaming\loopbreaker-quarantine\20260101T000000Z\Cache
+      - op: move_path
+        group: S-1-5-21-1-2-3-1001
+        source: C:\Users\alice\AppData\Roaming\Notion\Code Cache
+        destination: C:\Users\alice\AppData\Roaming\loopbreaker-quarantine\20260101T000000Z\Code Cache
+
+- name: Read a logged-off user's proxy settings (their hive is loaded, then unloaded)
+  loopbreaker.notion.win_bridge:
+    operations:
+      - op: read_registry
+        sid: S-1-5-21-1-2-3-1002
+        key: Software\Microsoft\Windows\CurrentVersion\Internet Settings
+        names: [ProxyEnable, ProxyServer, ProxyOverride, AutoConfigURL]
+"""
+
+RETURN = r"""
+changed:
+  description: Whether a mutating operation succeeded and changed something (moved, removed, created,
+    updated, corrected, wrote bytes, stopped processes or deleted values).
+  returned: always
+  type: bool
+results:
+  description: One entry per operation, in the order sent.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    op:
+      description: The operation name.
+      type: str
+      returned: always
+      sample: move_path
+    group:
+      description: The group the operation was sent with, null when none.
+      type: str
+      returned: always
+    status:
+      description: C(ok), C(error), or C(skipped) after an earlier failure in the same group.
+      type: str
+      returned: always
+      sample: ok
+    data:
+      description: The operation's data (shapes in the notes), or C({by_sid}) for C(each_profile)
+        operations; null unless status is C(ok).
+      type: dict
+      returned: always
+      sample: {moved: true, missing: false}
+    error:
+      description: The failure message when status is C(error), else null.
+      type: str
+      returned: always
+hives_loaded:
+  description: SIDs of the users whose hive the batch loaded because they were logged off.
+  returned: always
+  type: list
+  elements: str
+  sample: [S-1-5-21-1-2-3-1002]
+hives_unloaded:
+  description: SIDs of the hives the batch unloaded again at its end; a hive in RV(hives_loaded) but
+    not here could not be unloaded and is reported as a warning.
+  returned: always
+  type: list
+  elements: str
+  sample: [S-1-5-21-1-2-3-1002]
+"""
