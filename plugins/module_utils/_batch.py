@@ -54,7 +54,7 @@ class BatchRunner:
                 results.append(result)
         finally:
             extra = self.end_batch()
-        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates and data_changed(r['data'])
+        changed = any(r['status'] == 'ok' and _mutates(r['op']) and data_changed(r['data'])
                       for r in results)
         return {'changed': changed, 'results': results, **extra}
 
@@ -62,7 +62,7 @@ class BatchRunner:
         name = operation['op']
         params = {k: v for k, v in operation.items() if k not in ('op', 'group', 'each_profile')}
         try:
-            if self.check_mode and OPERATIONS[name].mutates:
+            if self.check_mode and _mutates(name):
                 raise BridgeOperationError('refused in check mode')
             if operation.get('each_profile'):
                 data = {'by_sid': {p['sid']: self._run_for_profile(name, params, p) for p in profiles}}
@@ -85,6 +85,12 @@ class BatchRunner:
         if handler is None:
             raise BridgeOperationError(f'operation {name} is not available on this host')
         return handler(**params)
+
+
+def _mutates(name: str) -> bool:
+    """Unknown names count as mutating, so check mode refuses them too."""
+    operation = OPERATIONS.get(name)
+    return operation is None or operation.mutates
 
 
 def _envelope(operation: dict[str, t.Any], status: str, data: t.Any = None, error: str | None = None) -> dict[str, t.Any]:

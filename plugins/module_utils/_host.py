@@ -68,7 +68,7 @@ def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, e
         if unknown:
             listing = ', '.join(sorted(p['username'] for p in real)) or 'none'
             raise RequestError(f'unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}')
-        return [known[fold(name)] for name in dict.fromkeys(users)]
+        return list({fold(name): known[fold(name)] for name in users}.values())
     excluded = {fold(name) for name in exclude_users or ()}
     return [p for p in real if fold(p['username']) not in excluded]
 

@@ -7,10 +7,12 @@ profile or a sandboxed POSIX home, so both paths can be compared.
 """
 from __future__ import annotations
 
+import base64
 import ntpath
 import os
 import typing as t
 
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 
 # relative path under userData -> content; kept small but shaped like a real profile.
@@ -39,6 +41,7 @@ NOTION_TREE: dict[str, str] = {
     'logs/main.log': 'started\n',
     'state.json': '{"appState": {}}',
 }
+PROXY_CONNECTIONS_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections'
 KEPT_ENTRIES: tuple[str, ...] = ('Preferences', 'Local State', 'logs', 'state.json')
 
 
@@ -91,3 +94,24 @@ def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
                       app_data='D:\\Profiles\\erin\\Roaming')
     states['ws-win-02'] = second.state
     return states
+
+
+def seed_user_proxy(twin: SimulatedWindows, sid: str | None, *, proxy_server: str = '', bypass: str = '',
+                    pac_url: str = '', auto_detect: bool = False, counter: int = 7,
+                    saved_legacy: bool = True) -> bytes:
+    """Give a user (or HKLM when sid is None) WinINET settings as the Settings app writes them."""
+    flags = blob.ProxyFlags.DIRECT
+    flags |= blob.ProxyFlags.PROXY if proxy_server else 0
+    flags |= blob.ProxyFlags.AUTO_PROXY_URL if pac_url else 0
+    flags |= blob.ProxyFlags.AUTO_DETECT if auto_detect else 0
+    settings = blob.ConnectionSettings(version=blob.VERSION_IE7, counter=counter, flags=flags, proxy_server=proxy_server,
+                                       bypass_list=bypass, pac_url=pac_url, trailing=bytes(32))
+    data = blob.build(settings)
+    encoded = {'type': 'REG_BINARY', 'data': base64.b64encode(data).decode()}
+    hive = sid or 'HKLM'
+    twin.set_registry(hive, PROXY_CONNECTIONS_KEY, {'DefaultConnectionSettings': encoded,
+                                                    **({'SavedLegacySettings': encoded} if saved_legacy else {})})
+    legacy = {name: value for name, value in blob.legacy_values(settings).items() if value is not None}
+    twin.set_registry(hive, PROXY_CONNECTIONS_KEY.rsplit('\\', 1)[0], {
+        name: {'type': 'REG_DWORD' if name == 'ProxyEnable' else 'REG_SZ', 'data': value} for name, value in legacy.items()})
+    return data

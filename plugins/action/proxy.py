@@ -1,0 +1,22 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _proxy
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import BridgeAction, BridgeClient
+
+
+class ActionModule(BridgeAction):
+    MODULE = 'proxy'
+    ARGUMENT_SPEC = _proxy.ARGUMENT_SPEC
+    MUTUALLY_EXCLUSIVE = _proxy.MUTUALLY_EXCLUSIVE
+
+    def run_windows(self, host: BridgeClient, params: dict[str, t.Any], *, check_mode: bool,
+                    now: datetime.datetime, token: str) -> dict[str, t.Any]:
+        if params.get('services'):
+            raise RequestError('services applies to macOS only; on Windows proxies are per user')
+        return _proxy.run(host, params, check_mode=check_mode, now=now)
