@@ -209,13 +209,14 @@ def plan_target(target: Target, params: dict[str, t.Any], now: datetime.datetime
     group = target.sid or 'machine'
     changed = {name: _transform(settings, params) for name, settings in current.items()}
     primary = changed['DefaultConnectionSettings']
-    changed.setdefault('SavedLegacySettings', primary)
-    if all(changed[name] is current.get(name) for name in BLOB_NAMES):
+    # Decide on the blobs that exist: a missing SavedLegacySettings is only written alongside a real change.
+    if all(changed[name] is current[name] for name in current):
         plan = TargetPlan(target, 'unchanged', before=before, after=before)
         if params['mode'] == 'bypass' and not primary.flags & blob.ProxyFlags.PROXY:
             plan.notes.append('no manual proxy in use: nothing to bypass'
                               + (' (a PAC script is in use: its own rules decide)' if primary.flags & blob.ProxyFlags.AUTO_PROXY_URL else ''))
         return plan
+    changed.setdefault('SavedLegacySettings', primary)
     written = {name: blob.with_counter_incremented(settings) for name, settings in changed.items()}
     operations = _record_operation(target, now, params['mode'], group)
     operations.append(_with_sid({'op': 'write_registry', 'key': target.connections, 'group': group,
