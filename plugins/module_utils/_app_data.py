@@ -146,6 +146,11 @@ def _plan_user(layout: _layout.PlatformLayout, request: Request, profile: dict[s
     data_root = substitute(layout.data_root, substitutions)
     user_plan = UserPlan(profile=profile, data_root=data_root,
                          processes=[p for p in processes if owns(profile, p)])
+    if profile.get('error'):
+        # Without the user's hive their real AppData is unknown: clearing the default
+        # location could miss the data or hit the wrong place.
+        user_plan.error = profile['error']
+        return user_plan
     if stat is None or stat['status'] != 'ok':
         user_plan.error = (stat or {}).get('error') or 'the profile could not be read'
         return user_plan

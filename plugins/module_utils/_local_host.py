@@ -9,6 +9,11 @@ the home directory's owner followed by ``/<name>`` (unique even when a lab's
 homes share one owner); ``owner_sid`` (``uid:<n>``) is how processes are
 matched to users.
 Registry and firewall operations do not exist here and fail if asked for.
+
+The module runs as root over other users' homes, so it never follows a
+symbolic link below the profiles root (a user could otherwise point their
+Notion folder at someone else's data) and gives every directory it creates
+in a home to that home's owner.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import time
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import validate_operations
 
 SKIPPED_HOMES = frozenset({'Shared', 'Guest', 'lost+found'})
 
@@ -32,8 +38,47 @@ def _split(pattern: str) -> list[str]:
 
 class LocalHost(BatchRunner):
     def __init__(self, profiles_root: str, platform: str) -> None:
-        self.profiles_root = profiles_root
+        self.profiles_root = os.path.normpath(profiles_root)
         self.platform = platform
+
+    def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
+        validate_operations(operations)
+        return super().run_batch(operations, check_mode=check_mode)
+
+    # ------------------------------------------------------------ safety
+    def _inside_homes(self, path: str) -> list[str]:
+        """Components of path below the profiles root, or [] when it is outside."""
+        relative = os.path.relpath(os.path.normpath(path), self.profiles_root)
+        return [] if relative.startswith('..') or os.path.isabs(relative) else relative.split(os.sep)
+
+    def _refuse_links(self, path: str, *, final: bool = False) -> None:
+        """Raise if an existing directory on the way to path (or path itself, if final) is a symlink."""
+        parts = self._inside_homes(path)
+        checked = parts if final else parts[:-1]
+        current = self.profiles_root
+        for part in checked:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                raise BridgeOperationError(f"Refusing to follow the symbolic link '{current}'.")
+
+    def _home_owner(self, path: str) -> int | None:
+        parts = self._inside_homes(path)
+        home = os.path.join(self.profiles_root, parts[0]) if parts and parts[0] != '.' else None
+        return os.lstat(home).st_uid if home and os.path.lexists(home) else None
+
+    def _makedirs(self, path: str, mode: int = 0o755) -> None:
+        """Create missing directories, each owned by the owner of the home they are in."""
+        self._refuse_links(path, final=True)
+        missing = []
+        current = os.path.normpath(path)
+        while not os.path.isdir(current):
+            missing.append(current)
+            current = os.path.dirname(current)
+        owner = self._home_owner(path)
+        for directory in reversed(missing):
+            os.mkdir(directory, mode)
+            if owner is not None and os.geteuid() == 0:
+                os.chown(directory, owner, -1)
 
     # ----------------------------------------------------------- profiles
     def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
@@ -59,6 +104,8 @@ class LocalHost(BatchRunner):
         for part in _split(pattern):
             following: list[str] = []
             for base in matches:
+                if self._inside_homes(base) and os.path.islink(base):
+                    continue  # never descend through a link inside a home
                 if '*' not in part:
                     candidate = os.path.join(base, part)
                     if os.path.lexists(candidate):
@@ -88,7 +135,8 @@ class LocalHost(BatchRunner):
         return {'files': files}
 
     def op_write_file(self, path: str, content: str) -> dict[str, t.Any]:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._makedirs(os.path.dirname(path))
+        self._refuse_links(path, final=True)
         temporary = path + '.tmp'
         with open(temporary, 'w', encoding='utf-8') as handle:
             handle.write(content)
@@ -97,7 +145,7 @@ class LocalHost(BatchRunner):
 
     def op_ensure_private_dir(self, path: str, owner_sid: str) -> dict[str, t.Any]:
         created = not os.path.isdir(path)
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        self._makedirs(path, mode=0o700)
         owner = int(owner_sid.split(':', 1)[1].split('/', 1)[0])
         status = os.stat(path)
         corrected = False
@@ -110,11 +158,12 @@ class LocalHost(BatchRunner):
         return {'created': created, 'acl_corrected': corrected}
 
     def op_move_path(self, source: str, destination: str) -> dict[str, t.Any]:
+        self._refuse_links(source)
         if not os.path.lexists(source):
             return {'moved': False, 'missing': True}
         if os.path.lexists(destination):
             raise BridgeOperationError(f"Cannot move to '{destination}': it already exists.")
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        self._makedirs(os.path.dirname(destination))
         try:
             os.rename(source, destination)
         except OSError as error:
@@ -122,6 +171,7 @@ class LocalHost(BatchRunner):
         return {'moved': True, 'missing': False}
 
     def op_remove_path(self, path: str) -> dict[str, t.Any]:
+        self._refuse_links(path)
         if not os.path.lexists(path):
             return {'removed': False, 'missing': True}
         try:

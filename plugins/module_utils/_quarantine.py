@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 MANIFEST_NAME = 'manifest.json'
 MANIFEST_FORMAT = 1
-ENTRY_ID_PATTERN = re.compile(r'^\d{8}T\d{6}Z-[0-9a-f]{6}$')
+ENTRY_ID_PATTERN = re.compile(r'\d{8}T\d{6}Z-[0-9a-f]{6}')
 _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw])\s*$')
 _DURATION_SECONDS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 
@@ -68,7 +68,7 @@ def new_entry_id(now: datetime.datetime, token: str) -> str:
 
 
 def entry_time(entry_id: str) -> datetime.datetime:
-    if not ENTRY_ID_PATTERN.match(entry_id):
+    if not ENTRY_ID_PATTERN.fullmatch(entry_id):
         raise ValueError(f'not a quarantine entry id: {entry_id!r}')
     return datetime.datetime.strptime(entry_id[:16], '%Y%m%dT%H%M%SZ').replace(tzinfo=datetime.timezone.utc)
 
@@ -93,6 +93,8 @@ def parse_manifest(text: str, path: str) -> Manifest:
         raise ManifestError(f'{path}: not JSON ({error})') from None
     if not isinstance(data, dict) or data.get('format') != MANIFEST_FORMAT:
         raise ManifestError(f'{path}: unsupported manifest format {data.get("format") if isinstance(data, dict) else None!r}')
+    if 'id' in data and not (isinstance(data['id'], str) and ENTRY_ID_PATTERN.fullmatch(data['id'])):
+        raise ManifestError(f'{path}: {data.get("id")!r} is not a quarantine entry id')
     try:
         items = tuple(QuarantinedItem(**item) for item in data['items'])
         return Manifest(id=data['id'], created=data['created'], module=data['module'], reason=data['reason'],

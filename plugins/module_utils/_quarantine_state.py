@@ -121,7 +121,7 @@ def collect(layout: _layout.PlatformLayout, params: dict[str, t.Any],
 def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: bool, displaced_id: str,
                         now: datetime.datetime) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
     """Operations restoring one entry, and the per-item outcome they will produce."""
-    group = f'{entry.profile["sid"]}/{entry.manifest.id}'
+    group = entry.profile['sid']
     operations: list[dict[str, t.Any]] = []
     outcomes: list[dict[str, t.Any]] = []
     restorable = [i for i in entry.manifest.items if entry.stored_present.get(i.stored_as)]
@@ -143,7 +143,7 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
                         'destination': layout.join(displaced_dir, d.stored_as)} for d in displaced]
     for item in entry.manifest.items:
         outcome = {'id': entry.manifest.id, 'user': entry.manifest.user, 'path': item.original_path,
-                   'action': 'restored', 'displaced_to': None}
+                   'action': 'restored', 'displaced_to': None, 'error': None}
         if item not in restorable:
             outcome['action'] = 'not_in_quarantine'
         else:
@@ -159,7 +159,7 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
 
 
 def _matches_id(entries: list[Entry], entry_id: str) -> list[Entry]:
-    if not ENTRY_ID_PATTERN.match(entry_id):
+    if not ENTRY_ID_PATTERN.fullmatch(entry_id):
         raise RequestError(f"id {entry_id!r} is not a quarantine entry id (like '20261129T141500Z-1a2b3c')")
     return [e for e in entries if e.manifest.id == entry_id]
 
@@ -182,10 +182,12 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
         raise RequestError('Notion is running for the users being restored (pid '
                            + ', '.join(str(p['pid']) for p in running) + '); nothing was changed.')
     operations: list[dict[str, t.Any]] = []
-    if running:
-        operations.append({'op': 'stop_processes', 'pids': [p['pid'] for p in running], 'group': 'stop'})
     outcomes = []
     for entry in pending:
+        mine = [p['pid'] for p in running if owns(entry.profile, p)]
+        if mine:
+            # In the user's own group: if Notion cannot be stopped, nothing is moved under it.
+            operations.append({'op': 'stop_processes', 'pids': mine, 'group': entry.profile['sid']})
         entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
         operations += entry_ops
         outcomes += entry_outcomes
@@ -200,6 +202,17 @@ def plan_purge(entries: list[Entry], params: dict[str, t.Any], now: datetime.dat
     except ValueError as error:
         raise RequestError(str(error)) from None
     return [e for e in entries if entry_time(e.manifest.id) < cutoff]
+
+
+def _reconcile(outcomes: list[dict[str, t.Any]], operations: list[dict[str, t.Any]],
+               applied: list[dict[str, t.Any]]) -> None:
+    """Turn planned outcomes into what happened: a move back that failed or was skipped says so."""
+    moves_back = {op['destination'].lower(): result for op, result in zip(operations, applied)
+                  if op['op'] == 'move_path' and op['source'].lower() != op['destination'].lower()}
+    for outcome in outcomes:
+        result = moves_back.get(outcome['path'].lower()) if outcome['action'] == 'restored' else None
+        if result is not None and result['status'] != 'ok':
+            outcome.update(action='failed' if result['status'] == 'error' else 'skipped', error=result['error'])
 
 
 def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *, check_mode: bool,
@@ -225,6 +238,8 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
                           f'{e.manifest.user}: {e.manifest.id} (restored)\n' for e in touched)}
     if operations and not check_mode:
         applied = host.run_batch(operations, check_mode=False)['results']
+        if params['state'] == 'restored':
+            _reconcile(result['restored'], operations, applied)
         errors = [f"{r['op']}: {r['error']}" for r in applied if r['status'] == 'error']
         skipped = sum(1 for r in applied if r['status'] == 'skipped')
         if errors:
