@@ -62,19 +62,23 @@ def run_pass(name: str, flags: list[str], lab_dir: Path, verbose: bool) -> int:
 
 def summarise(name: str, title: str, lab_dir: Path) -> None:
     print(f'\n== {title}')
-    print(f'{"host":<12} {"rung":<9} {"user":<8} {"status":<8} {"items":>5} {"bytes":>7} {"stopped":>7}  quarantine')
+    print(f'{"host":<12} {"rung":<9} {"user":<10} {"status":<14} {"items":>5} {"bytes":>7} {"stopped":>7}  quarantine')
     manual: set[str] = set()
     for report_file in sorted((lab_dir / 'reports' / name).glob('*.json')):
         report = json.loads(report_file.read_text())
         for rung in report['rungs']:
             manual.update(rung.get('manual_actions') or [])
-            for user in rung['users'] or [{'user': '-', 'status': 'clean', 'items': 0, 'bytes': 0,
-                                           'processes_stopped': 0, 'errors': []}]:
-                print(f'{report["host"]:<12} {rung["rung"]:<9} {user["user"]:<8} {user["status"]:<8} '
+            nobody = {'user': '-', 'status': 'n/a' if rung.get('not_applicable') else 'clean', 'items': 0,
+                      'bytes': 0, 'processes_stopped': 0, 'errors': []}
+            for user in rung['users'] or [nobody]:
+                print(f'{report["host"]:<12} {rung["rung"]:<9} {user["user"]:<10} {user["status"]:<14} '
                       f'{user["items"]:>5} {user["bytes"]:>7} {user["processes_stopped"]:>7}  '
                       f'{rung["quarantine_id"] or "-"}')
                 for error in user['errors']:
                     print(f'{"":<12} error: {error}')
+        for rung in report['rungs']:
+            if rung.get('not_applicable'):
+                print(f'{report["host"]:<12} {rung["rung"]:<9} {rung["summary"]}')
     for action in sorted(manual):
         print(f'manual action: {action}')
 
@@ -85,9 +89,11 @@ def main() -> int:
     parser.add_argument('--verbose', action='store_true', help='show the ansible-playbook output')
     args = parser.parse_args()
     seed(args.lab_dir)
-    print(f'lab seeded in {args.lab_dir}: ws-win-01 (alice logged on with Notion running, bob logged off with '
-          'redirected AppData, carol without Notion), ws-win-02 (dave, erin on a D: AppData), '
-          'ws-linux-01 (frank, grace without Notion)')
+    print(f'lab seeded in {args.lab_dir}:\n'
+          '  ws-win-01   alice logged on, Notion running, corporate proxy; bob logged off, redirected AppData,\n'
+          '              PAC script; carol without Notion\n'
+          '  ws-win-02   machine-wide proxy policy; dave; erin with AppData on D:\n'
+          '  ws-linux-01 frank; grace without Notion (sandboxed homes, no GNOME session: proxy not applicable)')
     for name, flags, title in PASSES:
         code = run_pass(name, flags, args.lab_dir, args.verbose)
         summarise(name, title, args.lab_dir)

@@ -9,16 +9,20 @@ from ansible.errors import AnsibleFilterError
 
 def user_summary(user: dict[str, t.Any]) -> dict[str, t.Any]:
     """One line's worth of a module's per-user result, for reports."""
-    if not isinstance(user, dict) or 'user' not in user:
-        raise AnsibleFilterError('user_summary expects one entry of a module result\'s "users" list')
-    items = user.get('items') or []
+    if not isinstance(user, dict) or not ('user' in user or 'name' in user):
+        raise AnsibleFilterError('user_summary expects one entry of a module result\'s "users" or "targets" list')
+    items = user.get('items')
+    if items is None:
+        moved = 1 if user.get('status') == 'changed' else 0
+    else:
+        moved = sum(1 for item in items if item.get('action') in ('quarantined', 'removed'))
     return {
-        'user': user['user'],
+        'user': user.get('user', user.get('name')),
         'status': user.get('status'),
-        'items': sum(1 for item in items if item.get('action') in ('quarantined', 'removed')),
+        'items': moved,
         'bytes': user.get('bytes', 0),
         'processes_stopped': len(user.get('processes_stopped') or []),
-        'errors': list(user.get('errors') or []),
+        'errors': list(user.get('errors') or (user.get('notes') if user.get('status') == 'failed' else None) or []),
     }
 
 

@@ -51,7 +51,8 @@ def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded
     profile_path = f'C:\\Users\\{username}'
     folders = {'AppData': app_data} if app_data else None
     twin.add_profile(username, sid, loaded=loaded, shell_folders=folders)
-    root = ntpath.join(app_data or ntpath.join(profile_path, 'AppData', 'Roaming'), 'Notion')
+    roaming = (app_data or '%USERPROFILE%\\AppData\\Roaming').replace('%USERPROFILE%', profile_path)
+    root = ntpath.join(roaming, 'Notion')
     if with_notion:
         exe = ntpath.join(profile_path, 'AppData', 'Local', 'Programs', 'Notion', 'Notion.exe')
         twin.write(exe, 'MZ notion')
@@ -82,9 +83,12 @@ def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
     states = {}
     first = SimulatedWindows(empty_state('WS-WIN-01'))
     first.add_profile('systemprofile', 'S-1-5-18', loaded=True, profile_path='C:\\Windows\\system32\\config\\systemprofile')
-    seed_windows_user(first, 'alice', 'S-1-5-21-1004336348-1177238915-682003330-1001', loaded=True, running=True)
-    seed_windows_user(first, 'bob', 'S-1-5-21-1004336348-1177238915-682003330-1002', loaded=False,
-                      app_data='%USERPROFILE%\\Roaming (redirected)')
+    alice = 'S-1-5-21-1004336348-1177238915-682003330-1001'
+    bob = 'S-1-5-21-1004336348-1177238915-682003330-1002'
+    seed_windows_user(first, 'alice', alice, loaded=True, running=True)
+    seed_user_proxy(first, alice, proxy_server='proxy.corp.example:8080', bypass='*.corp.example;<local>')
+    seed_windows_user(first, 'bob', bob, loaded=False, app_data='%USERPROFILE%\\Roaming (redirected)')
+    seed_user_proxy(first, bob, pac_url='http://wpad.corp.example/proxy.pac')
     seed_windows_user(first, 'carol', 'S-1-5-21-1004336348-1177238915-682003330-1003', loaded=False,
                       with_notion=False)
     states['ws-win-01'] = first.state
@@ -92,6 +96,10 @@ def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
     seed_windows_user(second, 'dave', 'S-1-5-21-2004336348-1177238915-682003330-1101', loaded=True)
     seed_windows_user(second, 'erin', 'S-1-5-21-2004336348-1177238915-682003330-1102', loaded=False,
                       app_data='D:\\Profiles\\erin\\Roaming')
+    # ws-win-02 is under the "Make proxy settings per-machine" policy.
+    second.set_registry('HKLM', 'SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings',
+                        {'ProxySettingsPerUser': {'type': 'REG_DWORD', 'data': 0}})
+    seed_user_proxy(second, None, proxy_server='http=gw.corp.example:3128;https=gw.corp.example:3128')
     states['ws-win-02'] = second.state
     return states
 
