@@ -1,0 +1,658 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The "pages never sync" fix: let every Notion install through the host firewall.
+
+Private to this collection. Windows: probe (one bridge batch) -> plan (pure)
+-> apply (one more batch, never in check mode) -> result, against Windows
+Defender Firewall. Our rules carry a name derived from the program path, so a
+rule is found again and corrected in place, never duplicated. Block rules that
+name a Notion.exe are disabled, removed or only reported; each one is copied
+into a record in HKLM *before* it is changed, so ``state: restored`` can put
+it back exactly. The macOS path (_firewall_darwin.py) shares the request and
+the result vocabulary; Linux has nothing to do.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import ntpath
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
+    Host,
+    RequestError,
+    operation_data,
+    per_profile,
+    select_profiles,
+)
+
+STATES: tuple[str, ...] = ('present', 'absent', 'restored')
+DIRECTION_CHOICES: tuple[str, ...] = ('inbound', 'outbound')
+PROFILE_CHOICES: tuple[str, ...] = ('domain', 'private', 'public')
+CONFLICT_CHOICES: tuple[str, ...] = ('remove', 'disable', 'report')
+
+ARGUMENT_SPEC: dict[str, t.Any] = {
+    'state': {'type': 'str', 'default': 'present', 'choices': list(STATES)},
+    'directions': {'type': 'list', 'elements': 'str', 'default': list(DIRECTION_CHOICES),
+                   'choices': list(DIRECTION_CHOICES)},
+    'profiles': {'type': 'list', 'elements': 'str', 'default': ['private', 'public'], 'choices': list(PROFILE_CHOICES)},
+    'conflicts': {'type': 'str', 'default': 'disable', 'choices': list(CONFLICT_CHOICES)},
+    'users': {'type': 'list', 'elements': 'str'},
+    'exclude_users': {'type': 'list', 'elements': 'str'},
+    'extra_programs': {'type': 'list', 'elements': 'str'},
+    'profiles_root': {'type': 'path'},
+}
+MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users']]
+
+RULE_PREFIX = 'loopbreaker.notion-'
+_OUR_NAME = re.compile(r'^loopbreaker\.notion-([0-9a-f]{8})-(in|out)$', re.IGNORECASE)
+DISPLAY_PREFIX = 'Notion (loopbreaker.notion)'
+RULE_KEYS: tuple[str, ...] = ('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled',
+                              'description')
+DIRECTION_CODES: dict[str, str] = {'inbound': 'in', 'outbound': 'out'}
+DIRECTION_NAMES: dict[str, str] = {code: name for name, code in DIRECTION_CODES.items()}
+RECORD_KEY = 'SOFTWARE\\loopbreaker\\notion\\firewall'
+RECORD_VALUE = 'record'
+RECORD_FORMAT = 1
+PROFILE_EXE = '{Local AppData}\\Programs\\Notion\\Notion.exe'
+MACHINE_EXES: tuple[str, ...] = ('C:\\Program Files\\Notion\\Notion.exe', 'C:\\Program Files (x86)\\Notion\\Notion.exe')
+RULE_PROGRAMS = '*\\notion.exe'
+CONFLICTS_GROUP = 'conflicts'
+MACHINE = 'machine'
+# What %VAR% in a rule's program means when the listing did not expand it (the real bridge
+# expands on the host; the twin and hand-written rules may not).
+_MACHINE_VARIABLES: dict[str, str] = {
+    'systemdrive': 'C:', 'systemroot': 'C:\\Windows', 'windir': 'C:\\Windows', 'programdata': 'C:\\ProgramData',
+    'programfiles': 'C:\\Program Files', 'programw6432': 'C:\\Program Files',
+    'programfiles(x86)': 'C:\\Program Files (x86)',
+}
+LINUX_MSG = ('Notion has no firewall integration on Linux: there is no per-application firewall that the '
+             'desktop app registers with (distribution firewalls filter ports, and Notion only connects out), '
+             'so there is nothing to allow.')
+
+Rule = dict[str, t.Any]
+
+
+# ------------------------------------------------------------------ request
+
+
+@dataclass(frozen=True)
+class Request:
+    state: str
+    directions: tuple[str, ...]
+    profiles: tuple[str, ...]
+    conflicts: str
+    users: list[str] | None
+    exclude_users: list[str] | None
+    extra_programs: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, params: dict[str, t.Any], platform: str) -> Request:
+        for option in ('directions', 'profiles'):
+            if not params[option]:
+                raise RequestError(f'{option} must name at least one of {", ".join(ARGUMENT_SPEC[option]["choices"])}')
+        for option in ('users', 'exclude_users'):
+            if params.get(option) is not None and not all(name.strip() for name in params[option]):
+                raise RequestError(f'{option} must not contain empty names')
+        extras = tuple(dict.fromkeys(params.get('extra_programs') or ()))
+        for path in extras:
+            _check_extra_program(path, platform)
+        return cls(state=params['state'],
+                   directions=tuple(DIRECTION_CODES[d] for d in DIRECTION_CHOICES if d in params['directions']),
+                   profiles=tuple(p for p in PROFILE_CHOICES if p in params['profiles']),
+                   conflicts=params['conflicts'], users=params.get('users'), exclude_users=params.get('exclude_users'),
+                   extra_programs=extras)
+
+
+def _check_extra_program(path: str, platform: str) -> None:
+    if '*' in path or '?' in path:
+        raise RequestError(f'extra_programs must be exact paths, without wildcards: {path!r}')
+    if platform == 'windows':
+        drive, rest = ntpath.splitdrive(path)
+        if not drive or not rest.startswith(('\\', '/')) or not path.lower().endswith('.exe'):
+            raise RequestError(f'extra_programs on Windows must be absolute paths to an .exe (like '
+                               f"'D:\\Apps\\Notion\\Notion.exe'), got {path!r}")
+    elif platform == 'darwin' and (not path.startswith('/') or not path.rstrip('/').endswith('.app')):
+        raise RequestError(f"extra_programs on macOS must be absolute paths to an application bundle (like "
+                           f"'/Users/Shared/Notion.app'), got {path!r}")
+
+
+# ------------------------------------------------------------ rule naming
+
+
+def rule_name(program: str, direction: str) -> str:
+    """Our rule's unique name: stable for a program path (case-insensitive) and direction."""
+    digest = hashlib.sha256(ntpath.normpath(program).lower().encode('utf-8')).hexdigest()[:8]
+    return f'{RULE_PREFIX}{digest}-{direction}'
+
+
+def is_ours(name: str) -> bool:
+    return name.lower().startswith(RULE_PREFIX)
+
+
+def wanted_rule(program: Program, direction: str, profiles: tuple[str, ...]) -> Rule:
+    return {
+        'name': rule_name(program.path, direction),
+        'display_name': f'{DISPLAY_PREFIX} - {program.user} - {DIRECTION_NAMES[direction]}',
+        'direction': direction,
+        'action': 'allow',
+        'profiles': sorted(profiles),
+        'program': program.path,
+        'enabled': True,
+        'description': (f'Lets Notion sync through Windows Defender Firewall ({program.user}). Managed by '
+                        f'loopbreaker.notion.firewall; program: {program.path}'),
+    }
+
+
+def normalized(rule: Rule) -> Rule:
+    """The comparable form of a listed rule: our eight keys, profiles sorted, no description as ''."""
+    picked = {key: rule.get(key) for key in RULE_KEYS}
+    picked['profiles'] = sorted(picked['profiles'] or [])
+    picked['description'] = picked['description'] or ''
+    picked['enabled'] = bool(picked['enabled'])
+    return picked
+
+
+def differences(current: Rule, wanted: Rule) -> dict[str, dict[str, t.Any]]:
+    """Fields of ``current`` that differ from ``wanted`` (program compared as Windows compares paths)."""
+    now = normalized(current)
+    changed = {}
+    for key in RULE_KEYS[1:]:
+        same = _norm(now[key]) == _norm(wanted[key]) if key == 'program' else now[key] == wanted[key]
+        if not same:
+            changed[key] = {'before': now[key], 'after': wanted[key]}
+    return changed
+
+
+def _norm(path: str | None) -> str:
+    return ntpath.normcase(ntpath.normpath(path)) if path else ''
+
+
+def _expand(text: str, profile: dict[str, t.Any] | None) -> str:
+    variables = dict(_MACHINE_VARIABLES)
+    if profile:
+        variables.update({'userprofile': profile['profile_path'], 'username': profile['username'],
+                          'localappdata': profile['folders'].get('Local AppData', ''),
+                          'appdata': profile['folders'].get('AppData', '')})
+    return re.sub(r'%([^%]+)%', lambda m: variables.get(m.group(1).lower(), m.group(0)), text)
+
+
+# -------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Program:
+    path: str
+    user: str
+    sid: str | None
+    source: str
+    covered: bool
+    profile: dict[str, t.Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return _norm(self.path)
+
+    def matches(self, rule_program: str | None) -> bool:
+        return bool(rule_program) and _norm(_expand(str(rule_program), self.profile)) == self.key
+
+
+@dataclass
+class Record:
+    """Block rules this module changed, each with its original as it was first found."""
+
+    entries: dict[str, dict[str, t.Any]] = field(default_factory=dict)
+    exists: bool = False
+    error: str | None = None
+
+    def to_json(self) -> str:
+        ordered = [self.entries[name] for name in sorted(self.entries)]
+        return json.dumps({'format': RECORD_FORMAT, 'rules': ordered}, sort_keys=True)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Record:
+        if text is None:
+            return cls()
+        try:
+            data = json.loads(text)
+            if data.get('format') != RECORD_FORMAT:
+                raise ValueError(f"unknown format {data.get('format')!r}")
+            entries = {}
+            for entry in data['rules']:
+                rule = entry['rule']
+                missing = [key for key in RULE_KEYS if key not in rule]
+                if missing or entry.get('handled') not in ('disabled', 'removed'):
+                    raise ValueError(f'malformed entry {rule.get("name")!r}')
+                entries[rule['name'].lower()] = entry
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            return cls(exists=True, error=str(error))
+        return cls(entries=entries, exists=True)
+
+
+@dataclass
+class Discovery:
+    programs: list[Program]
+    rules: list[Rule]
+    record: Record
+    unknown_roots: list[str]
+    errors: list[str]
+    notices: list[str]
+    users_without_notion: list[str]
+
+    def program_of(self, rule_program: str | None) -> Program | None:
+        for program in self.programs:
+            if program.matches(rule_program):
+                return program
+        return None
+
+    def unknown(self, rule_program: str | None) -> bool:
+        """Whether a program lies in a profile that could not be searched (so it may still exist)."""
+        key = _norm(rule_program)
+        return any(key.startswith(root + '\\') for root in self.unknown_roots)
+
+
+def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[dict[str, t.Any]]:
+    return [
+        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        {'op': 'stat_paths', 'each_profile': True, 'patterns': [PROFILE_EXE]},
+        {'op': 'stat_paths', 'patterns': list(MACHINE_EXES) + list(request.extra_programs)},
+        {'op': 'list_firewall_rules', 'programs': [RULE_PROGRAMS] + list(request.extra_programs)},
+        {'op': 'read_registry', 'key': RECORD_KEY, 'names': [RECORD_VALUE]},
+    ]
+
+
+def discover(request: Request, envelope: dict[str, t.Any]) -> Discovery:
+    """Every Notion.exe, the rules naming one, and our record, from one probe envelope."""
+    profiles = operation_data(envelope, 0)['profiles']
+    stats = per_profile(envelope, 1)
+    machine = operation_data(envelope, 2)['entries']
+    rules = operation_data(envelope, 3)['rules']
+    registry = operation_data(envelope, 4)
+    chosen = {p['sid'] for p in select_profiles(profiles, request.users, request.exclude_users, case_insensitive=True)}
+    found: dict[str, Program] = {}
+    unknown_roots, errors, without = [], [], []
+    for profile in (p for p in profiles if not p['special']):
+        stat = stats.get(profile['sid'])
+        covered = profile['sid'] in chosen
+        if stat is None or stat['status'] != 'ok':
+            unknown_roots.append(_norm(profile['folders'].get('Local AppData') or profile['profile_path']))
+            if covered:
+                errors.append(f"{profile['username']}: could not look for Notion.exe: "
+                              f"{(stat or {}).get('error') or 'the profile could not be read'}")
+            continue
+        files = [e for e in stat['data']['entries'] if e['type'] == 'file']
+        for entry in files:
+            found.setdefault(_norm(entry['path']), Program(entry['path'], profile['username'], profile['sid'],
+                                                           'profile', covered, profile))
+        if covered and not files:
+            without.append(profile['username'])
+    notices = []
+    for pattern in request.extra_programs:
+        if not any(e['pattern'] == pattern and e['type'] == 'file' for e in machine):
+            notices.append(f'extra_programs: {pattern} was not found')
+    for entry in (e for e in machine if e['type'] == 'file'):
+        owner = _owner(entry['path'], profiles)
+        source = 'machine' if entry['pattern'] in MACHINE_EXES else 'extra'
+        found.setdefault(_norm(entry['path']), Program(entry['path'], owner['username'] if owner else MACHINE,
+                                                       owner['sid'] if owner else None, source, True, owner))
+    value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None
+    record = Record.parse(None if value is None else str(value.get('data')))
+    return Discovery(programs=list(found.values()), rules=[normalized(r) for r in rules], record=record,
+                     unknown_roots=unknown_roots, errors=errors, notices=notices, users_without_notion=without)
+
+
+def _owner(path: str, profiles: list[dict[str, t.Any]]) -> dict[str, t.Any] | None:
+    key = _norm(path)
+    for profile in profiles:
+        if not profile['special'] and key.startswith(_norm(profile['profile_path']) + '\\'):
+            return profile
+    return None
+
+
+# ---------------------------------------------------------------- planning
+
+
+@dataclass
+class Change:
+    kind: str  # added | corrected | removed | disabled | restored
+    name: str
+    before: Rule | None
+    after: Rule | None
+    user: str | None
+    reason: str
+    conflict: bool = False
+    fields: dict[str, dict[str, t.Any]] = field(default_factory=dict)
+
+    def operation(self) -> dict[str, t.Any]:
+        group = {'group': CONFLICTS_GROUP} if self.conflict else {}
+        if self.after is None:
+            return {'op': 'remove_firewall_rule', 'name': self.name, **group}
+        return {'op': 'set_firewall_rule', **{key: self.after[key] for key in RULE_KEYS}, **group}
+
+
+@dataclass
+class Plan:
+    request: Request
+    discovery: Discovery
+    changes: list[Change] = field(default_factory=list)
+    conflicts: list[dict[str, t.Any]] = field(default_factory=list)
+    unchanged: list[Rule] = field(default_factory=list)
+    kept: list[Rule] = field(default_factory=list)
+    record_after: str | None = None
+    record_delete: bool = False
+
+    @property
+    def record_before(self) -> str | None:
+        record = self.discovery.record
+        return record.to_json() if record.exists and not record.error else None
+
+    def steps(self) -> list[tuple[dict[str, t.Any], Change | None]]:
+        """The apply batch: the record is written before any conflict is changed, deleted after all are restored."""
+        steps: list[tuple[dict[str, t.Any], Change | None]] = []
+        record_write = ({'op': 'write_registry', 'key': RECORD_KEY, 'group': CONFLICTS_GROUP,
+                         'values': {RECORD_VALUE: {'type': 'REG_SZ', 'data': self.record_after}}}
+                        if self.record_after is not None and self.record_after != self.record_before else None)
+        if record_write and self.request.state == 'present':
+            steps.append((record_write, None))
+        steps += [(change.operation(), change) for change in self.changes]
+        if self.record_delete:
+            steps.append(({'op': 'delete_registry_values', 'key': RECORD_KEY, 'names': [RECORD_VALUE],
+                           'group': CONFLICTS_GROUP}, None))
+        elif record_write and self.request.state != 'present':
+            steps.append((record_write, None))
+        return steps
+
+
+def _our_rule_fate(discovery: Discovery, rule: Rule, request: Request, *, removing: bool) -> str | None:
+    """Why an existing rule of ours (not one this run wants) goes, or None to keep it."""
+    program = discovery.program_of(rule['program'])
+    if program is None:
+        return None if discovery.unknown(rule['program']) else 'program not found'
+    if not program.covered:
+        return None
+    if removing:
+        return f'state {request.state}'
+    match = _OUR_NAME.match(rule['name'])
+    if match and match.group(2).lower() not in request.directions:
+        return 'direction not requested'
+    return 'duplicate of the rule named for this program'
+
+
+def _is_conflict(discovery: Discovery, rule: Rule, request: Request) -> Program | None:
+    if is_ours(rule['name']) or rule['action'] != 'block' or not rule['enabled']:
+        return None
+    if rule['direction'] not in request.directions or not set(rule['profiles'] or PROFILE_CHOICES) & set(request.profiles):
+        return None
+    program = discovery.program_of(rule['program'])
+    return program if program and program.covered else None
+
+
+def _conflict_entry(rule: Rule, program: Program, handling: str) -> dict[str, t.Any]:
+    return {**_public(rule), 'user': program.user, 'matched_program': program.path, 'handling': handling}
+
+
+def plan_present(request: Request, discovery: Discovery, stamp: str) -> Plan:
+    plan = Plan(request, discovery)
+    ours = {r['name'].lower(): r for r in discovery.rules if is_ours(r['name'])}
+    wanted_names = set()
+    for program in (p for p in discovery.programs if p.covered):
+        for direction in request.directions:
+            wanted = wanted_rule(program, direction, request.profiles)
+            wanted_names.add(wanted['name'])
+            current = ours.get(wanted['name'])
+            if current is None:
+                plan.changes.append(Change('added', wanted['name'], None, wanted, program.user, 'missing'))
+            elif differences(current, wanted):
+                fields = differences(current, wanted)
+                plan.changes.append(Change('corrected', current['name'], current, {**wanted, 'name': current['name']},
+                                           program.user, 'settings differ: ' + ', '.join(fields), fields=fields))
+            else:
+                plan.unchanged.append(current)
+    for name, rule in ours.items():
+        if name not in wanted_names:
+            _remove_or_keep(plan, rule, removing=False)
+    _plan_conflicts(plan, stamp)
+    return plan
+
+
+def _remove_or_keep(plan: Plan, rule: Rule, *, removing: bool) -> None:
+    reason = _our_rule_fate(plan.discovery, rule, plan.request, removing=removing)
+    if reason is None:
+        plan.kept.append(rule)
+        return
+    program = plan.discovery.program_of(rule['program'])
+    plan.changes.append(Change('removed', rule['name'], rule, None, program.user if program else None, reason))
+
+
+def _plan_conflicts(plan: Plan, stamp: str) -> None:
+    request, record = plan.request, plan.discovery.record
+    entries = dict(record.entries)
+    handling = {'disable': 'disabled', 'remove': 'removed', 'report': 'reported'}[request.conflicts]
+    for rule in plan.discovery.rules:
+        program = _is_conflict(plan.discovery, rule, request)
+        if program is None:
+            continue
+        plan.conflicts.append(_conflict_entry(rule, program, handling))
+        if handling == 'reported':
+            continue
+        after = None if handling == 'removed' else {**rule, 'enabled': False}
+        plan.changes.insert(sum(1 for c in plan.changes if c.conflict),
+                            Change(handling, rule['name'], rule, after, program.user, 'blocks ' + program.path,
+                                   conflict=True))
+        previous = entries.get(rule['name'].lower())
+        entries[rule['name'].lower()] = ({**previous, 'handled': handling} if previous else
+                                         {'rule': rule, 'handled': handling, 'recorded': stamp})
+    if any(c.conflict for c in plan.changes):
+        if record.error:
+            raise RequestError(f'the record of changed firewall rules (HKLM\\{RECORD_KEY}\\{RECORD_VALUE}) cannot '
+                               f'be read: {record.error}. Nothing was changed; repair or delete that value, or use '
+                               'conflicts: report.')
+        plan.record_after = Record(entries=entries, exists=True).to_json()
+
+
+def plan_absent(request: Request, discovery: Discovery, stamp: str) -> Plan:
+    plan = Plan(request, discovery)
+    for rule in (r for r in discovery.rules if is_ours(r['name'])):
+        _remove_or_keep(plan, rule, removing=True)
+    for rule in discovery.rules:
+        program = _is_conflict(discovery, rule, request)
+        if program is not None:
+            plan.conflicts.append(_conflict_entry(rule, program, 'left'))
+    return plan
+
+
+def plan_restored(request: Request, discovery: Discovery, stamp: str) -> Plan:
+    plan = plan_absent(request, discovery, stamp)
+    record = discovery.record
+    if not record.exists:
+        return plan
+    if record.error:
+        raise RequestError(f'the record of changed firewall rules (HKLM\\{RECORD_KEY}\\{RECORD_VALUE}) cannot be '
+                           f'read: {record.error}. Nothing was changed.')
+    current = {r['name'].lower(): r for r in discovery.rules}
+    remaining = {}
+    for name, entry in record.entries.items():
+        original = normalized(entry['rule'])
+        program = discovery.program_of(original['program'])
+        in_scope = program.covered if program else not discovery.unknown(original['program'])
+        if not in_scope:
+            remaining[name] = entry
+            continue
+        before = current.get(name)
+        if before != original:
+            plan.changes.append(Change('restored', original['name'], before, original,
+                                       program.user if program else None, f"was {entry['handled']}", conflict=True))
+    if remaining:
+        plan.record_after = Record(entries=remaining, exists=True).to_json()
+    else:
+        plan.record_delete = True
+    return plan
+
+
+PLANNERS: dict[str, t.Callable[[Request, Discovery, str], Plan]] = {
+    'present': plan_present, 'absent': plan_absent, 'restored': plan_restored,
+}
+
+
+# ------------------------------------------------------------------ result
+
+
+def _public(rule: Rule) -> dict[str, t.Any]:
+    return {'name': rule['name'], 'display_name': rule['display_name'],
+            'direction': DIRECTION_NAMES.get(rule['direction'], rule['direction']), 'action': rule['action'],
+            'profiles': list(rule['profiles']), 'program': rule['program'], 'enabled': rule['enabled'],
+            'description': rule['description']}
+
+
+def rule_line(rule: Rule) -> str:
+    state = 'enabled' if rule['enabled'] else 'disabled'
+    return (f"{rule['name']}: {rule['action']} {DIRECTION_NAMES.get(rule['direction'], rule['direction'])} "
+            f"[{', '.join(rule['profiles'])}] {state} {rule['program']}")
+
+
+def _outcome(change: Change, result: dict[str, t.Any] | None) -> tuple[str, str | None]:
+    """('done' | 'failed' | 'skipped' | 'vanished', error) of one change; result None means check mode."""
+    if result is None:
+        return 'done', None
+    if result['status'] == 'skipped':
+        return 'skipped', 'skipped after an earlier failure in its group'
+    if result['status'] != 'ok':
+        return 'failed', result['error']
+    data = result['data'] or {}
+    if change.after is None and data.get('missing') and change.conflict:
+        return 'failed', ('the rule is not in the local firewall store (group policy?) or is already gone; '
+                          'change the policy that sets it')
+    if change.after is None and data.get('missing'):
+        return 'vanished', None
+    if change.kind == 'disabled' and data.get('created'):
+        return 'failed', ('the rule is not in the local firewall store (group policy?): a disabled copy was '
+                          'created instead of disabling it; remove that copy and change the policy')
+    return 'done', None
+
+
+def _outcomes(plan: Plan, results: list[dict[str, t.Any]] | None) -> tuple[list[Change], dict[str, str], bool, list[str]]:
+    """(changes done, name -> failed/skipped, whether a record step succeeded, errors) of the apply batch."""
+    done: list[Change] = []
+    failed: dict[str, str] = {}
+    record_done = False
+    errors: list[str] = []
+    for index, (operation, change) in enumerate(plan.steps()):
+        result = None if results is None else results[index]
+        if change is None:
+            if result is None or result['status'] == 'ok':
+                record_done = True
+            else:
+                errors.append(f"{operation['op']} HKLM\\{RECORD_KEY}: {result['error'] or result['status']}")
+            continue
+        status, error = _outcome(change, result)
+        if status == 'done':
+            done.append(change)
+        elif status in ('failed', 'skipped'):
+            failed[change.name.lower()] = status
+            errors.append(f'{change.name}: {error}')
+    return done, failed, record_done, errors
+
+
+def build_result(plan: Plan, results: list[dict[str, t.Any]] | None) -> dict[str, t.Any]:
+    """The module result; ``results`` None means nothing was applied (check mode, or nothing to do)."""
+    done, failed, record_done, errors = _outcomes(plan, results)
+    errors = plan.discovery.errors + errors
+    result: dict[str, t.Any] = {
+        'changed': bool(done) or record_done,
+        'platform': 'windows',
+        'state': plan.request.state,
+        'programs': _programs(plan, done, failed),
+        'users_without_notion': plan.discovery.users_without_notion,
+    }
+    for kind in ('added', 'corrected', 'removed', 'disabled', 'restored'):
+        result[kind] = [_change_entry(c) for c in done if c.kind == kind]
+    result['conflicts'] = [{**entry, 'handling': 'failed'} if entry['name'].lower() in failed else entry
+                           for entry in plan.conflicts]
+    result['record'] = _record_summary(plan, record_done)
+    result['notices'] = plan.discovery.notices + [f"kept {r['name']}: its program {r['program']} could not be checked"
+                                                    for r in plan.kept if plan.discovery.unknown(r['program'])]
+    result['diff'] = _diff(plan, done)
+    if errors:
+        result['failed'] = True
+        result['msg'] = 'Some firewall rules could not be changed; what was done is listed: ' + '; '.join(errors)
+    return result
+
+
+def _change_entry(change: Change) -> dict[str, t.Any]:
+    rule = change.after or change.before or {}
+    entry = {**_public(rule), 'user': change.user, 'reason': change.reason}
+    if change.fields:
+        entry['fields'] = change.fields
+    return entry
+
+
+def _programs(plan: Plan, done: list[Change], failed: dict[str, str]) -> list[dict[str, t.Any]]:
+    by_name = {c.name.lower(): c.kind for c in done}
+    programs = []
+    for program in plan.discovery.programs:
+        rules: list[dict[str, t.Any]] = []
+        for rule in plan.discovery.rules + [c.after for c in plan.changes if c.kind == 'added' and c.after]:
+            name = rule['name'].lower()
+            if is_ours(rule['name']) and program.matches(rule['program']) and rule['name'] not in [r['name'] for r in rules]:
+                status = failed.get(name) or by_name.get(name) or 'unchanged'
+                rules.append({'name': rule['name'], 'direction': DIRECTION_NAMES.get(rule['direction'], rule['direction']),
+                              'status': status})
+        programs.append({'path': program.path, 'user': program.user, 'sid': program.sid, 'source': program.source,
+                         'covered': program.covered, 'rules': rules,
+                         'conflicts': [c['name'] for c in plan.conflicts if c['matched_program'] == program.path]})
+    return programs
+
+
+def _record_summary(plan: Plan, applied: bool) -> dict[str, t.Any]:
+    text = plan.record_before
+    if applied and plan.record_delete:
+        text = None
+    elif applied and plan.record_after is not None:
+        text = plan.record_after
+    names = sorted(entry['rule']['name'] for entry in Record.parse(text).entries.values()) if text else []
+    return {'key': f'HKLM\\{RECORD_KEY}', 'value': RECORD_VALUE, 'rules': names}
+
+
+def _diff(plan: Plan, done: list[Change]) -> dict[str, str]:
+    touched = {c.name.lower() for c in plan.changes}
+    relevant = {r['name'].lower(): r for r in plan.discovery.rules
+                if is_ours(r['name']) or r['name'].lower() in touched
+                or any(c['name'] == r['name'] for c in plan.conflicts)}
+    after = dict(relevant)
+    for change in done:
+        if change.after is None:
+            after.pop(change.name.lower(), None)
+        else:
+            after[change.name.lower()] = change.after
+    return {'before_header': 'firewall rules', 'after_header': 'firewall rules',
+            'before': ''.join(f'{rule_line(relevant[k])}\n' for k in sorted(relevant)),
+            'after': ''.join(f'{rule_line(after[k])}\n' for k in sorted(after))}
+
+
+def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *, check_mode: bool,
+        now: datetime.datetime, entry_token: str) -> dict[str, t.Any]:
+    """The whole rung on Windows. Returns the module result; raises RequestError/HostError before any change."""
+    request = Request.from_params(params, layout.name)
+    probe = host.run_batch(probe_operations(layout, request), check_mode=True)
+    discovery = discover(request, probe)
+    plan = PLANNERS[request.state](request, discovery, f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')} ({entry_token})")
+    operations = [operation for operation, _change in plan.steps()]
+    results = None
+    if operations and not check_mode:
+        results = host.run_batch(operations, check_mode=False)['results']
+    return build_result(plan, results)
+
+
+# -------------------------------------------------------------------- Linux
+
+
+def not_applicable(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Linux: validate the request like everywhere else, then say there is nothing to do."""
+    request = Request.from_params(params, 'linux')
+    return {'changed': False, 'not_applicable': True, 'platform': 'linux', 'state': request.state, 'msg': LINUX_MSG,
+            'programs': [], 'added': [], 'corrected': [], 'removed': [], 'disabled': [], 'restored': [],
+            'conflicts': [], 'notices': []}
