@@ -81,6 +81,29 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Create a rule by name, or update the existing rule of that name in place.'),
     Operation('remove_firewall_rule', ('name',), (), True,
               'Delete a rule by name; a missing rule is reported, not an error.'),
+    Operation('list_registry_subkeys', ('key',), ('sid', 'names'), False,
+              'Every direct subkey of a key (HKLM without sid, else the user\'s hive) with its values, '
+              'optionally only the named values; a missing key gives no subkeys.'),
+    Operation('get_file_info', ('paths',), (), False,
+              'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature status and '
+              'signer.'),
+    Operation('download_file', ('url', 'destination'), ('timeout_seconds',), True,
+              'Download a URL to a path on the host (parents created, an existing file replaced); returns '
+              'bytes and SHA-256.'),
+    Operation('run_as_user', ('sid', 'executable', 'arguments'), ('timeout_seconds', 'success_codes'), True,
+              'Run a program as a logged-on user in their interactive session through a one-shot scheduled '
+              'task whose principal is that user, wait up to the timeout, delete the task; returns the exit '
+              'code. A user without an interactive session, a timeout (the task is stopped) or an exit code '
+              'outside success_codes (default [0]) is an error, so later operations of the group are skipped.'),
+    Operation('verify_file', ('path',), ('sha256', 'signer'), False,
+              'Fail unless the file exists, has this SHA-256 (when given) and a valid Authenticode signature '
+              'whose signer is this one (when given); returns what get_file_info returns for it.'),
+    Operation('start_as_user', ('sid', 'executable'), ('arguments',), True,
+              'Start a program in a logged-on user\'s interactive session without waiting (a scheduled task '
+              'run once, then deleted). A user without an interactive session is an error.'),
+    Operation('list_packages', ('names',), (), False,
+              'MSIX/AppX packages (all users) whose name matches one of names (wildcards allowed): name, '
+              'package full name, family name, version, install location and the SIDs of users who have it.'),
 )
 
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import fnmatch
+import hashlib
 import ntpath
 import typing as t
 
@@ -29,6 +30,8 @@ SYSTEM_SID = 'S-1-5-18'
 ADMINISTRATORS_SID = 'S-1-5-32-544'
 PROFILE_LIST_KEY = r'SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
 SHELL_FOLDERS_KEY = r'Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders'
+NOTION_UNINSTALL_KEY = r'Software\Microsoft\Windows\CurrentVersion\Uninstall\661f0cc6-343a-59cb-a5e8-8f6324cc6998'
+NOTION_PUBLISHER = 'Notion Labs, Inc'
 FIXED_TIME = '2026-01-01T00:00:00Z'
 
 
@@ -43,6 +46,9 @@ def empty_state(hostname: str = 'WS01') -> State:
         'faults': [],
         'mounted_hives': [],
         'calls': [],
+        'downloads': {},
+        'packages': [],
+        'tasks_run': [],
     }
 
 
@@ -95,12 +101,14 @@ class SimulatedWindows(BatchRunner):
             elif entry['type'] != 'directory':
                 raise BridgeOperationError(f"Cannot create '{current}': a file of that name exists.")
 
-    def write(self, path: str, content: str | bytes, *, locked_by: int | None = None) -> None:
+    def write(self, path: str, content: str | bytes, *, locked_by: int | None = None,
+              meta: dict[str, t.Any] | None = None) -> None:
+        """Write a file; ``meta`` describes executables (kind, version, signer, signature, hangs)."""
         self.mkdir(ntpath.dirname(ntpath.normpath(path)))
         data = content.encode() if isinstance(content, str) else content
         self.state['files'][_norm(path)] = {
             'path': ntpath.normpath(path), 'type': 'file', 'modified': FIXED_TIME, 'acl': None,
-            'content': base64.b64encode(data).decode(), 'locked_by': locked_by,
+            'content': base64.b64encode(data).decode(), 'locked_by': locked_by, 'meta': meta,
         }
 
     def read(self, path: str) -> bytes:
@@ -181,25 +189,31 @@ class SimulatedWindows(BatchRunner):
         return self.state['hives'].setdefault(sid, {})
 
     # -------------------------------------------------------------- operations
+    def _folders(self, profile: dict[str, t.Any],
+                 shell_folders: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str | None]:
+        path = profile['profile_path']
+        folders: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        error = None
+        try:
+            configured = self._hive(profile['sid']).get(_key(SHELL_FOLDERS_KEY), {}).get('values', {})
+        except BridgeOperationError as failure:
+            configured, error = {}, str(failure)
+        for name, default in shell_folders.items():
+            value = configured.get(name)
+            if value:
+                folders[name] = _expand_profile(value['data'], path)
+                sources[name] = 'registry'
+            else:
+                folders[name] = ntpath.join(path, default)
+                sources[name] = 'default'
+        return folders, sources, error
+
     def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
         profiles = []
         for profile in self.state['profiles']:
             path = profile['profile_path']
-            folders: dict[str, str] = {}
-            sources: dict[str, str] = {}
-            error = None
-            try:
-                configured = self._hive(profile['sid']).get(_key(SHELL_FOLDERS_KEY), {}).get('values', {})
-            except BridgeOperationError as failure:
-                configured, error = {}, str(failure)
-            for name, default in shell_folders.items():
-                value = configured.get(name)
-                if value:
-                    folders[name] = _expand_profile(value['data'], path)
-                    sources[name] = 'registry'
-                else:
-                    folders[name] = ntpath.join(path, default)
-                    sources[name] = 'default'
+            folders, sources, error = self._folders(profile, shell_folders)
             profiles.append({'sid': profile['sid'], 'username': profile['username'], 'account': profile['account'],
                              'profile_path': path, 'loaded': profile['loaded'],
                              'special': not profile['sid'].startswith('S-1-5-21-'),
@@ -350,6 +364,139 @@ class SimulatedWindows(BatchRunner):
         self.state['firewall_rules'] = [r for r in self.state['firewall_rules'] if r['name'] != name]
         removed = len(self.state['firewall_rules']) < before
         return {'removed': removed, 'missing': not removed}
+
+    # ------------------------------------------------------ installs and tasks
+    def op_list_registry_subkeys(self, key: str, sid: str | None = None,
+                                 names: list[str] | None = None) -> dict[str, t.Any]:
+        prefix = _key(key) + '\\'
+        keys = []
+        for path, entry in sorted(self._hive(sid).items()):
+            if path.startswith(prefix) and '\\' not in path[len(prefix):]:
+                values = {n: v for n, v in entry['values'].items() if names is None or n in names}
+                keys.append({'name': entry['path'].rsplit('\\', 1)[-1], 'values': copy.deepcopy(values)})
+        return {'keys': keys}
+
+    def op_get_file_info(self, paths: list[str]) -> dict[str, t.Any]:
+        files = []
+        for path in paths:
+            entry = self.state['files'].get(_norm(path))
+            if entry is None or entry['type'] != 'file':
+                files.append({'path': path, 'exists': False, 'bytes': None, 'version': None, 'sha256': None,
+                              'signature': None})
+                continue
+            data = base64.b64decode(entry['content'])
+            meta = entry.get('meta') or {}
+            signer = meta.get('signer')
+            files.append({'path': entry['path'], 'exists': True, 'bytes': len(data), 'version': meta.get('version'),
+                          'sha256': hashlib.sha256(data).hexdigest(),
+                          'signature': {'status': meta.get('signature', 'Valid' if signer else 'NotSigned'),
+                                        'signer': signer}})
+        return {'files': files}
+
+    def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300) -> dict[str, t.Any]:
+        served = self.state['downloads'].get(url)
+        if served is None:
+            raise BridgeOperationError(f"Exception calling \"DownloadFile\": \"The remote server returned an error: "
+                                       f"(404) Not Found.\" ({url})")
+        if served.get('error'):
+            raise BridgeOperationError(served['error'])
+        data = base64.b64decode(served['content'])
+        self.write(destination, data, meta=copy.deepcopy(served.get('meta')))
+        return {'bytes': len(data), 'sha256': hashlib.sha256(data).hexdigest()}
+
+    def _interactive(self, sid: str) -> dict[str, t.Any]:
+        profile = self._profile(sid)
+        if not profile['loaded']:
+            raise BridgeOperationError(f"'{profile['username']}' is not logged on: there is no interactive session "
+                                       'to run a per-user program in.')
+        return profile
+
+    def op_run_as_user(self, sid: str, executable: str, arguments: list[str], timeout_seconds: int = 600,
+                       success_codes: list[int] | None = None) -> dict[str, t.Any]:
+        profile = self._interactive(sid)
+        entry = self.state['files'].get(_norm(executable))
+        if entry is None:
+            raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
+        meta = entry.get('meta') or {}
+        run = {'sid': sid, 'executable': entry['path'], 'arguments': list(arguments), 'exit_code': None,
+               'timed_out': False}
+        self.state['tasks_run'].append(run)
+        if meta.get('hangs') or (meta.get('kind') == 'notion_uninstaller' and '/S' not in arguments):
+            run['timed_out'] = True  # a hung or interactive (un)installer: the task is stopped at the timeout
+        elif meta.get('kind') == 'notion_installer':
+            run['exit_code'] = self.install_notion(profile, meta, arguments)
+        elif meta.get('kind') == 'notion_uninstaller':
+            run['exit_code'] = self._uninstall_notion(profile, entry['path'])
+        else:
+            run['exit_code'] = meta.get('exit_code', 0)
+        if run['timed_out']:
+            raise BridgeOperationError(f"'{entry['path']}' did not finish within {timeout_seconds} s; the task was "
+                                       'stopped.')
+        if run['exit_code'] not in (success_codes or [0]):
+            raise BridgeOperationError(f"'{entry['path']}' exited with code {run['exit_code']}.")
+        return {'exit_code': run['exit_code']}
+
+    def op_verify_file(self, path: str, sha256: str | None = None, signer: str | None = None) -> dict[str, t.Any]:
+        info = self.op_get_file_info([path])['files'][0]
+        if not info['exists']:
+            raise BridgeOperationError(f"Cannot verify '{path}': the file does not exist.")
+        if sha256 and info['sha256'] != sha256.lower():
+            raise BridgeOperationError(f"'{path}' has SHA-256 {info['sha256']}, expected {sha256.lower()}.")
+        if signer is not None:
+            signature = info['signature']
+            if signature['status'] != 'Valid':
+                raise BridgeOperationError(f"'{path}' has no valid signature (status {signature['status']}).")
+            if signature['signer'] != signer:
+                raise BridgeOperationError(f"'{path}' is signed by {signature['signer']!r}, expected {signer!r}.")
+        return info
+
+    def install_notion(self, profile: dict[str, t.Any], meta: dict[str, t.Any], arguments: list[str]) -> int:
+        """What the per-user NSIS installer does when run as that user with /S."""
+        if any(p['owner_sid'] == profile['sid'] and p['name'].lower() == 'notion.exe' for p in self.state['processes']):
+            return 2  # "package in use"
+        folders, _sources, _error = self._folders(profile, {'Local AppData': 'AppData\\Local'})
+        target = next((a[3:] for a in arguments if a.startswith('/D=')),
+                      ntpath.join(folders['Local AppData'], 'Programs', 'Notion'))
+        version, signer = meta['version'], meta.get('signer')
+        signature = meta.get('payload_signature', 'Valid' if signer else 'NotSigned')
+        self.write(ntpath.join(target, 'Notion.exe'), f'MZ Notion {version}',
+                   meta={'kind': 'notion_exe', 'version': version, 'signer': signer, 'signature': signature})
+        self.write(ntpath.join(target, 'Uninstall Notion.exe'), f'MZ Uninstall Notion {version}',
+                   meta={'kind': 'notion_uninstaller', 'version': version, 'signer': signer,
+                         'hangs': meta.get('uninstaller_hangs', False)})
+        self.write(ntpath.join(target, 'resources', 'app.asar'), f'asar {version}')
+        uninstaller = ntpath.join(target, 'Uninstall Notion.exe')
+        self.set_registry(profile['sid'], NOTION_UNINSTALL_KEY, {
+            'DisplayName': {'type': 'REG_SZ', 'data': f'Notion {version}'},
+            'DisplayVersion': {'type': 'REG_SZ', 'data': version},
+            'Publisher': {'type': 'REG_SZ', 'data': NOTION_PUBLISHER},
+            'InstallLocation': {'type': 'REG_SZ', 'data': target},
+            'UninstallString': {'type': 'REG_SZ', 'data': f'"{uninstaller}" /currentuser'},
+            'QuietUninstallString': {'type': 'REG_SZ', 'data': f'"{uninstaller}" /currentuser /S'},
+        })
+        return 0
+
+    def _uninstall_notion(self, profile: dict[str, t.Any], uninstaller: str) -> int:
+        """The per-user uninstaller: run as anyone but the owner it exits 0 and deletes nothing."""
+        install_dir = ntpath.dirname(uninstaller)
+        if not _norm(install_dir).startswith(_norm(profile['profile_path']) + '\\'):
+            return 0
+        self._remove_tree(install_dir)
+        hive = self.state['hives'].get(profile['sid'], {})
+        hive.pop(_key(NOTION_UNINSTALL_KEY), None)
+        return 0
+
+    def op_start_as_user(self, sid: str, executable: str, arguments: list[str] | None = None) -> dict[str, t.Any]:
+        self._interactive(sid)
+        if not self.exists(executable):
+            raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
+        pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid)
+        return {'started': True, 'pid': pid}
+
+    def op_list_packages(self, names: list[str]) -> dict[str, t.Any]:
+        patterns = [n.lower() for n in names]
+        return {'packages': [copy.deepcopy(p) for p in self.state['packages']
+                             if any(fnmatch.fnmatchcase(p['name'].lower(), n) for n in patterns)]}
 
 
 def _expand_profile(value: str, profile_path: str) -> str:
