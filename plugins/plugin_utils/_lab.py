@@ -8,6 +8,7 @@ profile or a sandboxed POSIX home, so both paths can be compared.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ntpath
 import os
 import typing as t
@@ -41,21 +42,26 @@ NOTION_TREE: dict[str, str] = {
     'logs/main.log': 'started\n',
     'state.json': '{"appState": {}}',
 }
+NOTION_SIGNER = 'Notion Labs, Inc'
 PROXY_CONNECTIONS_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections'
 KEPT_ENTRIES: tuple[str, ...] = ('Preferences', 'Local State', 'logs', 'state.json')
 
 
 def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded: bool,
-                      app_data: str | None = None, with_notion: bool = True, running: bool = False) -> str:
-    """Add a profile (optionally with redirected AppData) and its Notion data; returns the userData path."""
+                      app_data: str | None = None, with_notion: bool = True, running: bool = False,
+                      version: str = '7.35.0') -> str:
+    """Add a profile (optionally with redirected AppData), a per-user Notion install and its data.
+
+    Returns the userData path.
+    """
     profile_path = f'C:\\Users\\{username}'
     folders = {'AppData': app_data} if app_data else None
-    twin.add_profile(username, sid, loaded=loaded, shell_folders=folders)
+    profile = twin.add_profile(username, sid, loaded=loaded, shell_folders=folders)
     roaming = (app_data or '%USERPROFILE%\\AppData\\Roaming').replace('%USERPROFILE%', profile_path)
     root = ntpath.join(roaming, 'Notion')
     if with_notion:
+        twin.install_notion(profile, {'version': version, 'signer': NOTION_SIGNER}, ['/S'])
         exe = ntpath.join(profile_path, 'AppData', 'Local', 'Programs', 'Notion', 'Notion.exe')
-        twin.write(exe, 'MZ notion')
         pids = [twin.add_process('Notion.exe', exe, sid) for _ in range(3)] if running else []
         for relative, content in NOTION_TREE.items():
             locked = pids[0] if pids and relative.endswith('Cookies') else None
@@ -123,3 +129,23 @@ def seed_user_proxy(twin: SimulatedWindows, sid: str | None, *, proxy_server: st
     twin.set_registry(hive, PROXY_CONNECTIONS_KEY.rsplit('\\', 1)[0], {
         name: {'type': 'REG_DWORD' if name == 'ProxyEnable' else 'REG_SZ', 'data': value} for name, value in legacy.items()})
     return data
+
+
+def seed_installer(twin: SimulatedWindows, path: str, version: str, *, signer: str | None = NOTION_SIGNER,
+                   uninstaller_hangs: bool = False) -> str:
+    """Put a Notion installer on the simulated host; returns its SHA-256."""
+    content = f'MZ Notion Setup {version} signed by {signer}'.encode()
+    twin.write(path, content, meta=installer_meta(version, signer=signer, uninstaller_hangs=uninstaller_hangs))
+    return hashlib.sha256(content).hexdigest()
+
+
+def serve_installer(twin: SimulatedWindows, url: str, version: str, *, signer: str | None = NOTION_SIGNER) -> str:
+    """Make the simulated host able to download an installer from url; returns its SHA-256."""
+    content = f'MZ Notion Setup {version} signed by {signer}'.encode()
+    twin.state['downloads'][url] = {'content': base64.b64encode(content).decode(),
+                                    'meta': installer_meta(version, signer=signer)}
+    return hashlib.sha256(content).hexdigest()
+
+
+def installer_meta(version: str, *, signer: str | None = NOTION_SIGNER, uninstaller_hangs: bool = False) -> dict[str, t.Any]:
+    return {'kind': 'notion_installer', 'version': version, 'signer': signer, 'uninstaller_hangs': uninstaller_hangs}

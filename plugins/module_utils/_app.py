@@ -1,0 +1,428 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The app lifecycle rungs on Windows: stop, restart, uninstall, install, reinstall Notion per user.
+
+Private to this collection. Notion for Windows installs per user, and its
+uninstaller run by an administrator against someone else's install exits 0
+and deletes nothing; so every install and uninstall here runs as the owning
+user, in their interactive session, through the bridge's run_as_user. A user
+who is not logged on cannot have that done and is reported ``pending``.
+Installers are verified (checksum, Authenticode signer) in the same group
+before anything of that user is touched, so a bad installer changes nothing.
+"""
+from __future__ import annotations
+
+import datetime
+import ntpath
+import re
+import typing as t
+import urllib.parse
+from dataclasses import dataclass, field
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
+    Host,
+    RequestError,
+    operation_data,
+    owns,
+    per_profile,
+    select_profiles,
+)
+from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
+    MANIFEST_NAME,
+    Manifest,
+    QuarantinedItem,
+    stored_name,
+)
+
+UNINSTALL_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall'
+MACHINE_UNINSTALL_KEYS = ('SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall',
+                          'SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall')
+UNINSTALL_VALUES = ['DisplayName', 'DisplayVersion', 'Publisher', 'InstallLocation', 'QuietUninstallString',
+                    'UninstallString']
+DEFAULT_INSTALL_DIR = '{Local AppData}\\Programs\\Notion'
+MACHINE_EXES = ('C:\\Program Files\\Notion\\Notion.exe', 'C:\\Program Files (x86)\\Notion\\Notion.exe')
+DOWNLOAD_DIR = 'C:\\ProgramData\\loopbreaker\\installers'
+NOTION_NAME = re.compile(r'^Notion \d')
+INSTALLER_VERSION = re.compile(r'Notion[ _-]Setup[ _-](\d+(?:\.\d+)+)', re.IGNORECASE)
+SHA256 = re.compile(r'^[0-9a-fA-F]{64}$')
+DEFAULT_SIGNER = 'Notion Labs, Inc'
+
+ARGUMENT_SPEC: dict[str, t.Any] = {
+    'state': {'type': 'str', 'required': True, 'choices': ['present', 'absent', 'reinstalled', 'restarted', 'stopped']},
+    'installer': {'type': 'str'},
+    'checksum': {'type': 'str'},
+    'signer': {'type': 'str', 'default': DEFAULT_SIGNER},
+    'version': {'type': 'str'},
+    'remove_user_data': {'type': 'bool', 'default': False},
+    'users': {'type': 'list', 'elements': 'str'},
+    'exclude_users': {'type': 'list', 'elements': 'str'},
+    'timeout': {'type': 'int', 'default': 600},
+    'stop_timeout': {'type': 'int', 'default': 30},
+    'profiles_root': {'type': 'path'},
+    'app_path': {'type': 'path'},
+    'team_id': {'type': 'str'},
+    'use_homebrew': {'type': 'bool', 'default': False},
+}
+MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users'], ['installer', 'use_homebrew']]
+REQUIRED_IF: list[t.Any] = [['state', 'present', ['installer', 'use_homebrew'], True],
+                            ['state', 'reinstalled', ['installer', 'use_homebrew'], True]]
+
+
+def validate(params: dict[str, t.Any]) -> None:
+    """What the spec cannot say; raises RequestError before anything is read."""
+    if params.get('checksum') and not SHA256.match(params['checksum']):
+        raise RequestError(f"checksum must be a SHA-256 (64 hex digits), got {params['checksum']!r}")
+    if params['state'] not in ('present', 'reinstalled'):
+        given = [name for name in ('installer', 'checksum', 'version') if params.get(name)]
+        if given:
+            raise RequestError(f"{', '.join(given)} only apply to state present or reinstalled, not {params['state']}")
+    if params['remove_user_data'] and params['state'] != 'absent':
+        raise RequestError('remove_user_data only applies to state absent')
+    for option in ('timeout', 'stop_timeout'):
+        if params[option] < 1:
+            raise RequestError(f'{option} must be at least 1 second, got {params[option]}')
+    if not params['signer'].strip():
+        raise RequestError('signer must not be empty: every installer is checked against a signer')
+
+
+def installer_version(installer: str, info: dict[str, t.Any] | None, params: dict[str, t.Any]) -> str | None:
+    """The version the installer brings: as told, from the file, or from Notion's release file name."""
+    if params.get('version'):
+        return str(params['version'])
+    if info and info.get('version'):
+        return str(info['version'])
+    match = INSTALLER_VERSION.search(urllib.parse.unquote(installer))
+    return match.group(1) if match else None
+
+
+def is_url(installer: str) -> bool:
+    return urllib.parse.urlparse(installer).scheme in ('http', 'https')
+
+
+def probe_operations(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    installer = params.get('installer')
+    local_files = list(MACHINE_EXES) + ([installer] if installer and not is_url(installer) else [])
+    return [
+        {'op': 'get_profiles', 'shell_folders': dict(WINDOWS.shell_folders)},
+        {'op': 'list_registry_subkeys', 'each_profile': True, 'sid': '{Sid}', 'key': UNINSTALL_KEY,
+         'names': UNINSTALL_VALUES},
+        {'op': 'get_file_info', 'each_profile': True, 'paths': [DEFAULT_INSTALL_DIR + '\\Notion.exe']},
+        {'op': 'stat_paths', 'each_profile': True, 'patterns': [WINDOWS.data_root]},
+        {'op': 'list_registry_subkeys', 'key': MACHINE_UNINSTALL_KEYS[0], 'names': UNINSTALL_VALUES},
+        {'op': 'list_registry_subkeys', 'key': MACHINE_UNINSTALL_KEYS[1], 'names': UNINSTALL_VALUES},
+        {'op': 'get_file_info', 'paths': local_files},
+        {'op': 'list_packages', 'names': ['*notion*']},
+        {'op': 'list_processes', 'names': list(WINDOWS.process_names)},
+    ]
+
+
+def notion_entries(keys: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Uninstall entries of Notion itself: "Notion <version>", never Notion Calendar."""
+    entries = []
+    for key in keys:
+        values = {name: value['data'] for name, value in key['values'].items()}
+        name = str(values.get('DisplayName', ''))
+        if NOTION_NAME.match(name) and 'calendar' not in name.lower():
+            entries.append({'key': key['name'], 'display_name': name, 'version': values.get('DisplayVersion'),
+                            'publisher': values.get('Publisher'), 'install_location': values.get('InstallLocation'),
+                            'quiet_uninstall': values.get('QuietUninstallString')})
+    return entries
+
+
+@dataclass
+class UserApp:
+    profile: dict[str, t.Any]
+    entry: dict[str, t.Any] | None
+    exe: dict[str, t.Any] | None
+    processes: list[dict[str, t.Any]]
+    data_root: str
+    has_data: bool
+    error: str | None = None
+
+    @property
+    def install_dir(self) -> str:
+        if self.entry and self.entry.get('install_location'):
+            return str(self.entry['install_location'])
+        return substitute(DEFAULT_INSTALL_DIR, {**self.profile['folders']})
+
+    @property
+    def installed_version(self) -> str | None:
+        if self.exe and self.exe.get('exists'):
+            return self.exe.get('version') or (self.entry or {}).get('version')
+        return (self.entry or {}).get('version')
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.entry or (self.exe and self.exe.get('exists')))
+
+    def facts(self) -> dict[str, t.Any]:
+        return {'user': self.profile['username'], 'sid': self.profile['sid'], 'logged_on': self.profile['loaded'],
+                'installed': self.installed, 'version': self.installed_version, 'install_dir': self.install_dir,
+                'uninstall_entry': self.entry, 'executable': self.exe, 'running': len(self.processes),
+                'user_data': self.data_root if self.has_data else None}
+
+
+@dataclass
+class Discovery:
+    users: list[UserApp]
+    machine_installs: list[dict[str, t.Any]]
+    packages: list[dict[str, t.Any]]
+    installer_info: dict[str, t.Any] | None
+    all_profiles: list[dict[str, t.Any]] = field(default_factory=list)
+
+    def facts(self) -> dict[str, t.Any]:
+        return {'users': [u.facts() for u in self.users], 'machine_installs': self.machine_installs,
+                'packages': self.packages}
+
+
+def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
+    profiles = operation_data(envelope, 0)['profiles']
+    entries, exes, stats = (per_profile(envelope, index) for index in (1, 2, 3))
+    processes = operation_data(envelope, 8)['processes']
+    chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True)
+    users = []
+    for profile in chosen:
+        sid = profile['sid']
+        failed = [r[sid]['error'] for r in (entries, exes, stats) if r[sid]['status'] != 'ok']
+        data_root = substitute(WINDOWS.data_root, {**profile['folders']})
+        app = UserApp(profile=profile, entry=None, exe=None, data_root=data_root, has_data=False,
+                      processes=[p for p in processes if owns(profile, p)], error=profile.get('error') or
+                      (failed[0] if failed else None))
+        if not failed:
+            found = notion_entries(entries[sid]['data']['keys'])
+            app.entry = found[0] if found else None
+            app.exe = exes[sid]['data']['files'][0]
+            app.has_data = bool(stats[sid]['data']['entries'])
+        users.append(app)
+    machine = notion_entries(operation_data(envelope, 4)['keys'] + operation_data(envelope, 5)['keys'])
+    files = operation_data(envelope, 6)['files']
+    machine_exes = [f for f in files if f['exists'] and f['path'].lower() in {p.lower() for p in MACHINE_EXES}]
+    installer = params.get('installer')
+    installer_info = next((f for f in files if installer and f['path'].lower() == installer.lower()), None)
+    packages = [p for p in operation_data(envelope, 7)['packages'] if 'calendar' not in p['name'].lower()]
+    return Discovery(users=users, machine_installs=machine + [{'executable': f} for f in machine_exes],
+                     packages=packages, installer_info=installer_info, all_profiles=profiles)
+
+
+def verify_local_installer(params: dict[str, t.Any], info: dict[str, t.Any] | None) -> None:
+    """Refuse a local installer that is missing, altered or signed by someone else — before anything."""
+    installer = params['installer']
+    if info is None or not info['exists']:
+        raise RequestError(f"installer {installer!r} does not exist on the host; nothing was changed")
+    if params.get('checksum') and info['sha256'] != params['checksum'].lower():
+        raise RequestError(f"installer {installer!r} has SHA-256 {info['sha256']}, expected "
+                           f"{params['checksum'].lower()}: refused, nothing was changed")
+    signature = info['signature'] or {}
+    if signature.get('status') != 'Valid':
+        raise RequestError(f"installer {installer!r} has no valid Authenticode signature (status "
+                           f"{signature.get('status')}): refused, nothing was changed")
+    if signature.get('signer') != params['signer']:
+        raise RequestError(f"installer {installer!r} is signed by {signature.get('signer')!r}, expected "
+                           f"{params['signer']!r}: refused, nothing was changed")
+
+
+@dataclass
+class UserPlan:
+    app: UserApp
+    action: str
+    operations: list[dict[str, t.Any]] = field(default_factory=list)
+    reason: str | None = None
+    version_after: str | None = None
+
+
+def _stop(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    if not app.processes:
+        return []
+    return [{'op': 'stop_processes', 'group': app.profile['sid'], 'pids': [p['pid'] for p in app.processes],
+             'timeout_seconds': params['stop_timeout']}]
+
+
+def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    group = app.profile['sid']
+    uninstaller = ntpath.join(app.install_dir, 'Uninstall Notion.exe')
+    return [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': uninstaller,
+             'arguments': ['/currentuser', '/S'], 'timeout_seconds': params['timeout']},
+            # The uninstaller leaves files behind when Notion held them; clean the program folder.
+            {'op': 'remove_path', 'group': group, 'path': app.install_dir}]
+
+
+def _install(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    group = app.profile['sid']
+    exe = substitute(DEFAULT_INSTALL_DIR + '\\Notion.exe', {**app.profile['folders']})
+    return [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': installer_path, 'arguments': ['/S'],
+             'timeout_seconds': params['timeout']},
+            {'op': 'verify_file', 'group': group, 'path': exe, 'signer': params['signer']}]
+
+
+def _verify_installer(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
+    operation = {'op': 'verify_file', 'group': app.profile['sid'], 'path': installer_path, 'signer': params['signer']}
+    if params.get('checksum'):
+        operation['sha256'] = params['checksum'].lower()
+    return operation
+
+
+def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -> list[dict[str, t.Any]]:
+    group = app.profile['sid']
+    root = _app_data.quarantine_root(WINDOWS, app.profile, app.data_root)
+    entry_dir = ntpath.join(root, entry_id)
+    item = QuarantinedItem(original_path=app.data_root, stored_as=ntpath.join('items', stored_name(0, app.data_root, ntpath)),
+                           scope='user_data', type='directory', bytes=0, files=0)
+    manifest = Manifest(id=entry_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='app',
+                        reason='remove_user_data with state absent', user=app.profile['username'], sid=group,
+                        platform='windows', items=(item,))
+    return [{'op': 'ensure_private_dir', 'group': group, 'path': entry_dir, 'owner_sid': group},
+            {'op': 'write_file', 'group': group, 'path': ntpath.join(entry_dir, MANIFEST_NAME), 'content': manifest.to_json()},
+            {'op': 'move_path', 'group': group, 'source': app.data_root, 'destination': ntpath.join(entry_dir, item.stored_as)}]
+
+
+def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], installer_path: str | None,
+              version: str | None, entry_id: str, now: datetime.datetime) -> UserPlan:
+    state = params['state']
+    if app.error:
+        return UserPlan(app, 'failed', reason=app.error)
+    if state == 'stopped':
+        return UserPlan(app, 'stopped', _stop(app, params)) if app.processes else UserPlan(app, 'unchanged')
+    if state == 'restarted':
+        if not app.installed:
+            return UserPlan(app, 'unchanged', reason='Notion is not installed for this user')
+        if not app.profile['loaded']:
+            return UserPlan(app, 'pending', reason='not logged on: Notion starts with their next session')
+        start = {'op': 'start_as_user', 'group': app.profile['sid'], 'sid': app.profile['sid'],
+                 'executable': ntpath.join(app.install_dir, 'Notion.exe')}
+        return UserPlan(app, 'restarted', _stop(app, params) + [start])
+    if state == 'absent':
+        if not app.installed and not (params['remove_user_data'] and app.has_data):
+            return UserPlan(app, 'unchanged')
+        if app.installed and not app.profile['loaded']:
+            return UserPlan(app, 'pending', reason='not logged on: a per-user uninstaller only acts in the '
+                                                   "user's own session")
+        operations = _stop(app, params) + (_uninstall(app, params) if app.installed else [])
+        if params['remove_user_data'] and app.has_data:
+            operations += _quarantine_user_data(app, entry_id, now)
+        return UserPlan(app, 'removed', operations)
+    if state == 'present' and app.installed and version is not None and app.installed_version == version:
+        return UserPlan(app, 'unchanged', version_after=version)
+    if state == 'present' and app.installed and version is None:
+        return UserPlan(app, 'unchanged', reason='installer version unknown: Notion is installed, left as it is')
+    if not app.profile['loaded']:
+        return UserPlan(app, 'pending', reason="not logged on: a per-user installer only runs in the user's own session")
+    operations = [_verify_installer(app, t.cast(str, installer_path), params)] + _stop(app, params)
+    if state == 'reinstalled' and app.installed:
+        operations += _uninstall(app, params)
+    operations += _install(app, t.cast(str, installer_path), params)
+    if state == 'reinstalled' and app.installed:
+        action = 'reinstalled'
+    elif not app.installed:
+        action = 'installed'
+    else:
+        action = 'upgraded' if _version_key(version) > _version_key(app.installed_version) else 'downgraded'
+    return UserPlan(app, action, operations, version_after=version)
+
+
+def _version_key(version: str | None) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r'\d+', version or ''))
+
+
+def targets(discovery: Discovery, params: dict[str, t.Any]) -> list[UserApp]:
+    """Who a state concerns by default: stop/restart where Notion runs, the rest where it is installed."""
+    if params.get('users'):
+        return discovery.users
+    if params['state'] in ('stopped', 'restarted'):
+        return [u for u in discovery.users if u.processes]
+    if params['state'] == 'present':
+        return discovery.users
+    return [u for u in discovery.users if u.installed or (params['remove_user_data'] and u.has_data)]
+
+
+def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime,
+        entry_token: str) -> dict[str, t.Any]:
+    validate(params)
+    for option in ('profiles_root', 'app_path', 'team_id'):
+        if params.get(option):
+            raise RequestError(f'{option} applies to macOS hosts only')
+    if params.get('use_homebrew'):
+        raise RequestError('use_homebrew applies to macOS hosts only')
+    discovery = discover(params, host.run_batch(probe_operations(params), check_mode=True))
+    installer = params.get('installer')
+    installer_path = None
+    operations: list[dict[str, t.Any]] = []
+    if installer and params['state'] in ('present', 'reinstalled'):
+        if is_url(installer):
+            name = ntpath.basename(urllib.parse.unquote(urllib.parse.urlparse(installer).path)) or 'NotionSetup.exe'
+            installer_path = ntpath.join(DOWNLOAD_DIR, name)
+        else:
+            verify_local_installer(params, discovery.installer_info)
+            installer_path = installer
+    version = installer_version(installer or '', discovery.installer_info, params)
+    entry_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{entry_token}"
+    plans = [plan_user(app, discovery, params, installer_path, version, entry_id, now)
+             for app in targets(discovery, params)]
+    user_operations = [op for plan in plans for op in plan.operations]
+    if user_operations and installer and is_url(installer) and params['state'] in ('present', 'reinstalled'):
+        operations.append({'op': 'download_file', 'group': 'download', 'url': installer,
+                           'destination': installer_path, 'timeout_seconds': params['timeout']})
+    operations += user_operations
+    applied: list[dict[str, t.Any]] = []
+    if operations and not check_mode:
+        applied = host.run_batch(operations, check_mode=False)['results']
+    return _result(params, discovery, plans, operations, applied, check_mode, version, entry_id)
+
+
+def _version_after(plan: UserPlan, status: str) -> str | None:
+    if status in ('installed', 'upgraded', 'downgraded', 'reinstalled'):
+        return plan.version_after
+    if status == 'removed':
+        return None
+    return plan.app.installed_version
+
+
+def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan], operations: list[dict[str, t.Any]],
+            applied: list[dict[str, t.Any]], check_mode: bool, version: str | None, entry_id: str) -> dict[str, t.Any]:
+    errors_by_group: dict[str, list[str]] = {}
+    done_by_group: dict[str, list[str]] = {}
+    for operation, result in zip(operations, applied):
+        bucket = errors_by_group if result['status'] == 'error' else done_by_group
+        if result['status'] != 'skipped':
+            bucket.setdefault(operation['group'], []).append(
+                f"{operation['op']}: {result['error']}" if result['status'] == 'error' else operation['op'])
+    users = []
+    for plan in plans:
+        sid = plan.app.profile['sid']
+        errors = errors_by_group.get(sid, []) + (errors_by_group.get('download', []) if plan.operations else [])
+        status = plan.action
+        if plan.action == 'failed' or errors:
+            status = 'failed'
+        users.append({'user': plan.app.profile['username'], 'sid': sid, 'status': status,
+                      'reason': plan.reason or ('; '.join(errors) if errors else None),
+                      'version_before': plan.app.installed_version,
+                      'version_after': _version_after(plan, status),
+                      'processes_stopped': [p['pid'] for p in plan.app.processes
+                                            if any(op['op'] == 'stop_processes' for op in plan.operations)],
+                      'operations': [op['op'] for op in plan.operations] if check_mode else done_by_group.get(sid, []),
+                      'quarantine_id': entry_id if any(op['op'] == 'move_path' for op in plan.operations) else None})
+    if check_mode or not applied:
+        changed = bool(operations)
+    else:
+        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates for r in applied)
+    manual = []
+    if discovery.packages:
+        manual.append('MSIX Notion packages were found (see facts.packages); remove or update them with '
+                      'Remove-AppxPackage / the Microsoft Store, this module acts on the per-user installs.')
+    if discovery.machine_installs and params['state'] in ('absent', 'reinstalled'):
+        manual.append('A machine-wide Notion install was found (see facts.machine_installs); it is not a per-user '
+                      'install and was left alone.')
+    result: dict[str, t.Any] = {
+        'changed': changed, 'platform': 'windows', 'state': params['state'], 'installer_version': version,
+        'users': users, 'facts': discovery.facts(), 'manual_actions': manual,
+        'diff': {'before': ''.join(f"{u['user']}: {u['version_before'] or 'not installed'}\n" for u in users),
+                 'after': ''.join(f"{u['user']}: {u['version_after'] or 'not installed'} ({u['status']})\n"
+                                  for u in users)},
+    }
+    failures = [f"{u['user']}: {u['reason']}" for u in users if u['status'] == 'failed']
+    if failures:
+        result.update(failed=True, msg='; '.join(failures))
+    return result
