@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright: Contributors to loopbreaker.notion
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The main job on the bundled lab: the escalation ladder in check mode, for real, then a re-check.

@@ -160,7 +160,7 @@ def plan_gnome(state: dict[str, t.Any], mode: str, disable: list[str], hosts: li
 
 Runner = t.Callable[[Argv], tuple[int, str, str]]
 MAC_RECORD = '/Library/Application Support/loopbreaker/proxy-record.json'
-GNOME_RECORD = '~/.local/share/loopbreaker/proxy-record.json'
+GNOME_RECORD = '.local/share/loopbreaker/proxy-record.json'  # relative to the connection user's home
 
 
 class NativeProxyError(Exception):

@@ -42,7 +42,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'mode': {'type': 'str', 'required': True, 'choices': ['direct', 'bypass', 'restore']},
     'disable': {'type': 'list', 'elements': 'str', 'default': ['manual_proxy'],
                 'choices': ['manual_proxy', 'pac', 'auto_detect']},
-    'bypass_hosts': {'type': 'list', 'elements': 'str'},
+    'bypass_hosts': {'type': 'list', 'elements': 'str', 'no_log': False},
     'winhttp': {'type': 'str', 'default': 'keep', 'choices': ['keep', 'reset']},
     'users': {'type': 'list', 'elements': 'str'},
     'exclude_users': {'type': 'list', 'elements': 'str'},
@@ -183,8 +183,8 @@ def _record_operation(target: Target, now: datetime.datetime, mode: str, group: 
     if target.record:
         return []
     values = _registry_values(target.blobs)
-    values['Legacy'] = {'type': 'REG_SZ', 'data': json.dumps({n: target.legacy.get(n) for n in LEGACY_TYPES},
-                                                              sort_keys=True)}
+    legacy = json.dumps({n: target.legacy.get(n) for n in LEGACY_TYPES}, sort_keys=True)
+    values['Legacy'] = {'type': 'REG_SZ', 'data': legacy}
     values['Mode'] = {'type': 'REG_SZ', 'data': mode}
     values['Recorded'] = {'type': 'REG_SZ', 'data': now.strftime('%Y-%m-%dT%H:%M:%SZ')}
     return [_with_sid({'op': 'write_registry', 'key': target.record_key, 'values': values, 'group': group}, target)]

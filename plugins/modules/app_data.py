@@ -137,22 +137,35 @@ users:
   type: list
   elements: dict
   contains:
-    user: {description: Profile name., type: str, returned: always, sample: alice}
+    user:
+      description: Profile name.
+      type: str
+      returned: always
+      sample: alice
     sid:
       description: The user's SID on Windows; elsewhere C(uid:<n>/<name>), the home's owner and the profile name.
       type: str
       returned: always
-    profile_path: {description: Home directory., type: str, returned: always}
+    profile_path:
+      description: Home directory.
+      type: str
+      returned: always
     logged_on:
       description: Windows, whether the user's hive was loaded (the user is logged on); elsewhere whether the user has processes running.
       type: bool
       returned: always
-    data_root: {description: The user's Notion userData folder., type: str, returned: always}
+    data_root:
+      description: The user's Notion userData folder.
+      type: str
+      returned: always
     data_root_source:
       description: C(registry) when the user's own hive placed AppData (a redirected folder), C(default) otherwise.
       type: str
       returned: always
-    status: {description: "C(cleared), C(clean) (nothing to clear) or C(failed).", type: str, returned: always}
+    status:
+      description: "C(cleared), C(clean) (nothing to clear) or C(failed)."
+      type: str
+      returned: always
     processes_stopped:
       description: Notion processes of this user stopped first (or that would be, in check mode).
       type: list
@@ -165,10 +178,23 @@ users:
       type: list
       elements: dict
       returned: always
-    bytes: {description: Bytes moved or removed., type: int, returned: always}
-    files: {description: Files moved or removed., type: int, returned: always}
-    quarantine_path: {description: This user's quarantine entry directory., type: str, returned: always}
-    errors: {description: What failed for this user., type: list, elements: str, returned: always}
+    bytes:
+      description: Bytes moved or removed.
+      type: int
+      returned: always
+    files:
+      description: Files moved or removed.
+      type: int
+      returned: always
+    quarantine_path:
+      description: This user's quarantine entry directory.
+      type: str
+      returned: always
+    errors:
+      description: What failed for this user.
+      type: list
+      elements: str
+      returned: always
 totals:
   description: Users cleared, items, bytes and files across users.
   returned: always

@@ -125,15 +125,31 @@ targets:
   type: list
   elements: dict
   contains:
-    name: {description: User name, C((machine)), service name or C(gnome)., type: str, returned: always}
-    kind: {description: "C(user), C(machine), C(service) or C(gnome).", type: str, returned: always}
+    name:
+      description: User name, C((machine)), service name or C(gnome).
+      type: str
+      returned: always
+    kind:
+      description: "C(user), C(machine), C(service) or C(gnome)."
+      type: str
+      returned: always
     status:
       description: C(changed), C(unchanged), C(not_configured) (no proxy settings at all), C(unparsable) (left untouched) or C(failed).
       type: str
       returned: always
-    before: {description: Settings before (decoded blob on Windows, tool state elsewhere)., type: dict, returned: always}
-    after: {description: Settings after (or as they would be in check mode)., type: dict, returned: always}
-    notes: {description: Why nothing changed, or what failed., type: list, elements: str, returned: always}
+    before:
+      description: Settings before (decoded blob on Windows, tool state elsewhere).
+      type: dict
+      returned: always
+    after:
+      description: Settings after (or as they would be in check mode).
+      type: dict
+      returned: always
+    notes:
+      description: Why nothing changed, or what failed.
+      type: list
+      elements: str
+      returned: always
 winhttp:
   description: Windows, the WinHTTP proxy before and after and the action taken (C(kept), C(reset), C(restored)).
   returned: on Windows
@@ -147,6 +163,7 @@ not_applicable:
 import json
 import os
 import platform
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -180,7 +197,8 @@ def main() -> None:
                            supports_check_mode=True)
     system = platform.system().lower()
     params = module.params
-    record_path = _posix_proxy.MAC_RECORD if system == 'darwin' else os.path.expanduser(_posix_proxy.GNOME_RECORD)
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    record_path = _posix_proxy.MAC_RECORD if system == 'darwin' else os.path.join(home, _posix_proxy.GNOME_RECORD)
 
     def runner(argv: list[str]) -> tuple[int, str, str]:
         return module.run_command(argv)

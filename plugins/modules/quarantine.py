@@ -101,15 +101,43 @@ entries:
   type: list
   elements: dict
   contains:
-    id: {description: Entry id., type: str, returned: always}
-    user: {description: Profile name., type: str, returned: always}
-    created: {description: UTC creation time., type: str, returned: always}
-    module: {description: Module that created it., type: str, returned: always}
-    reason: {description: Why it was created., type: str, returned: always}
-    path: {description: Entry directory., type: str, returned: always}
-    restored: {description: UTC time it was restored, null while held., type: str, returned: always}
-    bytes: {description: Bytes held., type: int, returned: always}
-    items: {description: "Per item: original_path, scope, type, bytes, files, in_quarantine, original_exists.", type: list, elements: dict, returned: always}
+    id:
+      description: Entry id.
+      type: str
+      returned: always
+    user:
+      description: Profile name.
+      type: str
+      returned: always
+    created:
+      description: UTC creation time.
+      type: str
+      returned: always
+    module:
+      description: Module that created it.
+      type: str
+      returned: always
+    reason:
+      description: Why it was created.
+      type: str
+      returned: always
+    path:
+      description: Entry directory.
+      type: str
+      returned: always
+    restored:
+      description: UTC time it was restored, null while held.
+      type: str
+      returned: always
+    bytes:
+      description: Bytes held.
+      type: int
+      returned: always
+    items:
+      description: "Per item: original_path, scope, type, bytes, files, in_quarantine, original_exists."
+      type: list
+      elements: dict
+      returned: always
 unreadable:
   description: Manifests that could not be read, with the reason; never modified.
   returned: always

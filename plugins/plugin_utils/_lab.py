@@ -62,7 +62,7 @@ def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded
     if with_notion:
         twin.install_notion(profile, {'version': version, 'signer': NOTION_SIGNER}, ['/S'])
         exe = ntpath.join(profile_path, 'AppData', 'Local', 'Programs', 'Notion', 'Notion.exe')
-        pids = [twin.add_process('Notion.exe', exe, sid) for _ in range(3)] if running else []
+        pids = [twin.add_process('Notion.exe', exe, sid) for _copy in range(3)] if running else []
         for relative, content in NOTION_TREE.items():
             locked = pids[0] if pids and relative.endswith('Cookies') else None
             twin.write(ntpath.join(root, relative.replace('/', '\\')), content, locked_by=locked)

@@ -122,7 +122,7 @@ class SimulatedWindows(BatchRunner):
 
     def add_process(self, name: str, path: str, owner_sid: str, *, session_id: int = 1,
                     unkillable: bool = False) -> int:
-        pid = 1000 + 4 * len(self.state['processes']) + 4 * sum(1 for _ in self.state['calls'])
+        pid = 1000 + 4 * len(self.state['processes']) + 4 * len(self.state['calls'])
         while any(p['pid'] == pid for p in self.state['processes']):
             pid += 4
         self.state['processes'].append({'pid': pid, 'name': name, 'path': path, 'owner_sid': owner_sid,

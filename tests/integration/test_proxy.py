@@ -151,10 +151,10 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, tmp_pa
     cases = WIN_CASES if host == 'win' else POSIX_CASES
     before = lab.state()
     completed, outcomes = lab.play('proxy_four_runs', host,
-                                   {'proxy_cases': [{'name': name, 'args': args} for name, args, _ in cases]})
+                                   {'proxy_cases': [{'name': name, 'args': args} for name, args, _message in cases]})
     assert_ok(completed)
-    assert [outcome['case']['name'] for outcome in outcomes] == [name for name, _, _ in cases]
-    for outcome, (name, _, message) in zip(outcomes, cases):
+    assert [outcome['case']['name'] for outcome in outcomes] == [case[0] for case in cases]
+    for outcome, (name, _args, message) in zip(outcomes, cases):
         assert outcome.get('failed') is True, (name, outcome)
         assert outcome['msg'] == message, (name, outcome['msg'])
         assert not outcome.get('changed'), name

@@ -49,7 +49,7 @@ def test_windows_only_operations_are_in_the_vocabulary() -> None:
 
 
 class _Renamed(SimulatedWindows):
-    def op_move_path(self, source: str, target: str) -> dict[str, t.Any]:  # type: ignore[override]
+    def op_move_path(self, source: str, target: str) -> dict[str, t.Any]:  # type: ignore[override]  # pylint: disable=arguments-renamed
         return {}
 
 

@@ -14,7 +14,7 @@ REPORT = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'workstation.j
 
 def _entries(host, user):
     root = f'{HOMES}/{user}/.local/share/loopbreaker/quarantine'
-    return [name for name in host.file(root).listdir()] if host.file(root).exists else []
+    return list(host.file(root).listdir()) if host.file(root).exists else []
 
 
 def test_site_data_is_gone_and_settings_stay(host):

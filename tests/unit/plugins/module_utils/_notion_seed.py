@@ -350,7 +350,6 @@ class LocalEnv(Env):
         assert path.startswith(root), path
         return path[len(root):]
 
-
     def snapshot(self) -> t.Any:
         return file_tree(self.root), sorted(p.pid for p in self.processes if p.child.poll() is None)
 

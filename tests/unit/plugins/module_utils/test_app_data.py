@@ -108,7 +108,7 @@ def test_partition_and_network_cookies_are_selected(make_env) -> None:
 
 def test_real_run_moves_selected_items_into_the_quarantine_intact(make_env) -> None:
     env = make_env(['alice'])
-    originals = {relative: env.tree(env.path('alice', relative)) for scope in ALL_SCOPES for relative, _ in SELECTED[scope]}
+    originals = {relative: env.tree(env.path('alice', relative)) for scope in ALL_SCOPES for relative, _content in SELECTED[scope]}
     result = env.app_data()
     assert result['changed'] is True
     assert result['quarantine_id'] == ENTRY_ID
@@ -465,7 +465,7 @@ def test_redirected_appdata_on_another_volume_is_honoured() -> None:
     entry_dir = 'D:\\Redirected\\alice\\AppData\\loopbreaker-quarantine\\' + ENTRY_ID   # same volume as the data
     assert (alice['data_root'], alice['quarantine_path'], alice['status']) == (root, entry_dir, 'cleared')
     assert alice['data_root_source'] == 'registry'
-    assert {i['path'] for i in alice['items']} == {ntpath.join(root, r.replace('/', '\\')) for r, _ in SELECTED['cache']}
+    assert {i['path'] for i in alice['items']} == {ntpath.join(root, r.replace('/', '\\')) for r, _content in SELECTED['cache']}
     assert {i['action'] for i in alice['items']} == {'quarantined'}
     assert all(i['quarantine_path'].startswith(entry_dir + '\\items\\') for i in alice['items'])
     assert env.read(decoy) == b'not the real userData'

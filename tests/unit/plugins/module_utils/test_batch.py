@@ -194,7 +194,7 @@ def test_check_mode_refuses_mutating_operations_without_calling_them() -> None:
     assert statuses(envelope) == ['ok', 'ok', 'error', 'skipped', 'error']
     assert [r['error'] for r in envelope['results']] == [None, None, 'refused in check mode', None,
                                                          'refused in check mode']
-    assert [name for name, _ in host.calls] == ['get_profiles', 'stat_paths']
+    assert [call[0] for call in host.calls] == ['get_profiles', 'stat_paths']
     assert envelope['changed'] is False
     assert host.check_mode is True
 

@@ -211,8 +211,10 @@ def test_native_context_relative_root(root: str) -> None:
     assert is_dir.asked == []
 
 
-@pytest.mark.parametrize(('system', 'root', 'checked'), [('Linux', '/nonexistent', '/nonexistent'),
-                                                          ('Darwin', None, '/Users')])
+@pytest.mark.parametrize(('system', 'root', 'checked'), [
+    ('Linux', '/nonexistent', '/nonexistent'),
+    ('Darwin', None, '/Users'),
+])
 def test_native_context_missing_root(system: str, root, checked: str) -> None:
     is_dir = IsDir()
     message = f'profiles_root {checked!r} does not exist or is not a directory'

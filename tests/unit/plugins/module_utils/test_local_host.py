@@ -95,8 +95,8 @@ def test_get_profiles(homes: Path) -> None:
 @needs_root
 def test_get_profiles_owner_and_loaded(homes: Path) -> None:
     os.chown(homes / 'bob', 54321, -1)
-    profiles = {p['username']: p for p in one(LocalHost(str(homes), 'linux'),
-                                               {'op': 'get_profiles', 'shell_folders': {}})['data']['profiles']}
+    listed = one(LocalHost(str(homes), 'linux'), {'op': 'get_profiles', 'shell_folders': {}})['data']['profiles']
+    profiles = {p['username']: p for p in listed}
     assert (profiles['bob']['sid'], profiles['bob']['owner_sid']) == ('uid:54321/bob', 'uid:54321')
     assert profiles['bob']['loaded'] is False             # nothing runs as uid 54321
     assert profiles['alice']['owner_sid'] == 'uid:0'

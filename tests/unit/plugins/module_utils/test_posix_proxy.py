@@ -22,7 +22,7 @@ Where the sample outputs come from (copied verbatim, whitespace included):
   independent public networksetup wrappers (code search for the exact sentence).
 * gsettings: captured on this build machine (gsettings 2.74.6, gsettings-desktop-schemas):
   ``'none'``, ``['localhost', '127.0.0.0/8', '::1']`` (the schema default), ``@as []`` for an
-  empty list, and ``No such schema “…”`` on stderr with rc 1.
+  empty list, and ``No such schema \u201c...\u201d`` on stderr with rc 1.
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ BAD_OUTPUT_CASES: list[tuple[str, t.Callable[[str], t.Any], str, str]] = [
      'unexpected networksetup proxy output'),
     ('auto-url-error', pp.parse_auto_url, NS_ERROR, 'unexpected networksetup -getautoproxyurl output'),
     ('discovery-error', pp.parse_auto_discovery, NS_ERROR, 'unexpected networksetup -getproxyautodiscovery output'),
-    ('gnome-no-schema', pp.parse_gnome_value, 'No such schema “org.gnome.system.proxy”\n', 'unexpected gsettings output'),
+    ('gnome-no-schema', pp.parse_gnome_value, 'No such schema \u201corg.gnome.system.proxy\u201d\n', 'unexpected gsettings output'),
 ]
 
 

@@ -104,7 +104,7 @@ def test_listed_describes_each_entry(make_env) -> None:
     assert alice == {
         'id': ENTRY_ID, 'user': 'alice', 'sid': alice['sid'], 'created': '2026-03-04T05:06:07Z', 'module': 'app_data',
         'reason': 'clear desktop app site data', 'path': entry_dir(env, 'alice'), 'restored': None,
-        'bytes': sum(bytes_under(r)[0] for r, _ in cookies),
+        'bytes': sum(bytes_under(r)[0] for r, _content in cookies),
         'items': [{'original_path': env.path('alice', relative), 'scope': 'cookies', 'type': kind,
                    'bytes': bytes_under(relative)[0], 'files': 1, 'in_quarantine': True,
                    'original_exists': relative in RECREATED} for relative, kind in cookies],
@@ -140,8 +140,9 @@ def test_unreadable_manifest_is_reported_and_never_touched(make_env) -> None:
     listed = env.quarantine()
     assert [e['id'] for e in listed['entries']] == [ENTRY_ID]
     assert [(u['user'], u['path']) for u in listed['unreadable']] == [
-        ('alice', broken), ('alice', env.quarantine_root('alice') + env.sep + '20260102T000000Z-000000' + env.sep
-                             + 'manifest.json')]
+        ('alice', broken),
+        ('alice', env.sep.join([env.quarantine_root('alice'), '20260102T000000Z-000000', 'manifest.json'])),
+    ]
     assert re.fullmatch(re.escape(f'{broken}: not JSON (') + r'Expecting value: line 1 column \d+ \(char \d+\)\)',
                         listed['unreadable'][0]['error'])
     assert listed['unreadable'][1]['error'].endswith(': unsupported manifest format 2')
@@ -372,7 +373,7 @@ def test_purge_by_id_for_every_user(make_env) -> None:
     cleared(env, scopes=['cookies'])
     result = env.quarantine(state='purged', id=ENTRY_ID, now=LATER)
     assert result['purged'] == [
-        {'id': ENTRY_ID, 'user': user, 'path': entry_dir(env, user), 'bytes': sum(bytes_under(r)[0] for r, _ in SELECTED['cookies'])}
+        {'id': ENTRY_ID, 'user': user, 'path': entry_dir(env, user), 'bytes': sum(bytes_under(r)[0] for r, _content in SELECTED['cookies'])}
         for user in ('alice', 'bob')]
     assert result['diff'] == {'before': f'alice: {ENTRY_ID} (held)\nbob: {ENTRY_ID} (held)\n', 'after': ''}
     assert not env.exists(entry_dir(env, 'alice')) and not env.exists(entry_dir(env, 'bob'))
