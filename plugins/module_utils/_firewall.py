@@ -429,9 +429,11 @@ def _remove_or_keep(plan: Plan, rule: Rule, *, removing: bool) -> None:
 
 
 def _plan_conflicts(plan: Plan, stamp: str) -> None:
+    """Handle block rules naming a covered program; their changes go first, right after the record write."""
     request, record = plan.request, plan.discovery.record
     entries = dict(record.entries)
     handling = {'disable': 'disabled', 'remove': 'removed', 'report': 'reported'}[request.conflicts]
+    changes = []
     for rule in plan.discovery.rules:
         program = _is_conflict(plan.discovery, rule, request)
         if program is None:
@@ -440,18 +442,19 @@ def _plan_conflicts(plan: Plan, stamp: str) -> None:
         if handling == 'reported':
             continue
         after = None if handling == 'removed' else {**rule, 'enabled': False}
-        plan.changes.insert(sum(1 for c in plan.changes if c.conflict),
-                            Change(handling, rule['name'], rule, after, program.user, 'blocks ' + program.path,
-                                   conflict=True))
+        changes.append(Change(handling, rule['name'], rule, after, program.user, 'blocks ' + program.path, conflict=True))
         previous = entries.get(rule['name'].lower())
+        # The first original wins: a rule changed again is still restored to how we first found it.
         entries[rule['name'].lower()] = ({**previous, 'handled': handling} if previous else
                                          {'rule': rule, 'handled': handling, 'recorded': stamp})
-    if any(c.conflict for c in plan.changes):
-        if record.error:
-            raise RequestError(f'the record of changed firewall rules (HKLM\\{RECORD_KEY}\\{RECORD_VALUE}) cannot '
-                               f'be read: {record.error}. Nothing was changed; repair or delete that value, or use '
-                               'conflicts: report.')
-        plan.record_after = Record(entries=entries, exists=True).to_json()
+    if not changes:
+        return
+    if record.error:
+        raise RequestError(f'the record of changed firewall rules (HKLM\\{RECORD_KEY}\\{RECORD_VALUE}) cannot '
+                           f'be read: {record.error}. Nothing was changed; repair or delete that value, or use '
+                           'conflicts: report.')
+    plan.changes[:0] = changes
+    plan.record_after = Record(entries=entries, exists=True).to_json()
 
 
 def plan_absent(request: Request, discovery: Discovery, stamp: str) -> Plan:
@@ -573,8 +576,9 @@ def build_result(plan: Plan, results: list[dict[str, t.Any]] | None) -> dict[str
     result['conflicts'] = [{**entry, 'handling': 'failed'} if entry['name'].lower() in failed else entry
                            for entry in plan.conflicts]
     result['record'] = _record_summary(plan, record_done)
-    result['notices'] = plan.discovery.notices + [f"kept {r['name']}: its program {r['program']} could not be checked"
-                                                    for r in plan.kept if plan.discovery.unknown(r['program'])]
+    kept = [f"kept {r['name']}: its program {r['program']} could not be checked"
+            for r in plan.kept if plan.discovery.unknown(r['program'])]
+    result['notices'] = plan.discovery.notices + kept
     result['diff'] = _diff(plan, done)
     if errors:
         result['failed'] = True

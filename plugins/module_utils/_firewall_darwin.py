@@ -68,8 +68,8 @@ class DarwinRecord:
             return cls()
         try:
             data = json.loads(text)
-            if data.get('format') != RECORD_FORMAT or not all(isinstance(p, str) for key in ('added', 'unblocked')
-                                                               for p in data[key]):
+            paths = [p for key in ('added', 'unblocked') for p in data[key]]
+            if data.get('format') != RECORD_FORMAT or not all(isinstance(p, str) for p in paths):
                 raise ValueError('unknown format')
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise RequestError(f'the firewall record {path} cannot be read ({error}); nothing was changed. '
@@ -286,7 +286,7 @@ def darwin_result(plan: DarwinPlan, state: sfw.GlobalState, verified: t.Callable
             change.error = f'expected {change.after} after the change, the firewall says {verified(change.app)}'
             errors.append(f'{change.app}: {change.error}')
     done = [c for c in plan.changes if not c.error]
-    final = {path: status for path, status in plan.statuses.items()}
+    final = dict(plan.statuses)
     final.update({c.app: c.after for c in done})
     result: dict[str, t.Any] = {
         'changed': bool(done) or record_touched,

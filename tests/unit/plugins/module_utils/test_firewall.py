@@ -117,6 +117,7 @@ def test_rule_names_follow_the_documented_scheme() -> None:
 
 def test_present_allows_every_users_notion_in_both_directions() -> None:
     twin = machine()
+    mounted = list(twin.state['mounted_hives'])
     result = run(twin)
     assert result['changed'] is True
     assert names(result['added']) == ALL_FOUR
@@ -129,7 +130,7 @@ def test_present_allows_every_users_notion_in_both_directions() -> None:
     assert result['users_without_notion'] == ['carol']
     assert result['conflicts'] == [] and result['disabled'] == [] and result['removed'] == []
     assert rules_of(twin)['ChromeIn'] == UNRELATED
-    assert twin.state['mounted_hives'] == []
+    assert twin.state['mounted_hives'] == mounted, 'every hive the batches loaded was unloaded'
 
 
 @pytest.mark.parametrize(
@@ -411,7 +412,7 @@ def test_repeated_runs_converge_to_one_set_of_rules_per_notion_exe() -> None:
                    our_rule('C:\\Users\\dave\\AppData\\Local\\Programs\\Notion\\Notion.exe', 'in'))
     first = run(twin)
     assert first['changed'] is True
-    for _ in range(3):
+    for _attempt in range(3):
         calls = len(twin.state['calls'])
         again = run(twin)
         assert again['changed'] is False

@@ -136,8 +136,8 @@ def test_second_run_changes_nothing(mac: dict[str, t.Any]) -> None:
     assert again['added'] == again['corrected'] == again['removed'] == []
 
 
-@pytest.mark.parametrize(('conflicts', 'handling', 'allowed'), [('disable', 'unblocked', True), ('remove', 'unblocked', True),
-                                                                  ('report', 'reported', False)])
+@pytest.mark.parametrize(('conflicts', 'handling', 'allowed'),
+                         [('disable', 'unblocked', True), ('remove', 'unblocked', True), ('report', 'reported', False)])
 def test_blocked_notion_app(mac: dict[str, t.Any], conflicts: str, handling: str, allowed: bool) -> None:
     firewall = FakeFirewall(mac['record'], {mac['bob']: False})
     result = run(mac, firewall, conflicts=conflicts)
