@@ -29,6 +29,13 @@ $OperationParameters = @{
     list_firewall_rules = @('programs')
     set_firewall_rule = @('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled', 'description')
     remove_firewall_rule = @('name')
+    list_registry_subkeys = @('key', 'sid', 'names')
+    get_file_info = @('paths')
+    download_file = @('url', 'destination', 'timeout_seconds')
+    run_as_user = @('sid', 'executable', 'arguments', 'timeout_seconds', 'success_codes')
+    verify_file = @('path', 'sha256', 'signer')
+    start_as_user = @('sid', 'executable', 'arguments')
+    list_packages = @('names')
 }
 
 # The optional tail of each list above.
@@ -48,6 +55,13 @@ $OptionalParameters = @{
     list_firewall_rules = @('programs')
     set_firewall_rule = @('description')
     remove_firewall_rule = @()
+    list_registry_subkeys = @('sid', 'names')
+    get_file_info = @()
+    download_file = @('timeout_seconds')
+    run_as_user = @('timeout_seconds', 'success_codes')
+    verify_file = @('sha256', 'signer')
+    start_as_user = @('arguments')
+    list_packages = @()
 }
 
 $MutatingOperations = @(
@@ -60,6 +74,9 @@ $MutatingOperations = @(
     'delete_registry_values'
     'set_firewall_rule'
     'remove_firewall_rule'
+    'download_file'
+    'run_as_user'
+    'start_as_user'
 )
 
 $CommonParameters = @('op', 'group', 'each_profile')
@@ -73,6 +90,9 @@ $FirewallProfileBits = [ordered]@{ domain = 1; private = 2; public = 4 }
 $FirewallProfileNames = @{ domain = 'Domain'; private = 'Private'; public = 'Public' }
 $ChangeFlags = @('moved', 'removed', 'created', 'updated', 'acl_corrected', 'created_key', 'bytes')
 $ChangeLists = @('stopped', 'deleted')
+$TaskNamePrefix = 'loopbreaker.notion-'
+$TaskRunningResult = 267009     # SCHED_S_TASK_RUNNING (0x41301)
+$TaskHasNotRunResult = 267011   # SCHED_S_TASK_HAS_NOT_RUN (0x41303)
 
 $RegistryMachine = [Microsoft.Win32.RegistryKey]::OpenBaseKey(
     [Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
@@ -185,6 +205,17 @@ function Format-BridgeTime {
         [datetime]$Time
     )
     return $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Import-BridgeModule {
+    # Imported explicitly when its command is not available yet, rather than relying on autoloading.
+    param(
+        [string]$Name,
+        [string]$Command
+    )
+    if (-not (Get-Command -Name $Command -ErrorAction SilentlyContinue)) {
+        Import-Module -Name $Name -ErrorAction Stop
+    }
 }
 
 # ------------------------------------------------------------ registry and hives
@@ -382,6 +413,29 @@ function ConvertFrom-BridgeRegistryValue {
         }
     }
     return [ordered]@{ type = $type; data = $data }
+}
+
+function Get-BridgeRegistryValueTable {
+    # The named values of an open key (all of them when Names is null), in read_registry's encoding.
+    param(
+        [Microsoft.Win32.RegistryKey]$Key,
+        $Names
+    )
+    $values = [ordered]@{}
+    $present = [string[]]$Key.GetValueNames()
+    if ($null -eq $Names) {
+        $wanted = $present
+    }
+    else {
+        $wanted = @($Names)
+    }
+    foreach ($name in $wanted) {
+        $actual = Find-BridgeValueName -Present $present -Name ([string]$name)
+        if ($null -ne $actual) {
+            $values[[string]$name] = ConvertFrom-BridgeRegistryValue -Key $Key -Name $actual
+        }
+    }
+    return $values
 }
 
 function ConvertTo-BridgeRegistryData {
@@ -710,9 +764,7 @@ function Get-BridgeProfile {
 # ------------------------------------------------------------------- firewall
 
 function Import-BridgeNetSecurity {
-    if (-not (Get-Command -Name New-NetFirewallRule -ErrorAction SilentlyContinue)) {
-        Import-Module -Name NetSecurity -ErrorAction Stop
-    }
+    Import-BridgeModule -Name NetSecurity -Command New-NetFirewallRule
 }
 
 function Expand-BridgeProgram {
@@ -774,6 +826,414 @@ function Get-BridgePersistentRule {
     foreach ($rule in $found) {
         if (Test-BridgeNameEqual -Left $rule.Name -Right $Name) { return $rule }
     }
+    return $null
+}
+
+# ---------------------------------------------------- file identity and downloads
+
+function ConvertTo-BridgeHex {
+    param(
+        [byte[]]$Bytes
+    )
+    return ([System.BitConverter]::ToString($Bytes)).Replace('-', '').ToLowerInvariant()
+}
+
+function New-BridgeSha256 {
+    # The CNG/CAPI implementation: SHA256Managed, what SHA256::Create() gives, throws under FIPS policy.
+    return New-Object -TypeName System.Security.Cryptography.SHA256CryptoServiceProvider
+}
+
+function Get-BridgeFileSha256 {
+    # Shares read/write/delete like Read-BridgeText, so a running program's image can be hashed.
+    param(
+        [string]$Path
+    )
+    $share = [System.IO.FileShare]'ReadWrite, Delete'
+    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
+    try {
+        $sha = New-BridgeSha256
+        try {
+            return ConvertTo-BridgeHex -Bytes $sha.ComputeHash($stream)
+        }
+        finally {
+            $sha.Dispose()
+        }
+    }
+    finally {
+        $stream.Dispose()
+    }
+}
+
+function Get-BridgeFileVersion {
+    # ProductVersion is what installers and the Uninstall key report; FileVersion is the fallback.
+    param(
+        [string]$Path
+    )
+    $info = [System.Diagnostics.FileVersionInfo]::GetVersionInfo($Path)
+    foreach ($candidate in @($info.ProductVersion, $info.FileVersion)) {
+        if ($null -eq $candidate) { continue }
+        $text = ([string]$candidate).Replace([string][char]0, '').Trim()
+        if ($text) { return $text }
+    }
+    return $null
+}
+
+function Get-BridgeDistinguishedNameValue {
+    # The first value of one attribute of an X.500 subject as .NET formats it:
+    # 'CN="Notion Labs, Inc", O="Notion Labs, Inc", L=San Francisco, C=US'. Read RDN by RDN,
+    # so that 'O=' inside a quoted value of another attribute is not mistaken for the attribute.
+    param(
+        [string]$Subject,
+        [string]$Attribute
+    )
+    $rdn = New-Object -TypeName System.Text.RegularExpressions.Regex -ArgumentList @(
+        '\G\s*([^=,+]+)=("(?:[^"]|"")*"|[^,+]*)\s*(?:[,+]|$)')
+    foreach ($match in $rdn.Matches($Subject)) {
+        if (-not (Test-BridgeNameEqual -Left $match.Groups[1].Value.Trim() -Right $Attribute)) { continue }
+        $value = $match.Groups[2].Value.Trim()
+        if ($value.Length -ge 2 -and $value.StartsWith('"') -and $value.EndsWith('"')) {
+            $value = $value.Substring(1, $value.Length - 2).Replace('""', '"')
+        }
+        if ($value) { return $value }
+        return $null
+    }
+    return $null
+}
+
+function Get-BridgeSignature {
+    param(
+        [string]$Path
+    )
+    $signature = Get-AuthenticodeSignature -LiteralPath $Path -ErrorAction Stop
+    $signer = $null
+    if ($null -ne $signature.SignerCertificate) {
+        $subject = [string]$signature.SignerCertificate.Subject
+        $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'O'
+        if ($null -eq $signer) { $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'CN' }
+    }
+    # Status is a SignatureStatus: Valid, NotSigned, HashMismatch, NotTrusted, UnknownError, ...
+    return [ordered]@{ status = [string]$signature.Status; signer = $signer }
+}
+
+function Format-BridgeQuoted {
+    # 'text', or None: the twin's messages use Python's repr for these values.
+    param(
+        $Value
+    )
+    if ($null -eq $Value) { return 'None' }
+    return "'" + [string]$Value + "'"
+}
+
+function Get-BridgeFileInfo {
+    param(
+        [string]$Path
+    )
+    if (-not [System.IO.File]::Exists($Path)) {
+        return [ordered]@{ path = $Path; exists = $false; bytes = $null; version = $null; sha256 = $null; signature = $null }
+    }
+    $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $Path
+    return [ordered]@{
+        path = [string]$file.FullName
+        exists = $true
+        bytes = [int64]$file.Length
+        version = Get-BridgeFileVersion -Path $file.FullName
+        sha256 = Get-BridgeFileSha256 -Path $file.FullName
+        signature = Get-BridgeSignature -Path $file.FullName
+    }
+}
+
+function Enable-BridgeTls12 {
+    # Windows PowerShell 5.1 often starts with only Ssl3 and Tls 1.0 enabled. SystemDefault (0, .NET 4.7+)
+    # already lets the OS offer TLS 1.2 and later, and OR-ing a flag into it would pin the protocols.
+    $current = [int][System.Net.ServicePointManager]::SecurityProtocol
+    $tls12 = [int][System.Net.SecurityProtocolType]::Tls12
+    if ($current -ne 0 -and ($current -band $tls12) -eq 0) {
+        [System.Net.ServicePointManager]::SecurityProtocol = [System.Net.SecurityProtocolType]($current -bor $tls12)
+    }
+}
+
+function Save-BridgeDownload {
+    # Streams the response into Path (which must not exist) and hashes it on the way.
+    param(
+        [System.Uri]$Uri,
+        [string]$Path,
+        [int]$TimeoutSeconds
+    )
+    Enable-BridgeTls12
+    $watch = [System.Diagnostics.Stopwatch]::StartNew()
+    $request = [System.Net.WebRequest]::Create($Uri)
+    $request.Timeout = $TimeoutSeconds * 1000
+    $request.ReadWriteTimeout = $TimeoutSeconds * 1000
+    $request.UserAgent = 'loopbreaker.notion win_bridge'
+    if ($null -ne $request.Proxy) {
+        $request.Proxy.Credentials = [System.Net.CredentialCache]::DefaultCredentials
+    }
+    $response = $request.GetResponse()
+    try {
+        $expected = [int64]$response.ContentLength
+        $total = [int64]0
+        $source = $response.GetResponseStream()
+        $target = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
+        $sha = New-BridgeSha256
+        try {
+            $buffer = New-Object -TypeName byte[] -ArgumentList 81920
+            while ($true) {
+                $read = $source.Read($buffer, 0, $buffer.Length)
+                if ($read -le 0) { break }
+                $target.Write($buffer, 0, $read)
+                [void]$sha.TransformBlock($buffer, 0, $read, $null, 0)
+                $total += $read
+                if ($watch.Elapsed.TotalSeconds -gt $TimeoutSeconds) {
+                    throw "The download did not finish within $TimeoutSeconds s."
+                }
+            }
+            [void]$sha.TransformFinalBlock($buffer, 0, 0)
+            $hash = ConvertTo-BridgeHex -Bytes $sha.Hash
+            $target.Flush()
+        }
+        finally {
+            $sha.Dispose()
+            $target.Dispose()
+            $source.Dispose()
+        }
+    }
+    finally {
+        $response.Close()
+    }
+    if ($expected -ge 0 -and $total -ne $expected) {
+        throw "The download ended after $total of $expected bytes."
+    }
+    return @{ Bytes = $total; Sha256 = $hash }
+}
+
+# --------------------------------------------------- programs in a user's session
+
+function Get-BridgeInteractiveSession {
+    # A user has an interactive session when they own an explorer.exe outside session 0: the
+    # explorer.exe-owner test, as Fleet uses, rather than WTS (WTSEnumerateSessions needs P/Invoke
+    # compiled at run time; quser.exe is missing on Home editions and localises its output). A hive
+    # under HKU is not enough: services, runas and WinRM logons load one without any desktop. A
+    # replacement shell (kiosk, Server Core) has no explorer.exe and counts as not logged on.
+    param(
+        [string]$Sid
+    )
+    foreach ($process in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'explorer.exe'")) {
+        if ([int]$process.SessionId -eq 0) { continue }
+        try {
+            $answer = Invoke-CimMethod -InputObject $process -MethodName GetOwnerSid
+        }
+        catch {
+            continue
+        }
+        if ($answer.ReturnValue -eq 0 -and [string]$answer.Sid -eq $Sid) { return [int]$process.SessionId }
+    }
+    return $null
+}
+
+function Resolve-BridgeInteractiveUser {
+    # Who to run as: the task principal (DOMAIN\user, or the SID when it does not translate) and the
+    # name used in messages. Fails like the twin for unknown SIDs and users without a session.
+    param(
+        [string]$Sid
+    )
+    Assert-BridgeSid -Sid $Sid
+    $profilePath = Get-BridgeProfileImagePath -Sid $Sid
+    $account = $null
+    try {
+        $identifier = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $Sid
+        $account = [string]$identifier.Translate([System.Security.Principal.NTAccount]).Value
+    }
+    catch {
+        $account = $null
+    }
+    if ($account) {
+        $userName = $account.Substring($account.LastIndexOf('\') + 1)
+        $userId = $account
+    }
+    else {
+        $userName = [System.IO.Path]::GetFileName($profilePath.TrimEnd('\'))
+        $userId = $Sid
+    }
+    if ($null -eq (Get-BridgeInteractiveSession -Sid $Sid)) {
+        throw "'$userName' is not logged on: there is no interactive session to run a per-user program in."
+    }
+    return @{ UserId = $userId; UserName = $userName; Sid = $Sid }
+}
+
+function Resolve-BridgeExecutable {
+    param(
+        [string]$Path
+    )
+    if (-not $Path -or -not [System.IO.Path]::IsPathRooted($Path) -or -not [System.IO.File]::Exists($Path)) {
+        throw "The system cannot find the file specified: '$Path'."
+    }
+    return [System.IO.Path]::GetFullPath($Path)
+}
+
+function ConvertTo-BridgeArgument {
+    # One argument, quoted so that CommandLineToArgvW (the C runtime's rules) gives it back unchanged.
+    param(
+        [string]$Argument
+    )
+    if ($Argument.Length -gt 0 -and $Argument -notmatch '[\s"]') { return $Argument }
+    $escaped = [regex]::Replace($Argument, '(\\*)"', '$1$1\"')
+    $escaped = [regex]::Replace($escaped, '(\\+)$', '$1$1')
+    return '"' + $escaped + '"'
+}
+
+function Join-BridgeCommandLine {
+    # NSIS reads /D=<dir> (installer) and _?=<dir> (uninstaller) itself: the rest of the command line,
+    # unquoted even with spaces. So such an argument goes last, verbatim; the others are quoted.
+    param(
+        $Arguments
+    )
+    $parts = New-Object -TypeName System.Collections.Generic.List[string]
+    $tail = $null
+    foreach ($argument in @($Arguments)) {
+        if ($null -eq $argument) { continue }
+        $text = [string]$argument
+        if ($text.StartsWith('/D=', [System.StringComparison]::Ordinal) -or
+            $text.StartsWith('_?=', [System.StringComparison]::Ordinal)) {
+            if ($null -ne $tail) { throw "Only one of /D= and _?= can be given: '$tail', '$text'." }
+            if ($text.Contains('"')) { throw "An NSIS directory argument cannot contain quotes: '$text'." }
+            $tail = $text
+            continue
+        }
+        $parts.Add((ConvertTo-BridgeArgument -Argument $text))
+    }
+    if ($null -ne $tail) { $parts.Add($tail) }
+    return ($parts -join ' ')
+}
+
+function ConvertTo-BridgeExitCode {
+    # LastTaskResult is a UInt32; process exit codes (and HRESULTs) are reported signed, like Process.ExitCode.
+    param(
+        [int64]$Result
+    )
+    if ($Result -gt [int32]::MaxValue) {
+        return [System.BitConverter]::ToInt32([System.BitConverter]::GetBytes([uint32]$Result), 0)
+    }
+    return [int]$Result
+}
+
+function Test-BridgeTaskLaunchFailure {
+    # Results that come from Task Scheduler, not from the program: SCHED_E_* (0x80041300-0x800413FF)
+    # and 0x800710E0, what an interactive-token task gets when the user has no session any more.
+    param(
+        [int64]$Result
+    )
+    # Decimal: Windows PowerShell reads 0x80000000 and above as negative Int32 literals.
+    return ($Result -ge [int64]2147750656 -and $Result -le [int64]2147750911) -or $Result -eq [int64]2147946720
+}
+
+function Register-BridgeUserTask {
+    # A one-shot task with no trigger, run on demand in the user's own session with their filtered
+    # (non-elevated) token. The defaults would refuse to start it on battery and stop it when unplugged.
+    param(
+        [string]$TaskName,
+        [hashtable]$User,
+        [string]$Executable,
+        [string]$Arguments,
+        [timespan]$TimeLimit
+    )
+    Import-BridgeModule -Name ScheduledTasks -Command Register-ScheduledTask
+    # Quoted: an unquoted path with spaces can be split by Task Scheduler. The working directory must not be.
+    $actionArguments = @{
+        Execute = '"' + $Executable + '"'
+        WorkingDirectory = [System.IO.Path]::GetDirectoryName($Executable)
+    }
+    if ($Arguments) { $actionArguments.Argument = $Arguments }
+    $action = New-ScheduledTaskAction @actionArguments -ErrorAction Stop
+    $principal = New-ScheduledTaskPrincipal -UserId $User.UserId -LogonType Interactive -RunLevel Limited -ErrorAction Stop
+    $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
+        -MultipleInstances IgnoreNew -ExecutionTimeLimit $TimeLimit -ErrorAction Stop
+    Register-ScheduledTask -TaskName $TaskName -TaskPath '\' -Action $action -Principal $principal -Settings $settings `
+        -Description 'loopbreaker.notion: one-shot task, deleted when it has run.' -ErrorAction Stop | Out-Null
+}
+
+function Remove-BridgeUserTask {
+    # Called from finally blocks: a task that cannot be deleted is a warning, never a second error.
+    param(
+        [string]$TaskName,
+        [hashtable]$Context
+    )
+    try {
+        $task = Get-ScheduledTask -TaskName $TaskName -TaskPath '\' -ErrorAction SilentlyContinue
+        if ($null -ne $task) {
+            Unregister-ScheduledTask -TaskName $TaskName -TaskPath '\' -Confirm:$false -ErrorAction Stop
+        }
+    }
+    catch {
+        $Context.Warnings.Add("Could not delete the scheduled task '\$TaskName': $(Get-BridgeErrorMessage -ErrorRecord $_)")
+    }
+}
+
+function Wait-BridgeTask {
+    # Polls State and LastTaskResult: a short program can start and finish between two polls, so a
+    # task that is not Running has only run once its result is no longer 'has not yet run'.
+    param(
+        [string]$TaskName,
+        [int]$TimeoutSeconds,
+        [switch]$UntilStarted
+    )
+    $watch = [System.Diagnostics.Stopwatch]::StartNew()
+    while ($true) {
+        $task = Get-ScheduledTask -TaskName $TaskName -TaskPath '\' -ErrorAction Stop
+        $info = Get-ScheduledTaskInfo -TaskName $TaskName -TaskPath '\' -ErrorAction Stop
+        $state = [string]$task.State
+        $result = [int64]$info.LastTaskResult
+        $running = $state -eq 'Running' -or $result -eq $TaskRunningResult
+        $started = $running -or $result -ne $TaskHasNotRunResult
+        $finished = $started -and -not $running -and $state -ne 'Queued'
+        if ($finished -or ($UntilStarted -and $started) -or $watch.Elapsed.TotalSeconds -ge $TimeoutSeconds) {
+            return @{ Started = $started; Finished = $finished; State = $state; Result = $result }
+        }
+        Start-Sleep -Milliseconds 500
+    }
+}
+
+function Assert-BridgeTaskLaunched {
+    param(
+        [hashtable]$Outcome,
+        [hashtable]$User,
+        [string]$Executable,
+        [int]$TimeoutSeconds
+    )
+    if (-not $Outcome.Started) {
+        throw ("Task Scheduler did not start '{0}' as '{1}' within {2} s (task state {3})." -f
+            $Executable, $User.UserName, $TimeoutSeconds, $Outcome.State)
+    }
+    if ($Outcome.Finished -and (Test-BridgeTaskLaunchFailure -Result $Outcome.Result)) {
+        throw ("Task Scheduler could not run '{0}' as '{1}': 0x{2:X8}." -f $Executable, $User.UserName, $Outcome.Result)
+    }
+}
+
+function Find-BridgeStartedProcess {
+    # Best effort: the oldest process of that image, owned by the user and created since the task was
+    # started, whose parent is not another such process (Electron apps start several). Task Scheduler
+    # does not report the process id of an action.
+    param(
+        [string]$Executable,
+        [string]$Sid,
+        [datetime]$Since
+    )
+    $name = [System.IO.Path]::GetFileName($Executable)
+    $candidates = New-BridgeList
+    foreach ($process in @(Get-CimInstance -ClassName Win32_Process)) {
+        if (-not (Test-BridgeNameEqual -Left ([string]$process.Name) -Right $name)) { continue }
+        if (-not (Test-BridgeNameEqual -Left ([string]$process.ExecutablePath) -Right $Executable)) { continue }
+        if ($null -eq $process.CreationDate -or $process.CreationDate -lt $Since) { continue }
+        try {
+            $answer = Invoke-CimMethod -InputObject $process -MethodName GetOwnerSid
+        }
+        catch {
+            continue
+        }
+        if ($answer.ReturnValue -eq 0 -and [string]$answer.Sid -eq $Sid) { $candidates.Add($process) }
+    }
+    $ids = @($candidates | ForEach-Object { [int]$_.ProcessId })
+    $roots = @($candidates | Where-Object { $ids -notcontains [int]$_.ParentProcessId } | Sort-Object -Property CreationDate)
+    if ($roots.Count -gt 0) { return [int]$roots[0].ProcessId }
     return $null
 }
 
@@ -1020,25 +1480,12 @@ function Invoke-BridgeOp_read_registry {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $values = [ordered]@{}
     $key = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context
     if ($null -eq $key) {
-        return [ordered]@{ exists = $false; values = $values }
+        return [ordered]@{ exists = $false; values = [ordered]@{} }
     }
     try {
-        $present = [string[]]$key.GetValueNames()
-        if ($null -eq $Params.names) {
-            $wanted = $present
-        }
-        else {
-            $wanted = @($Params.names)
-        }
-        foreach ($name in $wanted) {
-            $actual = Find-BridgeValueName -Present $present -Name ([string]$name)
-            if ($null -ne $actual) {
-                $values[[string]$name] = ConvertFrom-BridgeRegistryValue -Key $key -Name $actual
-            }
-        }
+        $values = Get-BridgeRegistryValueTable -Key $key -Names $Params.names
     }
     finally {
         $key.Close()
@@ -1218,6 +1665,240 @@ function Invoke-BridgeOp_remove_firewall_rule {
     }
     Remove-NetFirewallRule -Name $rule.Name -PolicyStore PersistentStore
     return [ordered]@{ removed = $true; missing = $false }
+}
+
+function Invoke-BridgeOp_list_registry_subkeys {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $keys = New-BridgeList
+    $parent = Open-BridgeRegistryKey -Key $Params.key -Sid $Params.sid -Context $Context
+    if ($null -eq $parent) {
+        return [ordered]@{ keys = $keys }
+    }
+    try {
+        # Ordered by the lower-cased name, ordinal, as the twin sorts its keys.
+        $names = [string[]]$parent.GetSubKeyNames()
+        $sortKeys = [string[]]@($names | ForEach-Object { $_.ToLowerInvariant() })
+        [System.Array]::Sort($sortKeys, $names, [System.StringComparer]::Ordinal)
+        foreach ($name in $names) {
+            try {
+                $child = $parent.OpenSubKey($name)
+            }
+            catch {
+                # One unreadable entry (a restrictive ACL) must not hide all the others.
+                $Context.Warnings.Add("Skipped subkey '$name' of '$($Params.key)': $(Get-BridgeErrorMessage -ErrorRecord $_)")
+                continue
+            }
+            if ($null -eq $child) { continue }  # deleted since it was listed
+            try {
+                $values = Get-BridgeRegistryValueTable -Key $child -Names $Params.names
+            }
+            finally {
+                $child.Close()
+            }
+            $keys.Add([ordered]@{ name = $name; values = $values })
+        }
+    }
+    finally {
+        $parent.Close()
+    }
+    return [ordered]@{ keys = $keys }
+}
+
+function Invoke-BridgeOp_get_file_info {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $files = New-BridgeList
+    foreach ($path in @($Params.paths)) {
+        $files.Add((Get-BridgeFileInfo -Path ([string]$path)))
+    }
+    return [ordered]@{ files = $files }
+}
+
+function Invoke-BridgeOp_download_file {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $url = [string]$Params.url
+    $timeout = 300
+    if ($null -ne $Params.timeout_seconds) { $timeout = [int]$Params.timeout_seconds }
+    if ($timeout -le 0) { throw 'timeout_seconds must be greater than 0.' }
+    $uri = $null
+    if (-not [System.Uri]::TryCreate($url, [System.UriKind]::Absolute, [ref]$uri) -or
+        @('http', 'https') -notcontains $uri.Scheme) {
+        throw "Only absolute http and https URLs can be downloaded, not '$url'."
+    }
+    $destination = [System.IO.Path]::GetFullPath([string]$Params.destination)
+    if ([System.IO.Directory]::Exists($destination)) {
+        throw "Cannot replace '$destination': it is a directory."
+    }
+    $parent = [System.IO.Path]::GetDirectoryName($destination)
+    [void][System.IO.Directory]::CreateDirectory($parent)
+    # A temporary name beside the destination, so that the final step is a rename on the same volume
+    # and an interrupted download never leaves a truncated file under the real name.
+    $temporary = [System.IO.Path]::Combine($parent, ('.{0}.{1}.part' -f [System.IO.Path]::GetFileName($destination), [guid]::NewGuid().ToString('N')))
+    try {
+        try {
+            $download = Save-BridgeDownload -Uri $uri -Path $temporary -TimeoutSeconds $timeout
+        }
+        catch {
+            throw ('{0} ({1})' -f (Get-BridgeErrorMessage -ErrorRecord $_), $url)
+        }
+        if ([System.IO.File]::Exists($destination)) {
+            [System.IO.File]::Replace($temporary, $destination, [NullString]::Value, $true)
+        }
+        else {
+            [System.IO.File]::Move($temporary, $destination)
+        }
+    }
+    finally {
+        if ([System.IO.File]::Exists($temporary)) {
+            try {
+                [System.IO.File]::Delete($temporary)
+            }
+            catch {
+                $Context.Warnings.Add("Could not delete the partial download '$temporary': $(Get-BridgeErrorMessage -ErrorRecord $_)")
+            }
+        }
+    }
+    return [ordered]@{ bytes = $download.Bytes; sha256 = $download.Sha256 }
+}
+
+function Invoke-BridgeOp_run_as_user {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $timeout = 600
+    if ($null -ne $Params.timeout_seconds) { $timeout = [int]$Params.timeout_seconds }
+    if ($timeout -le 0) { throw 'timeout_seconds must be greater than 0.' }
+    $successCodes = @(0)
+    if ($null -ne $Params.success_codes) { $successCodes = @(@($Params.success_codes) | ForEach-Object { [int64]$_ }) }
+    $user = Resolve-BridgeInteractiveUser -Sid ([string]$Params.sid)
+    $executable = Resolve-BridgeExecutable -Path ([string]$Params.executable)
+    $commandLine = Join-BridgeCommandLine -Arguments $Params.arguments
+    $taskName = $TaskNamePrefix + [guid]::NewGuid().ToString()
+    try {
+        # Task Scheduler bypasses ExecutionTimeLimit for on-demand runs; the wait below is the real limit.
+        Register-BridgeUserTask -TaskName $taskName -User $user -Executable $executable -Arguments $commandLine `
+            -TimeLimit ([timespan]::FromSeconds($timeout + 60))
+        Start-ScheduledTask -TaskName $taskName -TaskPath '\' -ErrorAction Stop
+        $outcome = Wait-BridgeTask -TaskName $taskName -TimeoutSeconds $timeout
+        Assert-BridgeTaskLaunched -Outcome $outcome -User $user -Executable $executable -TimeoutSeconds $timeout
+        if (-not $outcome.Finished) {
+            Stop-ScheduledTask -TaskName $taskName -TaskPath '\' -ErrorAction SilentlyContinue
+            throw "'$executable' did not finish within $timeout s; the task was stopped."
+        }
+        $exitCode = ConvertTo-BridgeExitCode -Result $outcome.Result
+        # Both spellings of a code above 0x7FFFFFFF are accepted: signed, and the UInt32 Task Scheduler reports.
+        if ($successCodes -notcontains [int64]$exitCode -and $successCodes -notcontains $outcome.Result) {
+            throw "'$executable' exited with code $exitCode."
+        }
+        return [ordered]@{ exit_code = $exitCode }
+    }
+    finally {
+        Remove-BridgeUserTask -TaskName $taskName -Context $Context
+    }
+}
+
+function Invoke-BridgeOp_verify_file {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $path = [string]$Params.path
+    $info = Get-BridgeFileInfo -Path $path
+    if (-not $info.exists) {
+        throw "Cannot verify '$path': the file does not exist."
+    }
+    if ($Params.sha256) {
+        $expected = ([string]$Params.sha256).ToLowerInvariant()
+        if ($info.sha256 -cne $expected) {
+            throw "'$path' has SHA-256 $($info.sha256), expected $expected."
+        }
+    }
+    if ($null -ne $Params.signer) {
+        $signature = $info.signature
+        if ($signature.status -cne 'Valid') {
+            throw "'$path' has no valid signature (status $($signature.status))."
+        }
+        if ($signature.signer -cne [string]$Params.signer) {
+            throw "'$path' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $Params.signer)."
+        }
+    }
+    return $info
+}
+
+function Invoke-BridgeOp_start_as_user {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $startTimeout = 30
+    $user = Resolve-BridgeInteractiveUser -Sid ([string]$Params.sid)
+    $executable = Resolve-BridgeExecutable -Path ([string]$Params.executable)
+    $commandLine = Join-BridgeCommandLine -Arguments $Params.arguments
+    $taskName = $TaskNamePrefix + [guid]::NewGuid().ToString()
+    # CreationDate has a coarser clock than Get-Date: a little slack.
+    $since = (Get-Date).AddSeconds(-2)
+    try {
+        # No time limit: the program outlives the task, which is deleted as soon as it has started.
+        Register-BridgeUserTask -TaskName $taskName -User $user -Executable $executable -Arguments $commandLine `
+            -TimeLimit ([timespan]::Zero)
+        Start-ScheduledTask -TaskName $taskName -TaskPath '\' -ErrorAction Stop
+        $outcome = Wait-BridgeTask -TaskName $taskName -TimeoutSeconds $startTimeout -UntilStarted
+        Assert-BridgeTaskLaunched -Outcome $outcome -User $user -Executable $executable -TimeoutSeconds $startTimeout
+        if ($outcome.Finished -and $outcome.Result -ne 0) {
+            throw ("'{0}' exited at once with code {1} when started as '{2}'." -f
+                $executable, (ConvertTo-BridgeExitCode -Result $outcome.Result), $user.UserName)
+        }
+    }
+    finally {
+        # Deleting the task does not end the program it started.
+        Remove-BridgeUserTask -TaskName $taskName -Context $Context
+    }
+    # Null when the process cannot be identified, e.g. a single-instance app that handed over and exited.
+    $processId = Find-BridgeStartedProcess -Executable $executable -Sid $user.Sid -Since $since
+    return [ordered]@{ started = $true; pid = $processId }
+}
+
+function Invoke-BridgeOp_list_packages {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    Import-BridgeModule -Name Appx -Command Get-AppxPackage
+    $seen = New-Object -TypeName 'System.Collections.Generic.HashSet[string]' -ArgumentList ([System.StringComparer]::OrdinalIgnoreCase)
+    $packages = New-BridgeList
+    foreach ($name in @($Params.names)) {
+        foreach ($package in @(Get-AppxPackage -AllUsers -Name ([string]$name) -ErrorAction Stop)) {
+            $fullName = [string]$package.PackageFullName
+            if (-not $fullName -or -not $seen.Add($fullName)) { continue }
+            # Only users for whom it is installed: a provisioned package is also 'Staged' for S-1-5-18.
+            $sids = New-BridgeList
+            foreach ($entry in @($package.PackageUserInformation)) {
+                if ($null -eq $entry -or [string]$entry.InstallState -ne 'Installed') { continue }
+                $sid = [string]$entry.UserSecurityId.Sid
+                if ($sid -and -not $sids.Contains($sid)) { $sids.Add($sid) }
+            }
+            $location = $null
+            if ($package.InstallLocation) { $location = [string]$package.InstallLocation }
+            $packages.Add([ordered]@{
+                    name = [string]$package.Name
+                    package_full_name = $fullName
+                    family_name = [string]$package.PackageFamilyName
+                    version = [string]$package.Version
+                    install_location = $location
+                    user_sids = $sids
+                })
+        }
+    }
+    return [ordered]@{ packages = $packages }
 }
 
 # ------------------------------------------------------------------------ batch

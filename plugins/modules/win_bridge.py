@@ -12,8 +12,9 @@ description:
   - Internal to the collection and subject to change without notice. The collection's action plugins call
     it on Windows hosts; playbooks should use the public modules instead.
   - Runs a batch of primitive operations (enumerate profiles, stat/read/write/move/remove paths, read and
-    write registry values in HKLM or in a user's hive, list and stop processes, list/set/remove firewall
-    rules) and returns one result per operation. It has no knowledge of Notion; callers send paths, names
+    write registry values and list subkeys in HKLM or in a user's hive, list and stop processes,
+    list/set/remove firewall rules, identify and verify files, download files, run or start a program as a
+    logged-on user, list MSIX packages) and returns one result per operation. It has no knowledge of Notion; callers send paths, names
     and values and interpret the data themselves.
   - The vocabulary of operations and their parameters is fixed in
     C(plugins/module_utils/_bridge_vocabulary.py); a contract test keeps this module and its Python twin
@@ -102,6 +103,48 @@ notes:
   - "C(remove_firewall_rule)* (name): returns C({removed, missing})."
   - Firewall rules are managed with the NetSecurity cmdlets, because only they expose a rule's unique
     name apart from its display name.
+  - "C(list_registry_subkeys) (key, [sid], [names]): every direct subkey of key (HKLM without sid, else that
+    user's hive, loaded if needed), ordered by lower-case name. Returns C({keys: [{name, values: {<name>:
+    {type, data}}}]}), values encoded as C(read_registry) returns them (only the named ones when names is
+    given). A missing key gives no subkeys; a subkey that cannot be opened is skipped with a warning."
+  - "C(get_file_info) (paths): returns C({files: [{path, exists, bytes, version, sha256, signature: {status,
+    signer}}]}). version is the file's ProductVersion, else its FileVersion, trimmed (null without a version
+    resource); sha256 is lower-case hex; status is the Authenticode status C(Get-AuthenticodeSignature) gives
+    (C(Valid), C(NotSigned), C(HashMismatch), C(NotTrusted), C(UnknownError), ...) and signer the C(O=) of the
+    signing certificate's subject, else its C(CN=), else null. A missing file has exists false and every other
+    field null."
+  - "C(download_file)* (url, destination, [timeout_seconds=300]): http and https only, with TLS 1.2 enabled and
+    the system proxy. Parents are created; the body goes to a temporary file beside destination which then
+    replaces it, so a failed download leaves an earlier file untouched. Returns C({bytes, sha256}); an error is
+    the exception message followed by the URL in brackets. The file gets no mark of the web and inherits its
+    folder's ACL, so a program for C(run_as_user) must be saved where its user can read it."
+  - "C(run_as_user)* (sid, executable, arguments, [timeout_seconds=600], [success_codes=[0]]): runs the
+    program as that user in their own interactive session through a one-shot scheduled task named
+    C(loopbreaker.notion-<guid>) (principal the user, logon type Interactive, run level Limited, working
+    directory the program's folder), waits for it, and deletes the task whatever happened. Each argument is
+    quoted by the C runtime's rules, except an NSIS C(/D=<dir>) or C(_?=<dir>) argument, which is moved last
+    and left unquoted as NSIS requires. A program still running at the timeout is stopped and the operation
+    fails, and so does an exit code outside success_codes. Returns C({exit_code}), signed like a process exit
+    code."
+  - "C(verify_file) (path, [sha256], [signer]): fails unless the file exists, has that SHA-256 when sha256 is
+    given and, when signer is given, a C(Valid) signature whose signer (as C(get_file_info) reports it) is
+    exactly signer. Returns the file's C(get_file_info) entry."
+  - "C(start_as_user)* (sid, executable, [arguments]): starts the program like C(run_as_user), waits only until
+    the task runs (30 s at most), then deletes the task; the program keeps running. Returns C({started,
+    pid}); pid is best effort, the oldest process of that program owned by the user and started by the task,
+    or null when none can be told apart (for example a single-instance app that handed over to a running
+    instance and exited). A program that exits at once with a non-zero code is an error."
+  - "C(list_packages) (names): MSIX/AppX packages of all users, C(Get-AppxPackage -AllUsers -Name <name>) for
+    each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
+    package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
+    the package is installed, not merely staged."
+  - "A user counts as logged on for C(run_as_user) and C(start_as_user) when they own an C(explorer.exe)
+    outside session 0 (a loaded hive is not enough: services and remote logons load one without a desktop);
+    otherwise the operation fails with C('<user>' is not logged on: there is no interactive session to run a
+    per-user program in.)"
+  - An NSIS uninstaller copies itself to C(%TEMP%), starts the copy and exits 0 at once, so C(run_as_user)
+    returns before the uninstall has happened. Pass C(_?=<install folder>) to make it run in place and report
+    its real exit code; it then leaves itself and the folder behind for the caller to remove.
 """
 
 EXAMPLES = r"""
@@ -144,12 +187,27 @@ EXAMPLES = r"""
         sid: S-1-5-21-1-2-3-1002
         key: Software\Microsoft\Windows\CurrentVersion\Internet Settings
         names: [ProxyEnable, ProxyServer, ProxyOverride, AutoConfigURL]
+
+- name: Install Notion for a logged-on user from a verified installer; nothing runs if the check fails
+  loopbreaker.notion.win_bridge:
+    operations:
+      - op: verify_file
+        group: S-1-5-21-1-2-3-1001
+        path: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
+        signer: Notion Labs, Inc
+      - op: run_as_user
+        group: S-1-5-21-1-2-3-1001
+        sid: S-1-5-21-1-2-3-1001
+        executable: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
+        arguments: [/S]
+        timeout_seconds: 600
 """
 
 RETURN = r"""
 changed:
   description: Whether a mutating operation succeeded and changed something (moved, removed, created,
-    updated, corrected, wrote bytes, stopped processes or deleted values).
+    updated, corrected, wrote or downloaded bytes, stopped processes or deleted values). C(run_as_user)
+    and C(start_as_user) never set it; only their caller knows what the program changed.
   returned: always
   type: bool
 results:
