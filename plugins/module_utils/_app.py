@@ -30,7 +30,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     per_profile,
     select_profiles,
 )
-from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     MANIFEST_NAME,
     Manifest,
@@ -79,7 +79,8 @@ def validate(params: dict[str, t.Any]) -> None:
     if params['state'] not in ('present', 'reinstalled'):
         given = [name for name in ('installer', 'checksum', 'version') if params.get(name)]
         if given:
-            raise RequestError(f"{', '.join(given)} only apply to state present or reinstalled, not {params['state']}")
+            verb = 'applies' if len(given) == 1 else 'apply'
+            raise RequestError(f"{', '.join(given)} only {verb} to state present or reinstalled, not {params['state']}")
     if params['remove_user_data'] and params['state'] != 'absent':
         raise RequestError('remove_user_data only applies to state absent')
     for option in ('timeout', 'stop_timeout'):
@@ -142,6 +143,7 @@ class UserApp:
     data_root: str
     has_data: bool
     error: str | None = None
+    data_size: dict[str, int] | None = None
 
     @property
     def install_dir(self) -> str:
@@ -154,6 +156,13 @@ class UserApp:
         if self.exe and self.exe.get('exists'):
             return self.exe.get('version') or (self.entry or {}).get('version')
         return (self.entry or {}).get('version')
+
+    @property
+    def foreign_install_dir(self) -> bool:
+        """The uninstall entry points outside this user's profile: its uninstaller would not act for them."""
+        inside = [self.profile['profile_path'], self.profile['folders'].get('Local AppData', '')]
+        folder = ntpath.normcase(ntpath.normpath(self.install_dir))
+        return not any(root and folder.startswith(ntpath.normcase(ntpath.normpath(root)) + '\\') for root in inside)
 
     @property
     def installed(self) -> bool:
@@ -196,7 +205,9 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
             found = notion_entries(entries[sid]['data']['keys'])
             app.entry = found[0] if found else None
             app.exe = exes[sid]['data']['files'][0]
-            app.has_data = bool(stats[sid]['data']['entries'])
+            found_data = stats[sid]['data']['entries']
+            app.has_data = bool(found_data)
+            app.data_size = {'bytes': found_data[0]['bytes'], 'files': found_data[0]['files']} if found_data else None
         users.append(app)
     machine = notion_entries(operation_data(envelope, 4)['keys'] + operation_data(envelope, 5)['keys'])
     files = operation_data(envelope, 6)['files']
@@ -265,18 +276,25 @@ def _verify_installer(app: UserApp, installer_path: str, params: dict[str, t.Any
     return operation
 
 
-def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -> list[dict[str, t.Any]]:
-    group = app.profile['sid']
-    root = _app_data.quarantine_root(WINDOWS, app.profile, app.data_root)
-    entry_dir = ntpath.join(root, entry_id)
-    item = QuarantinedItem(original_path=app.data_root, stored_as=ntpath.join('items', stored_name(0, app.data_root, ntpath)),
-                           scope='user_data', type='directory', bytes=0, files=0)
+def quarantine_operations(layout: PlatformLayout, profile: dict[str, t.Any], data_root: str, entry_id: str,
+                          now: datetime.datetime, *, size: dict[str, int] | None = None) -> list[dict[str, t.Any]]:
+    """Move a user's whole Notion data folder into their quarantine, as app_data lays it out (any platform)."""
+    group = profile['sid']
+    root = _app_data.quarantine_root(layout, profile, data_root)
+    entry_dir = layout.join(root, entry_id)
+    item = QuarantinedItem(original_path=data_root, stored_as=layout.join('items', stored_name(0, data_root, layout.path)),
+                           scope='user_data', type='directory', bytes=(size or {}).get('bytes', 0),
+                           files=(size or {}).get('files', 0))
     manifest = Manifest(id=entry_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='app',
-                        reason='remove_user_data with state absent', user=app.profile['username'], sid=group,
-                        platform='windows', items=(item,))
-    return [{'op': 'ensure_private_dir', 'group': group, 'path': entry_dir, 'owner_sid': group},
-            {'op': 'write_file', 'group': group, 'path': ntpath.join(entry_dir, MANIFEST_NAME), 'content': manifest.to_json()},
-            {'op': 'move_path', 'group': group, 'source': app.data_root, 'destination': ntpath.join(entry_dir, item.stored_as)}]
+                        reason='remove_user_data with state absent', user=profile['username'], sid=group,
+                        platform=layout.name, items=(item,))
+    return [{'op': 'ensure_private_dir', 'group': group, 'path': entry_dir, 'owner_sid': profile.get('owner_sid', group)},
+            {'op': 'write_file', 'group': group, 'path': layout.join(entry_dir, MANIFEST_NAME), 'content': manifest.to_json()},
+            {'op': 'move_path', 'group': group, 'source': data_root, 'destination': layout.join(entry_dir, item.stored_as)}]
+
+
+def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -> list[dict[str, t.Any]]:
+    return quarantine_operations(WINDOWS, app.profile, app.data_root, entry_id, now, size=app.data_size)
 
 
 def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], installer_path: str | None,
@@ -294,6 +312,10 @@ def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], inst
         start = {'op': 'start_as_user', 'group': app.profile['sid'], 'sid': app.profile['sid'],
                  'executable': ntpath.join(app.install_dir, 'Notion.exe')}
         return UserPlan(app, 'restarted', _stop(app, params) + [start])
+    if state in ('absent', 'reinstalled') and app.installed and app.foreign_install_dir:
+        return UserPlan(app, 'failed', reason=f"the Notion uninstall entry points to {app.install_dir}, outside "
+                                              f"{app.profile['username']}'s profile: its uninstaller would not act "
+                                              'for this user, nothing was run')
     if state == 'absent':
         if not app.installed and not (params['remove_user_data'] and app.has_data):
             return UserPlan(app, 'unchanged')
