@@ -117,7 +117,7 @@ def probe_operations(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         {'op': 'list_registry_subkeys', 'key': MACHINE_UNINSTALL_KEYS[1], 'names': UNINSTALL_VALUES},
         {'op': 'get_file_info', 'paths': local_files},
         {'op': 'list_packages', 'names': ['*notion*']},
-        {'op': 'list_processes', 'names': list(WINDOWS.process_names)},
+        {'op': 'list_processes', 'names': list(WINDOWS.process_names) + ['explorer.exe']},
     ]
 
 
@@ -142,6 +142,7 @@ class UserApp:
     processes: list[dict[str, t.Any]]
     data_root: str
     has_data: bool
+    logged_on: bool
     error: str | None = None
     data_size: dict[str, int] | None = None
 
@@ -169,7 +170,7 @@ class UserApp:
         return bool(self.entry or (self.exe and self.exe.get('exists')))
 
     def facts(self) -> dict[str, t.Any]:
-        return {'user': self.profile['username'], 'sid': self.profile['sid'], 'logged_on': self.profile['loaded'],
+        return {'user': self.profile['username'], 'sid': self.profile['sid'], 'logged_on': self.logged_on,
                 'installed': self.installed, 'version': self.installed_version, 'install_dir': self.install_dir,
                 'uninstall_entry': self.entry, 'executable': self.exe, 'running': len(self.processes),
                 'user_data': self.data_root if self.has_data else None}
@@ -191,7 +192,11 @@ class Discovery:
 def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
     profiles = operation_data(envelope, 0)['profiles']
     entries, exes, stats = (per_profile(envelope, index) for index in (1, 2, 3))
-    processes = operation_data(envelope, 8)['processes']
+    listed = operation_data(envelope, 8)['processes']
+    processes = [p for p in listed if p['name'].lower() != 'explorer.exe']
+    # An interactive session is an explorer.exe of the user's outside session 0; a loaded hive
+    # is not one (services, runas and WinRM logons load hives too).
+    sessions = {p['owner_sid'] for p in listed if p['name'].lower() == 'explorer.exe' and p['session_id']}
     chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True)
     users = []
     for profile in chosen:
@@ -199,6 +204,7 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
         failed = [r[sid]['error'] for r in (entries, exes, stats) if r[sid]['status'] != 'ok']
         data_root = substitute(WINDOWS.data_root, {**profile['folders']})
         app = UserApp(profile=profile, entry=None, exe=None, data_root=data_root, has_data=False,
+                      logged_on=sid in sessions,
                       processes=[p for p in processes if owns(profile, p)], error=profile.get('error') or
                       (failed[0] if failed else None))
         if not failed:
@@ -255,8 +261,10 @@ def _stop(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
 def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     group = app.profile['sid']
     uninstaller = ntpath.join(app.install_dir, 'Uninstall Notion.exe')
+    # _?= makes the NSIS uninstaller run in place and wait; without it, it relaunches itself from
+    # %TEMP% and exits 0 at once, before anything is removed. It must be the last argument.
     return [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': uninstaller,
-             'arguments': ['/currentuser', '/S'], 'timeout_seconds': params['timeout']},
+             'arguments': ['/currentuser', '/S', f'_?={app.install_dir}'], 'timeout_seconds': params['timeout']},
             # The uninstaller leaves files behind when Notion held them; clean the program folder.
             {'op': 'remove_path', 'group': group, 'path': app.install_dir}]
 
@@ -307,7 +315,7 @@ def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], inst
     if state == 'restarted':
         if not app.installed:
             return UserPlan(app, 'unchanged', reason='Notion is not installed for this user')
-        if not app.profile['loaded']:
+        if not app.logged_on:
             return UserPlan(app, 'pending', reason='not logged on: Notion starts with their next session')
         start = {'op': 'start_as_user', 'group': app.profile['sid'], 'sid': app.profile['sid'],
                  'executable': ntpath.join(app.install_dir, 'Notion.exe')}
@@ -319,7 +327,7 @@ def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], inst
     if state == 'absent':
         if not app.installed and not (params['remove_user_data'] and app.has_data):
             return UserPlan(app, 'unchanged')
-        if app.installed and not app.profile['loaded']:
+        if app.installed and not app.logged_on:
             return UserPlan(app, 'pending', reason='not logged on: a per-user uninstaller only acts in the '
                                                    "user's own session")
         operations = _stop(app, params) + (_uninstall(app, params) if app.installed else [])
@@ -330,7 +338,7 @@ def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], inst
         return UserPlan(app, 'unchanged', version_after=version)
     if state == 'present' and app.installed and version is None:
         return UserPlan(app, 'unchanged', reason='installer version unknown: Notion is installed, left as it is')
-    if not app.profile['loaded']:
+    if not app.logged_on:
         return UserPlan(app, 'pending', reason="not logged on: a per-user installer only runs in the user's own session")
     operations = [_verify_installer(app, t.cast(str, installer_path), params)] + _stop(app, params)
     if state == 'reinstalled' and app.installed:

@@ -70,8 +70,12 @@ class SimulatedWindows(BatchRunner):
     # ------------------------------------------------------------------ seeding
     def add_profile(self, username: str, sid: str, *, loaded: bool = False,
                     profile_path: str | None = None, shell_folders: dict[str, str] | None = None,
-                    hive_error: str | None = None) -> dict[str, t.Any]:
-        """Add a user: a ProfileList entry, a profile directory and an NTUSER.DAT hive."""
+                    hive_error: str | None = None, logged_on: bool | None = None) -> dict[str, t.Any]:
+        """Add a user: a ProfileList entry, a profile directory and an NTUSER.DAT hive.
+
+        A logged-on user (by default, a real user whose hive is loaded) also gets an explorer.exe in
+        session 1: that, not a loaded hive, is what the bridge takes as an interactive session.
+        """
         path = profile_path or f'C:\\Users\\{username}'
         profile = {'sid': sid, 'username': username, 'account': f'{self.state["hostname"]}\\{username}',
                    'profile_path': path, 'loaded': loaded, 'hive_error': hive_error}
@@ -86,6 +90,8 @@ class SimulatedWindows(BatchRunner):
             }
         self.set_registry('HKLM', f'{PROFILE_LIST_KEY}\\{sid}',
                           {'ProfileImagePath': {'type': 'REG_EXPAND_SZ', 'data': path}})
+        if (loaded and sid.startswith('S-1-5-21-')) if logged_on is None else logged_on:
+            self.add_process('explorer.exe', 'C:\\Windows\\explorer.exe', sid)
         return profile
 
     def mkdir(self, path: str) -> None:
@@ -396,8 +402,7 @@ class SimulatedWindows(BatchRunner):
     def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300) -> dict[str, t.Any]:
         served = self.state['downloads'].get(url)
         if served is None:
-            raise BridgeOperationError(f"Exception calling \"DownloadFile\": \"The remote server returned an error: "
-                                       f"(404) Not Found.\" ({url})")
+            raise BridgeOperationError(f'The remote server returned an error: (404) Not Found. ({url})')
         if served.get('error'):
             raise BridgeOperationError(served['error'])
         data = base64.b64decode(served['content'])
@@ -406,7 +411,8 @@ class SimulatedWindows(BatchRunner):
 
     def _interactive(self, sid: str) -> dict[str, t.Any]:
         profile = self._profile(sid)
-        if not profile['loaded']:
+        if not any(p['owner_sid'] == sid and p['name'].lower() == 'explorer.exe' and p['session_id']
+                   for p in self.state['processes']):
             raise BridgeOperationError(f"'{profile['username']}' is not logged on: there is no interactive session "
                                        'to run a per-user program in.')
         return profile
@@ -421,12 +427,15 @@ class SimulatedWindows(BatchRunner):
         run = {'sid': sid, 'executable': entry['path'], 'arguments': list(arguments), 'exit_code': None,
                'timed_out': False}
         self.state['tasks_run'].append(run)
-        if meta.get('hangs') or (meta.get('kind') == 'notion_uninstaller' and '/S' not in arguments):
+        in_place = any(a.startswith('_?=') for a in arguments)
+        if meta.get('hangs') or (meta.get('kind') == 'notion_uninstaller' and in_place and '/S' not in arguments):
             run['timed_out'] = True  # a hung or interactive (un)installer: the task is stopped at the timeout
         elif meta.get('kind') == 'notion_installer':
             run['exit_code'] = self.install_notion(profile, meta, arguments)
         elif meta.get('kind') == 'notion_uninstaller':
-            run['exit_code'] = self._uninstall_notion(profile, entry['path'])
+            # Without _?= the NSIS uninstaller copies itself to %TEMP%, starts the copy and exits 0 at
+            # once: nothing is removed by the time the task ends.
+            run['exit_code'] = self._uninstall_notion(profile, entry['path']) if in_place else 0
         else:
             run['exit_code'] = meta.get('exit_code', 0)
         if run['timed_out']:
@@ -454,9 +463,13 @@ class SimulatedWindows(BatchRunner):
         """What the per-user NSIS installer does when run as that user with /S."""
         if any(p['owner_sid'] == profile['sid'] and p['name'].lower() == 'notion.exe' for p in self.state['processes']):
             return 2  # "package in use"
-        folders, _sources, _error = self._folders(profile, {'Local AppData': 'AppData\\Local'})
-        target = next((a[3:] for a in arguments if a.startswith('/D=')),
-                      ntpath.join(folders['Local AppData'], 'Programs', 'Notion'))
+        # The installer runs inside the user's session, where their hive is loaded: read it
+        # directly rather than through _hive(), which would mount it for a batch.
+        configured = self.state['hives'].get(profile['sid'], {}).get(_key(SHELL_FOLDERS_KEY), {}).get('values', {})
+        local = configured.get('Local AppData')
+        local_app_data = _expand_profile(local['data'], profile['profile_path']) if local else \
+            ntpath.join(profile['profile_path'], 'AppData', 'Local')
+        target = next((a[3:] for a in arguments if a.startswith('/D=')), ntpath.join(local_app_data, 'Programs', 'Notion'))
         version, signer = meta['version'], meta.get('signer')
         signature = meta.get('payload_signature', 'Valid' if signer else 'NotSigned')
         self.write(ntpath.join(target, 'Notion.exe'), f'MZ Notion {version}',
@@ -481,7 +494,11 @@ class SimulatedWindows(BatchRunner):
         install_dir = ntpath.dirname(uninstaller)
         if not _norm(install_dir).startswith(_norm(profile['profile_path']) + '\\'):
             return 0
-        self._remove_tree(install_dir)
+        # Run in place (_?=), it removes the app but not itself nor the folder it is in.
+        prefix = _norm(install_dir) + '\\'
+        keep = {_norm(uninstaller), _norm(install_dir)}
+        for key in [k for k in self.state['files'] if k.startswith(prefix) and k not in keep]:
+            del self.state['files'][key]
         hive = self.state['hives'].get(profile['sid'], {})
         hive.pop(_key(NOTION_UNINSTALL_KEY), None)
         return 0

@@ -466,8 +466,12 @@ def running(twin: SimulatedWindows) -> dict[str, int]:
         'main': twin.add_process('Notion.exe', exe, ALICE),
         'helper': twin.add_process('notion.EXE', exe, ALICE, session_id=2),
         'stuck': twin.add_process('Notion.exe', exe, BOB, unkillable=True),
-        'other': twin.add_process('explorer.exe', 'C:\\Windows\\explorer.exe', ALICE),
+        'other': twin.add_process('explorer.exe', 'C:\\Windows\\SysWOW64\\explorer.exe', ALICE),
     }
+
+
+# add_profile gives a logged-on user the explorer.exe of their session; these tests add their own.
+EXPLORER_OF_ALICE_SESSION = 'C:\\Windows\\explorer.exe'
 
 
 def test_add_process_gives_distinct_pids(running: dict[str, int]) -> None:
@@ -489,7 +493,8 @@ def test_list_processes(twin: SimulatedWindows, running: dict[str, int]) -> None
 def test_stop_processes(twin: SimulatedWindows, running: dict[str, int]) -> None:
     result = one(twin, {'op': 'stop_processes', 'pids': [running['main'], 99999, running['helper']]})
     assert result['data'] == {'stopped': [running['main'], running['helper']], 'already_gone': [99999]}
-    assert [p['pid'] for p in twin.state['processes']] == [running['stuck'], running['other']]
+    assert [p['pid'] for p in twin.state['processes'] if p['path'] != EXPLORER_OF_ALICE_SESSION] == [
+        running['stuck'], running['other']]
 
 
 def test_stop_processes_all_gone_is_no_change(twin: SimulatedWindows) -> None:
@@ -502,7 +507,8 @@ def test_stop_processes_unkillable(twin: SimulatedWindows, running: dict[str, in
     result = one(twin, {'op': 'stop_processes', 'pids': [running['main'], running['stuck']], 'timeout_seconds': 5})
     assert (result['status'], result['error']) == ('error', f"Processes still running after 5 s: {running['stuck']}")
     # the killable one was terminated all the same, as Stop-Process does
-    assert [p['pid'] for p in twin.state['processes']] == [running['helper'], running['stuck'], running['other']]
+    remaining = [p['pid'] for p in twin.state['processes'] if p['path'] != EXPLORER_OF_ALICE_SESSION]
+    assert remaining == [running['helper'], running['stuck'], running['other']]
 
 
 def test_stop_processes_default_timeout_in_message(twin: SimulatedWindows, running: dict[str, int]) -> None:
