@@ -1,0 +1,283 @@
+#!/usr/bin/python
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: app
+short_description: Stop, restart, uninstall, install or reinstall the Notion desktop app, per user
+description:
+  - The last rungs of the "Cannot Connect to Workspace" runbook. V(restarted) is "end Notion in Task
+    Manager and reopen it" for a white screen after clearing the cache; V(reinstalled) is "uninstall,
+    install the latest build" for a loop that returns at every launch.
+  - Discovery runs in every state, check mode included, and is returned as RV(facts) - per user the
+    Notion uninstall entry (C(Notion <version>), never Notion Calendar), the executable with its version
+    and signature, running processes and user data; machine-wide copies; MSIX packages.
+  - Notion for Windows installs per user under C(%LOCALAPPDATA%\\Programs\\Notion), and its uninstaller
+    run as an administrator against another user's install exits 0 and deletes nothing. So every
+    uninstall and install runs as the owning user, in their interactive session, through a one-shot
+    scheduled task with the user as principal, waited on with O(timeout) and deleted afterwards. A user
+    who is not logged on is reported C(pending) with the reason instead.
+  - An installer is verified before anything is removed - the SHA-256 O(checksum) when given, and on
+    Windows always the Authenticode signature and its signer O(signer). A mismatch refuses the task (a
+    local installer) or that user's whole sequence (a downloaded one), with nothing changed.
+  - V(absent) keeps user data unless O(remove_user_data), which moves it into the same per-user
+    quarantine as M(loopbreaker.notion.app_data).
+  - On macOS the bundles are O(app_path) (C(/Applications/Notion.app)) and each chosen user's
+    C(~/Applications/Notion.app). A new bundle comes from a C(.dmg) or C(.zip) - unpacked into a private
+    work directory and verified there (the SHA-256 O(checksum), C(codesign --verify --deep --strict), and
+    the signing team O(team_id)) before any Notion process is stopped or any bundle removed - or from
+    Homebrew's C(notion) cask, run as the owner of the Homebrew installation. V(restarted) relaunches
+    Notion with C(launchctl asuser) in the session of a user logged in at the console.
+  - Linux has no official Notion app; the module reports RV(not_applicable).
+version_added: 0.1.0
+author: loopbreaker.notion contributors (@loopbreaker)
+options:
+  state:
+    description:
+      - V(stopped) ends the users' Notion processes (renderer and GPU helpers included) and waits until
+        they are gone. V(restarted) does that, then starts Notion again in each logged-on user's session.
+        By default both act on the users running Notion.
+      - V(absent) uninstalls in each user's context and removes the leftover program folder.
+      - V(present) installs O(installer) where Notion is missing or at another version; with the same
+        version installed nothing changes.
+      - V(reinstalled) stops, uninstalls, cleans, installs, and checks the new executable is signed.
+    type: str
+    required: true
+    choices: [present, absent, reinstalled, restarted, stopped]
+  installer:
+    description:
+      - A path on the target, or an C(http(s)) URL the target downloads (to
+        C(C:\\ProgramData\\loopbreaker\\installers) on Windows, into the private work directory on
+        macOS). Required for V(present) and V(reinstalled) unless O(use_homebrew).
+      - On Windows Notion's per-user setup C(.exe); on macOS a C(.dmg) or C(.zip) holding C(Notion.app).
+    type: str
+  checksum:
+    description: SHA-256 the installer must have (64 hex digits).
+    type: str
+  signer:
+    description: The Authenticode signer (subject organisation) the installer and the installed executable must have on Windows.
+    type: str
+    default: Notion Labs, Inc
+  version:
+    description:
+      - The version the installer brings, for the idempotency of V(present). By default read from a
+        local installer's file version, or from Notion's release file name (C(Notion Setup 7.35.0.exe))
+        in a URL. When unknown, V(present) leaves an existing install alone.
+    type: str
+  remove_user_data:
+    description: With V(absent), also move each user's Notion data into their quarantine.
+    type: bool
+    default: false
+  users:
+    description: Only these users; a name with no profile fails before anything changes.
+    type: list
+    elements: str
+  exclude_users:
+    description: Every user except these.
+    type: list
+    elements: str
+  timeout:
+    description: Seconds to wait for each installer, uninstaller or download (on macOS, the download).
+    type: int
+    default: 600
+  stop_timeout:
+    description: Seconds to wait for Notion processes to exit.
+    type: int
+    default: 30
+  profiles_root:
+    description:
+      - macOS only. Where home directories are (default C(/Users)); a user is an account with a home there,
+        for C(~/Applications/Notion.app), their processes and their data.
+    type: path
+  app_path:
+    description:
+      - macOS only. The machine-wide bundle, managed in every run whatever O(users) says; default
+        C(/Applications/Notion.app).
+    type: path
+  team_id:
+    description:
+      - macOS only. The Apple Developer Team ID the new bundle must be signed by. By default Notion Labs'
+        team, C(LBQJ96FQ8D).
+    type: str
+  use_homebrew:
+    description:
+      - macOS only. Install, remove or reinstall C(/Applications/Notion.app) through the C(notion) cask
+        (C(brew fetch), then C(install), C(reinstall) or C(uninstall) C(--cask)) instead of O(installer).
+        Homebrew checks the download's checksum before anything is replaced; the team is checked after.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Discovery and the per-user plan (operations that would run); nothing changes, nothing is downloaded.
+  diff_mode:
+    support: full
+    description: Version before and after per user.
+  platform:
+    platforms: [windows, darwin]
+    support: full
+    description: Windows through the bridge; macOS natively; Linux reports not applicable.
+notes:
+  - Idempotent for V(present), V(absent) and V(stopped); V(restarted) and V(reinstalled) always act, as their names say.
+seealso:
+  - module: loopbreaker.notion.app_data
+  - module: loopbreaker.notion.quarantine
+"""
+
+EXAMPLES = r"""
+- name: White screen after clearing the cache - restart Notion for the users running it
+  loopbreaker.notion.app:
+    state: restarted
+
+- name: The loop returns at every launch - reinstall the latest build, verified
+  loopbreaker.notion.app:
+    state: reinstalled
+    installer: https://desktop-release.notion-static.com/Notion%20Setup%207.35.0.exe
+    checksum: "{{ notion_installer_sha256 }}"
+
+- name: Make sure Notion is installed for everyone from a share copied to the host
+  loopbreaker.notion.app:
+    state: present
+    installer: C:\Installers\Notion Setup 7.35.0.exe
+
+- name: On a Mac, replace Notion.app from a disk image copied to the host
+  loopbreaker.notion.app:
+    state: reinstalled
+    installer: /Library/Caches/installers/Notion-4.3.0.dmg
+    checksum: "{{ notion_dmg_sha256 }}"
+
+- name: Uninstall for one user and set their data aside
+  loopbreaker.notion.app:
+    state: absent
+    users: [alice]
+    remove_user_data: true
+"""
+
+RETURN = r"""
+state:
+  description: The requested state.
+  returned: always
+  type: str
+installer_version:
+  description: The version the installer brings, when known.
+  returned: always
+  type: str
+bundles:
+  description: >-
+    macOS - one entry per Notion.app managed, with C(path), C(scope) (C(machine) or C(user)), C(user),
+    C(status), C(reason), C(version_before), C(version_after) and C(operations).
+  returned: on macOS
+  type: list
+  elements: dict
+users:
+  description: One entry per user concerned.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    user:
+      description: Profile name.
+      type: str
+      returned: always
+    sid:
+      description: SID (Windows).
+      type: str
+      returned: always
+    status:
+      description: >-
+        C(installed), C(upgraded), C(downgraded), C(reinstalled), C(removed), C(stopped), C(restarted),
+        C(unchanged), C(pending) (the user is not logged on) or C(failed).
+      type: str
+      returned: always
+    reason:
+      description: Why pending, unchanged or failed.
+      type: str
+      returned: always
+    version_before:
+      description: Installed version before.
+      type: str
+      returned: always
+    version_after:
+      description: Installed version after (or as planned in check mode).
+      type: str
+      returned: always
+    processes_stopped:
+      description: Process ids stopped.
+      type: list
+      elements: int
+      returned: always
+    operations:
+      description: Primitive operations run (planned in check mode).
+      type: list
+      elements: str
+      returned: always
+    quarantine_id:
+      description: Quarantine entry holding removed user data.
+      type: str
+      returned: always
+    uid:
+      description: User id (macOS).
+      type: int
+      returned: on macOS
+    logged_on:
+      description: Whether the user has a console session (macOS).
+      type: bool
+      returned: on macOS
+    relaunched:
+      description: The bundle Notion was relaunched from (macOS V(restarted)).
+      type: str
+      returned: on macOS
+facts:
+  description: >-
+    Discovery. Windows - per user install, executable, version, signature, processes and data;
+    machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
+    their session, processes and data, Homebrew.
+  returned: always
+  type: dict
+manual_actions:
+  description: What this module leaves to a person (MSIX packages, machine-wide installs).
+  returned: always
+  type: list
+  elements: str
+not_applicable:
+  description: True on Linux, where Notion has no official app.
+  returned: on Linux
+  type: bool
+"""
+
+import datetime
+import os
+import platform
+import secrets
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app, _macos_app
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
+                           required_if=_app.REQUIRED_IF, supports_check_mode=True)
+    system = platform.system().lower()
+    if system != 'darwin':
+        module.exit_json(changed=False, not_applicable=True, platform=system, state=module.params['state'],
+                         users=[], facts={}, manual_actions=[],
+                         msg='Notion has no official desktop app for this platform; nothing to manage')
+    try:
+        _app.validate(module.params)
+        result = _macos_app.run(module.params, runner=module.run_command, check_mode=module.check_mode,
+                                now=datetime.datetime.now(datetime.timezone.utc), token=secrets.token_hex(3),
+                                path_exists=os.path.exists)
+    except (RequestError, _macos_app.MacAppError) as error:
+        module.fail_json(msg=str(error), changed=False)
+    if not module._diff:
+        result.pop('diff', None)
+    if result.pop('failed', False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
