@@ -6,6 +6,7 @@
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
 #   make lint      ansible-lint, production profile (.ansible-lint)
 #   make molecule  molecule test for every scenario under molecule/
+#   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
 #   make lab       scripts/run_lab.py
 #   make build     build the collection tarball into .cache/dist
 #   make clean     remove .venv, .cache and test output
@@ -44,7 +45,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit sanity lint molecule lab build clean
+.PHONY: venv test unit bench sanity lint molecule lab build clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -67,7 +68,10 @@ test: venv
 	scripts/run-tests
 
 unit: venv
-	pytest $(wildcard tests/unit tests/integration) $(PYTEST_ARGS)
+	pytest $(wildcard tests/unit tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
+
+bench: venv
+	pytest tests/benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds $(PYTEST_ARGS)
 
 sanity: venv
 	scripts/sanity $(SANITY_ARGS)

@@ -16,6 +16,7 @@ that fails to load, an operation that fails after a hive was loaded).
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import fnmatch
 import hashlib
@@ -226,21 +227,41 @@ class SimulatedWindows(BatchRunner):
                              'folders': folders, 'folder_source': sources, 'error': error})
         return {'profiles': profiles}
 
-    def _glob(self, pattern: str) -> list[dict[str, t.Any]]:
-        wanted = _norm(pattern)
-        depth = wanted.count('\\')
-        return [entry for key, entry in sorted(self.state['files'].items())
-                if key.count('\\') == depth and fnmatch.fnmatchcase(key, wanted)]
+    def _glob(self, pattern: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
+        """Entries matching a pattern with ``*`` in any segment, walked segment by segment."""
+        files = self.state['files']
+        keys = keys if keys is not None else sorted(files)
+        parts = _norm(pattern).split('\\')
+        matches = [parts[0] + '\\'] if _norm(parts[0] + '\\') in files else []
+        for part in parts[1:]:
+            following = []
+            for base in matches:
+                prefix = base.rstrip('\\') + '\\'
+                if '*' not in part:
+                    if prefix + part in files:
+                        following.append(prefix + part)
+                    continue
+                following += [key for key in self._keys_under(prefix, keys)
+                              if '\\' not in key[len(prefix):] and fnmatch.fnmatchcase(key[len(prefix):], part)]
+            matches = following
+        return [files[key] for key in sorted(matches)]
 
-    def _children(self, path: str) -> list[dict[str, t.Any]]:
-        prefix = _norm(path) + '\\'
-        return [entry for key, entry in self.state['files'].items() if key.startswith(prefix)]
+    def _keys_under(self, prefix: str, keys: list[str] | None = None) -> list[str]:
+        """Keys starting with prefix, found by bisection in the sorted key list."""
+        keys = keys if keys is not None else sorted(self.state['files'])
+        start = bisect.bisect_left(keys, prefix)
+        end = bisect.bisect_left(keys, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        return keys[start:end]
+
+    def _children(self, path: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
+        return [self.state['files'][key] for key in self._keys_under(_norm(path) + '\\', keys)]
 
     def op_stat_paths(self, patterns: list[str]) -> dict[str, t.Any]:
         entries = []
+        keys = sorted(self.state['files'])  # read-only operation: one sorted index for every pattern
         for pattern in patterns:
-            for entry in self._glob(pattern):
-                inside = [e for e in self._children(entry['path']) if e['type'] == 'file'] \
+            for entry in self._glob(pattern, keys):
+                inside = [e for e in self._children(entry['path'], keys) if e['type'] == 'file'] \
                     if entry['type'] == 'directory' else [entry]
                 entries.append({'pattern': pattern, 'path': entry['path'], 'type': entry['type'],
                                 'bytes': sum(len(base64.b64decode(e['content'])) for e in inside),
