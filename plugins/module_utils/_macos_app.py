@@ -315,8 +315,8 @@ def _read_bundle(shell: Shell, bundle: Bundle) -> None:
     rc, out, _err = shell.run('bundle_version', bundle.path)
     bundle.version = parse_version(out) if rc == 0 else None
     rc, _out, err = shell.run('signature', bundle.path)
-    bundle.signature = parse_signature(err) if rc == 0 else {'identifier': None, 'team_id': None, 'authorities': [],
-                                                              'adhoc': False, 'error': err.strip()}
+    unsigned = {'identifier': None, 'team_id': None, 'authorities': [], 'adhoc': False, 'error': err.strip()}
+    bundle.signature = parse_signature(err) if rc == 0 else unsigned
 
 
 def discover(shell: Shell, host: Host, params: dict[str, t.Any], profiles_root: str,
@@ -468,8 +468,8 @@ def plan_bundles(discovery: Discovery, params: dict[str, t.Any], version: str | 
         elif state == 'reinstalled':
             plans.append(BundlePlan(bundle, 'reinstalled', replace, version_after=version))
         elif version is None:
-            plans.append(BundlePlan(bundle, 'unchanged', reason='installer version unknown: Notion is installed, '
-                                                                 'left as it is (set version)', version_after=bundle.version))
+            unknown = 'installer version unknown: Notion is installed, left as it is (set version)'
+            plans.append(BundlePlan(bundle, 'unchanged', reason=unknown, version_after=bundle.version))
         elif bundle.version == version:
             plans.append(BundlePlan(bundle, 'unchanged', version_after=version))
         else:

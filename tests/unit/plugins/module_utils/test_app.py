@@ -232,7 +232,7 @@ def test_a_failed_download_fails_the_users_and_changes_nothing() -> None:
     before = without_calls(twin.state)
     result = run(twin, state='reinstalled', installer=URL)
     error = f'download_file: The remote server returned an error: (404) Not Found. ({URL})'
-    assert {user: status for user, (status, _) in statuses(result).items()} == {'alice': 'failed', 'bob': 'failed'}
+    assert {u['user']: u['status'] for u in result['users']} == {'alice': 'failed', 'bob': 'failed'}
     for user in result['users']:
         assert user['reason'].startswith(f"verify_file: Cannot verify '{DOWNLOADED}': the file does not exist.")
         assert user['reason'].endswith(error)
@@ -499,7 +499,7 @@ def test_bad_input_fails_with_an_exact_message_and_changes_nothing(args: dict[st
 @pytest.mark.parametrize('count', [1, 5])
 def test_one_bridge_call_in_check_mode_and_at_most_two_in_a_real_run(count: int) -> None:
     users = [(f'user{n}', sid(10 + n), True) for n in range(count)]
-    twin = machine(*users, running=tuple(name for name, _, _ in users))
+    twin = machine(*users, running=tuple(user[0] for user in users))
     seed_installer(twin, INSTALLER, '7.40.0')
     run(twin, state='reinstalled', installer=INSTALLER, check_mode=True)
     assert len(twin.state['calls']) == 1
@@ -507,4 +507,4 @@ def test_one_bridge_call_in_check_mode_and_at_most_two_in_a_real_run(count: int)
     assert len(twin.state['calls']) == 3, 'check: 1 call; real run: probe + apply'
     assert {u['status'] for u in result['users']} == {'reinstalled'}
     assert len(result['users']) == count
-    assert all(file_meta(twin, ntpath.join(program_dir(name), 'Notion.exe'))['version'] == '7.40.0' for name, _, _ in users)
+    assert all(file_meta(twin, ntpath.join(program_dir(name), 'Notion.exe'))['version'] == '7.40.0' for name in (user[0] for user in users))
