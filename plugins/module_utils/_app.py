@@ -393,8 +393,11 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
              for app in targets(discovery, params)]
     user_operations = [op for plan in plans for op in plan.operations]
     if user_operations and installer and is_url(installer) and params['state'] in ('present', 'reinstalled'):
-        operations.append({'op': 'download_file', 'group': 'download', 'url': installer,
-                           'destination': installer_path, 'timeout_seconds': params['timeout']})
+        download = {'op': 'download_file', 'group': 'download', 'url': installer, 'destination': installer_path,
+                    'timeout_seconds': params['timeout'], 'signer': params['signer']}
+        if params.get('checksum'):
+            download['sha256'] = params['checksum'].lower()
+        operations.append(download)
     operations += user_operations
     applied: list[dict[str, t.Any]] = []
     if operations and not check_mode:

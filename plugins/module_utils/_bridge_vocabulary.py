@@ -87,9 +87,10 @@ _OPERATIONS: tuple[Operation, ...] = (
     Operation('get_file_info', ('paths',), (), False,
               'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature status and '
               'signer.'),
-    Operation('download_file', ('url', 'destination'), ('timeout_seconds',), True,
+    Operation('download_file', ('url', 'destination'), ('timeout_seconds', 'sha256', 'signer'), True,
               'Download a URL to a path on the host (parents created, an existing file replaced); returns '
-              'bytes and SHA-256.'),
+              'bytes and SHA-256. With sha256 or signer the download is verified as verify_file does before '
+              'it takes the destination name, so a refused download leaves nothing behind.'),
     Operation('run_as_user', ('sid', 'executable', 'arguments'), ('timeout_seconds', 'success_codes'), True,
               'Run a program as a logged-on user in their interactive session through a one-shot scheduled '
               'task whose principal is that user, wait up to the timeout, delete the task; returns the exit '

@@ -31,7 +31,7 @@ $OperationParameters = @{
     remove_firewall_rule = @('name')
     list_registry_subkeys = @('key', 'sid', 'names')
     get_file_info = @('paths')
-    download_file = @('url', 'destination', 'timeout_seconds')
+    download_file = @('url', 'destination', 'timeout_seconds', 'sha256', 'signer')
     run_as_user = @('sid', 'executable', 'arguments', 'timeout_seconds', 'success_codes')
     verify_file = @('path', 'sha256', 'signer')
     start_as_user = @('sid', 'executable', 'arguments')
@@ -57,7 +57,7 @@ $OptionalParameters = @{
     remove_firewall_rule = @()
     list_registry_subkeys = @('sid', 'names')
     get_file_info = @()
-    download_file = @('timeout_seconds')
+    download_file = @('timeout_seconds', 'sha256', 'signer')
     run_as_user = @('timeout_seconds', 'success_codes')
     verify_file = @('sha256', 'signer')
     start_as_user = @('arguments')
@@ -1749,6 +1749,10 @@ function Invoke-BridgeOp_download_file {
         catch {
             throw ('{0} ({1})' -f (Get-BridgeErrorMessage -ErrorRecord $_), $url)
         }
+        # Checked before it takes the real name: a refused download leaves nothing behind.
+        if ($Params.sha256 -or $null -ne $Params.signer) {
+            [void](Assert-BridgeFileVerified -Path $temporary -DisplayPath $url -ExpectedHash $Params.sha256 -ExpectedSigner $Params.signer)
+        }
         if ([System.IO.File]::Exists($destination)) {
             [System.IO.File]::Replace($temporary, $destination, [NullString]::Value, $true)
         }
@@ -1806,32 +1810,43 @@ function Invoke-BridgeOp_run_as_user {
     }
 }
 
+function Assert-BridgeFileVerified {
+    # Shared by verify_file and download_file: existence, hash and Authenticode signer.
+    param(
+        [string]$Path,
+        [string]$DisplayPath,
+        $ExpectedHash,
+        $ExpectedSigner
+    )
+    $info = Get-BridgeFileInfo -Path $Path
+    if (-not $info.exists) {
+        throw "Cannot verify '$DisplayPath': the file does not exist."
+    }
+    if ($ExpectedHash) {
+        $expected = ([string]$ExpectedHash).ToLowerInvariant()
+        if ($info.sha256 -cne $expected) {
+            throw "'$DisplayPath' has SHA-256 $($info.sha256), expected $expected."
+        }
+    }
+    if ($null -ne $ExpectedSigner) {
+        $signature = $info.signature
+        if ($signature.status -cne 'Valid') {
+            throw "'$DisplayPath' has no valid signature (status $($signature.status))."
+        }
+        if ($signature.signer -cne [string]$ExpectedSigner) {
+            throw "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
+        }
+    }
+    return $info
+}
+
 function Invoke-BridgeOp_verify_file {
     param(
         [hashtable]$Params,
         [hashtable]$Context
     )
     $path = [string]$Params.path
-    $info = Get-BridgeFileInfo -Path $path
-    if (-not $info.exists) {
-        throw "Cannot verify '$path': the file does not exist."
-    }
-    if ($Params.sha256) {
-        $expected = ([string]$Params.sha256).ToLowerInvariant()
-        if ($info.sha256 -cne $expected) {
-            throw "'$path' has SHA-256 $($info.sha256), expected $expected."
-        }
-    }
-    if ($null -ne $Params.signer) {
-        $signature = $info.signature
-        if ($signature.status -cne 'Valid') {
-            throw "'$path' has no valid signature (status $($signature.status))."
-        }
-        if ($signature.signer -cne [string]$Params.signer) {
-            throw "'$path' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $Params.signer)."
-        }
-    }
-    return $info
+    return Assert-BridgeFileVerified -Path $path -DisplayPath $path -ExpectedHash $Params.sha256 -ExpectedSigner $Params.signer
 }
 
 function Invoke-BridgeOp_start_as_user {

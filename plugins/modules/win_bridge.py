@@ -113,9 +113,11 @@ notes:
     (C(Valid), C(NotSigned), C(HashMismatch), C(NotTrusted), C(UnknownError), ...) and signer the C(O=) of the
     signing certificate's subject, else its C(CN=), else null. A missing file has exists false and every other
     field null."
-  - "C(download_file)* (url, destination, [timeout_seconds=300]): http and https only, with TLS 1.2 enabled and
-    the system proxy. Parents are created; the body goes to a temporary file beside destination which then
-    replaces it, so a failed download leaves an earlier file untouched. Returns C({bytes, sha256}); an error is
+  - "C(download_file)* (url, destination, [timeout_seconds=300], [sha256], [signer]): http and https only, with
+    TLS 1.2 enabled and the system proxy. Parents are created; the body goes to a temporary file beside
+    destination which then replaces it, so a failed download leaves an earlier file untouched. With sha256
+    and/or signer the temporary file is verified as C(verify_file) does first, and a refused download leaves
+    nothing behind. Returns C({bytes, sha256}); an error is
     the exception message followed by the URL in brackets. The file gets no mark of the web and inherits its
     folder's ACL, so a program for C(run_as_user) must be saved where its user can read it."
   - "C(run_as_user)* (sid, executable, arguments, [timeout_seconds=600], [success_codes=[0]]): runs the

@@ -420,13 +420,23 @@ class SimulatedWindows(BatchRunner):
                                         'signer': signer}})
         return {'files': files}
 
-    def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300) -> dict[str, t.Any]:
+    def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300, sha256: str | None = None,
+                         signer: str | None = None) -> dict[str, t.Any]:
         served = self.state['downloads'].get(url)
         if served is None:
             raise BridgeOperationError(f'The remote server returned an error: (404) Not Found. ({url})')
         if served.get('error'):
             raise BridgeOperationError(served['error'])
         data = base64.b64decode(served['content'])
+        if sha256 or signer is not None:
+            staging = destination + '.part'
+            self.write(staging, data, meta=copy.deepcopy(served.get('meta')))
+            try:
+                self.op_verify_file(staging, sha256, signer)
+            except BridgeOperationError as error:
+                raise BridgeOperationError(str(error).replace(staging, url)) from None
+            finally:
+                self._remove_tree(staging)
         self.write(destination, data, meta=copy.deepcopy(served.get('meta')))
         return {'bytes': len(data), 'sha256': hashlib.sha256(data).hexdigest()}
 

@@ -255,9 +255,14 @@ def test_a_downloaded_installer_with_the_wrong_signer_changes_no_user() -> None:
     twin = machine(('alice', ALICE, True))
     serve_installer(twin, URL, '7.40.0', signer='Totally Notion Ltd')
     program_before = {k: v for k, v in twin.state['files'].items() if k.startswith(program_dir('alice').lower())}
+    files_before = {k: v for k, v in twin.state['files'].items() if v['type'] == 'file'}
     result = run(twin, state='reinstalled', installer=URL)
-    assert statuses(result) == {'alice': ('failed', f"verify_file: '{DOWNLOADED}' is signed by 'Totally Notion Ltd', "
+    assert statuses(result) == {'alice': ('failed', f"verify_file: Cannot verify '{DOWNLOADED}': the file does not exist.; "
+                                                    f"download_file: '{URL}' is signed by 'Totally Notion Ltd', "
                                                     "expected 'Notion Labs, Inc'.")}
+    assert result['changed'] is False
+    files_after = {k: v for k, v in twin.state['files'].items() if v['type'] == 'file'}
+    assert files_after == files_before, 'the refused download left no file behind (its folder may stay)'
     assert twin.state['tasks_run'] == []
     assert {k: v for k, v in twin.state['files'].items() if k.startswith(program_dir('alice').lower())} == program_before
 
