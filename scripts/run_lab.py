@@ -11,6 +11,7 @@ with inventories/lab, and prints what each host's rungs did. Run it with
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -26,14 +27,20 @@ from ansible.utils.collection_loader._collection_finder import _AnsibleCollectio
 _AnsibleCollectionFinder(paths=[str(ROOT / '.venv')])._install()
 
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (  # noqa: E402
+    LAB_INSTALLER,
+    LAB_INSTALLER_VERSION,
+    installer_content,
     seed_lab_workstations,
     seed_posix_home,
 )
 
+LADDER = ['app_data', 'proxy', 'restart', 'firewall', 'reinstall']
+# restart and reinstall act every time by design; the re-check covers the converging rungs.
+CONVERGING = ['app_data', 'proxy', 'firewall']
 PASSES = (
-    ('check', ['--check', '--diff'], 'Check mode: what the ladder would do (nothing changes)'),
-    ('apply', ['--diff'], 'Apply: the ladder for real'),
-    ('recheck', ['--check'], 'Re-check: a second pass should find nothing left to do'),
+    ('check', ['--check', '--diff'], LADDER, 'Check mode: what the ladder would do (nothing changes)'),
+    ('apply', ['--diff'], LADDER, 'Apply: the ladder for real'),
+    ('recheck', ['--check'], CONVERGING, 'Re-check: the converging rungs should find nothing left to do'),
 )
 
 
@@ -48,11 +55,14 @@ def seed(lab_dir: Path) -> None:
     seed_posix_home(str(homes), 'grace', with_notion=False)
 
 
-def run_pass(name: str, flags: list[str], lab_dir: Path, verbose: bool) -> int:
+def run_pass(name: str, flags: list[str], rungs: list[str], lab_dir: Path, verbose: bool) -> int:
     reports = lab_dir / 'reports' / name
     reports.mkdir(parents=True)
+    variables = {'escalation_report_dir': str(reports), 'escalation_rungs': rungs,
+                 'escalation_app_installer': LAB_INSTALLER,
+                 'escalation_app_checksum': hashlib.sha256(installer_content(LAB_INSTALLER_VERSION)).hexdigest()}
     command = ['ansible-playbook', '-i', str(ROOT / 'inventories' / 'lab'), str(ROOT / 'playbooks' / 'ladder.yml'),
-               *flags, '-e', f'escalation_report_dir={reports}']
+               *flags, '-e', json.dumps(variables)]
     env = dict(os.environ, LOOPBREAKER_LAB_DIR=str(lab_dir))
     completed = subprocess.run(command, env=env, capture_output=not verbose, text=True, check=False)
     if completed.returncode and not verbose:
@@ -68,17 +78,16 @@ def summarise(name: str, title: str, lab_dir: Path) -> None:
         report = json.loads(report_file.read_text())
         for rung in report['rungs']:
             manual.update(rung.get('manual_actions') or [])
-            nobody = {'user': '-', 'status': 'n/a' if rung.get('not_applicable') else 'clean', 'items': 0,
-                      'bytes': 0, 'processes_stopped': 0, 'errors': []}
+            if rung['rung'] == 'firewall' or rung.get('not_applicable'):
+                print(f'{report["host"]:<12} {rung["rung"]:<9} {rung["summary"]}')
+                continue
+            nobody = {'user': '-', 'status': 'clean', 'items': 0, 'bytes': 0, 'processes_stopped': 0, 'errors': []}
             for user in rung['users'] or [nobody]:
                 print(f'{report["host"]:<12} {rung["rung"]:<9} {user["user"]:<10} {user["status"]:<14} '
                       f'{user["items"]:>5} {user["bytes"]:>7} {user["processes_stopped"]:>7}  '
                       f'{rung["quarantine_id"] or "-"}')
                 for error in user['errors']:
                     print(f'{"":<12} error: {error}')
-        for rung in report['rungs']:
-            if rung.get('not_applicable'):
-                print(f'{report["host"]:<12} {rung["rung"]:<9} {rung["summary"]}')
     for action in sorted(manual):
         print(f'manual action: {action}')
 
@@ -90,12 +99,12 @@ def main() -> int:
     args = parser.parse_args()
     seed(args.lab_dir)
     print(f'lab seeded in {args.lab_dir}:\n'
-          '  ws-win-01   alice logged on, Notion running, corporate proxy; bob logged off, redirected AppData,\n'
-          '              PAC script; carol without Notion\n'
+          '  ws-win-01   alice logged on, Notion running, corporate proxy, a firewall rule blocking her Notion.exe;\n'
+          '              bob logged off, redirected AppData, PAC script; carol without Notion\n'
           '  ws-win-02   machine-wide proxy policy; dave; erin with AppData on D:\n'
           '  ws-linux-01 frank; grace without Notion (sandboxed homes, no GNOME session: proxy not applicable)')
-    for name, flags, title in PASSES:
-        code = run_pass(name, flags, args.lab_dir, args.verbose)
+    for name, flags, rungs, title in PASSES:
+        code = run_pass(name, flags, rungs, args.lab_dir, args.verbose)
         summarise(name, title, args.lab_dir)
         if code:
             print(f'\nansible-playbook failed in the {name} pass (exit {code})')

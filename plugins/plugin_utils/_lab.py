@@ -43,6 +43,8 @@ NOTION_TREE: dict[str, str] = {
     'state.json': '{"appState": {}}',
 }
 NOTION_SIGNER = 'Notion Labs, Inc'
+LAB_INSTALLER = 'C:\\Installers\\Notion Setup 7.36.0.exe'
+LAB_INSTALLER_VERSION = '7.36.0'
 PROXY_CONNECTIONS_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections'
 KEPT_ENTRIES: tuple[str, ...] = ('Preferences', 'Local State', 'logs', 'state.json')
 
@@ -97,6 +99,13 @@ def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
     seed_user_proxy(first, bob, pac_url='http://wpad.corp.example/proxy.pac')
     seed_windows_user(first, 'carol', 'S-1-5-21-1004336348-1177238915-682003330-1003', loaded=False,
                       with_notion=False)
+    # A block rule someone made for alice's Notion.exe: the firewall rung disables and records it.
+    first.state['firewall_rules'].append({
+        'name': '{6F1A2B3C-0D4E-4F50-8A61-72B83C94D0E1}', 'display_name': 'Block Notion (helpdesk ticket 4711)',
+        'direction': 'out', 'action': 'block', 'profiles': ['domain', 'private', 'public'],
+        'program': 'C:\\Users\\alice\\AppData\\Local\\Programs\\Notion\\Notion.exe', 'enabled': True,
+        'description': ''})
+    seed_installer(first, LAB_INSTALLER, LAB_INSTALLER_VERSION)
     states['ws-win-01'] = first.state
     second = SimulatedWindows(empty_state('WS-WIN-02'))
     seed_windows_user(second, 'dave', 'S-1-5-21-2004336348-1177238915-682003330-1101', loaded=True)
@@ -106,6 +115,7 @@ def seed_lab_workstations() -> dict[str, dict[str, t.Any]]:
     second.set_registry('HKLM', 'SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings',
                         {'ProxySettingsPerUser': {'type': 'REG_DWORD', 'data': 0}})
     seed_user_proxy(second, None, proxy_server='http=gw.corp.example:3128;https=gw.corp.example:3128')
+    seed_installer(second, LAB_INSTALLER, LAB_INSTALLER_VERSION)
     states['ws-win-02'] = second.state
     return states
 
@@ -131,17 +141,21 @@ def seed_user_proxy(twin: SimulatedWindows, sid: str | None, *, proxy_server: st
     return data
 
 
+def installer_content(version: str, signer: str | None = NOTION_SIGNER) -> bytes:
+    return f'MZ Notion Setup {version} signed by {signer}'.encode()
+
+
 def seed_installer(twin: SimulatedWindows, path: str, version: str, *, signer: str | None = NOTION_SIGNER,
                    uninstaller_hangs: bool = False) -> str:
     """Put a Notion installer on the simulated host; returns its SHA-256."""
-    content = f'MZ Notion Setup {version} signed by {signer}'.encode()
+    content = installer_content(version, signer)
     twin.write(path, content, meta=installer_meta(version, signer=signer, uninstaller_hangs=uninstaller_hangs))
     return hashlib.sha256(content).hexdigest()
 
 
 def serve_installer(twin: SimulatedWindows, url: str, version: str, *, signer: str | None = NOTION_SIGNER) -> str:
     """Make the simulated host able to download an installer from url; returns its SHA-256."""
-    content = f'MZ Notion Setup {version} signed by {signer}'.encode()
+    content = installer_content(version, signer)
     twin.state['downloads'][url] = {'content': base64.b64encode(content).decode(),
                                     'meta': installer_meta(version, signer=signer)}
     return hashlib.sha256(content).hexdigest()
