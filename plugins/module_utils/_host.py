@@ -88,3 +88,20 @@ def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[s
     if not is_dir(root):
         raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
     return LAYOUTS[name], LocalHost(root, name)
+
+
+def native_outcome(produce: t.Callable[[], dict[str, t.Any]], *, diff: bool,
+                   errors: tuple[type[Exception], ...] = (RequestError, HostError)) -> tuple[bool, dict[str, t.Any]]:
+    """(succeeded, result) of a native module run, for main() to exit or fail with.
+
+    An expected error becomes a failure with its message and no change; ``diff`` is kept only
+    when diff mode is on; a result that says ``failed`` (work done part-way) fails with all it
+    reports.
+    """
+    try:
+        result = produce()
+    except errors as error:
+        return False, {'msg': str(error), 'changed': False}
+    if not diff:
+        result.pop('diff', None)
+    return not result.pop('failed', False), result

@@ -254,7 +254,7 @@ import secrets
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app, _macos_app
-from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError, native_outcome
 
 
 def main() -> None:
@@ -265,18 +265,17 @@ def main() -> None:
         module.exit_json(changed=False, not_applicable=True, platform=system, state=module.params['state'],
                          users=[], facts={}, manual_actions=[],
                          msg='Notion has no official desktop app for this platform; nothing to manage')
-    try:
+
+    def act() -> dict:
         _app.validate(module.params)
-        result = _macos_app.run(module.params, runner=module.run_command, check_mode=module.check_mode,
-                                now=datetime.datetime.now(datetime.timezone.utc), token=secrets.token_hex(3),
-                                path_exists=os.path.exists)
-    except (RequestError, _macos_app.MacAppError) as error:
-        module.fail_json(msg=str(error), changed=False)
-    if not module._diff:
-        result.pop('diff', None)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+        return _macos_app.run(module.params, runner=module.run_command, check_mode=module.check_mode,
+                              now=datetime.datetime.now(datetime.timezone.utc), token=secrets.token_hex(3),
+                              path_exists=os.path.exists)
+
+    succeeded, result = native_outcome(act, diff=module._diff, errors=(RequestError, _macos_app.MacAppError))
+    if succeeded:
+        module.exit_json(**result)
+    module.fail_json(**result)
 
 
 if __name__ == '__main__':

@@ -258,7 +258,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _firewall, _firewall_darwin
-from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError, RequestError, native_context
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
 
 
 class LocalTools:
@@ -307,15 +307,10 @@ def run_native(module: AnsibleModule) -> dict[str, t.Any]:
 def main() -> None:
     module = AnsibleModule(argument_spec=_firewall.ARGUMENT_SPEC, mutually_exclusive=_firewall.MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
-    try:
-        result = run_native(module)
-    except (RequestError, HostError) as error:
-        module.fail_json(msg=str(error), changed=False)
-    if not module._diff:
-        result.pop('diff', None)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    succeeded, result = native_outcome(lambda: run_native(module), diff=module._diff)
+    if succeeded:
+        module.exit_json(**result)
+    module.fail_json(**result)
 
 
 if __name__ == '__main__':

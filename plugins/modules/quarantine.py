@@ -165,25 +165,24 @@ import secrets
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _quarantine_state
-from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError, RequestError, native_context
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=_quarantine_state.ARGUMENT_SPEC,
                            mutually_exclusive=_quarantine_state.MUTUALLY_EXCLUSIVE,
                            required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
-    try:
+
+    def act() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir)
-        result = _quarantine_state.run(host, layout, module.params, check_mode=module.check_mode,
-                                       now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-                                       entry_token=secrets.token_hex(3))
-    except (RequestError, HostError) as error:
-        module.fail_json(msg=str(error), changed=False)
-    if not module._diff:
-        result.pop('diff', None)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+        return _quarantine_state.run(host, layout, module.params, check_mode=module.check_mode,
+                                     now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
+                                     entry_token=secrets.token_hex(3))
+
+    succeeded, result = native_outcome(act, diff=module._diff)
+    if succeeded:
+        module.exit_json(**result)
+    module.fail_json(**result)
 
 
 if __name__ == '__main__':
