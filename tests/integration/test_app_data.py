@@ -146,3 +146,32 @@ def test_restore_over_recreated_data_needs_force_and_keeps_both(lab: Lab, host: 
     completed, listed = lab.play('restore', host, {'quarantine_id': displaced[0]['displaced_to']})
     held = [e for e in listed['listed']['entries'] if e['id'] == displaced[0]['displaced_to']]
     assert held and held[0]['reason'] == f"displaced by restoring {cleared['quarantine_id']}"
+
+
+@pytest.mark.integration
+def test_a_locked_file_and_a_vanished_path_are_reported_exactly(lab: Lab) -> None:
+    """Through the action plugin: one user's locked cookie stops only that user's remaining moves."""
+    seed_both(lab)
+    twin = lab.twin()
+    scanner = twin.add_process('MsMpEng.exe', 'C:\\ProgramData\\Microsoft\\Windows Defender\\MsMpEng.exe', 'S-1-5-18')
+    alice = 'C:\\Users\\alice\\AppData\\Roaming\\Notion'
+    twin.state['files'][f'{alice}\\Partitions\\notion\\Network\\Cookies'.lower()]['locked_by'] = scanner
+    # Bob's GPU cache disappears between the probe (call 1) and the apply (call 2).
+    twin.state['faults'].append({'before_call': 2, 'remove_path': 'C:\\Users\\bob\\AppData\\Roaming\\Notion\\GPUCache'})
+    lab.save(twin)
+    completed, result = lab.play('clear', 'win', {'expect_failure': True})
+    assert_ok(completed)
+    assert result['failed'] is True
+    assert result['msg'].startswith('Some Notion data could not be cleared; what was done is listed per user: alice: ')
+    users = {u['user']: u for u in result['users']}
+    actions = [(i['path'].rsplit('\\Notion\\', 1)[1], i['action']) for i in users['alice']['items']]
+    locked = actions.index(('Partitions\\notion\\Network\\Cookies', 'failed'))
+    assert {action for _path, action in actions[:locked]} == {'quarantined'}
+    assert {action for _path, action in actions[locked + 1:]} == {'skipped'}
+    assert users['alice']['status'] == 'failed'
+    bob = {i['path'].rsplit('\\Notion\\', 1)[1]: i['action'] for i in users['bob']['items']}
+    assert bob['GPUCache'] == 'vanished'
+    assert set(bob.values()) == {'quarantined', 'vanished'} and users['bob']['status'] == 'cleared'
+    state = lab.state()
+    assert f'{alice}\\Partitions\\notion\\Network\\Cookies'.lower() in state['files'], 'the locked file stayed put'
+    assert state['mounted_hives'] == []
