@@ -490,6 +490,35 @@ function Test-BridgePath {
     return [System.IO.File]::Exists($Path) -or [System.IO.Directory]::Exists($Path)
 }
 
+function Get-BridgeReparseAncestor {
+    # The first existing directory above Path (below the drive root) that is a junction or symbolic
+    # link, or $null. The bridge runs as an administrator over paths inside users' profiles: a user
+    # who turns a folder of theirs into a junction must not make it read, move, create or re-ACL
+    # things elsewhere (someone else's data, or a system folder).
+    param(
+        [string]$Path
+    )
+    $current = [System.IO.Path]::GetDirectoryName($Path.TrimEnd('\'))
+    while ($current -and $current -ne [System.IO.Path]::GetPathRoot($current)) {
+        if ([System.IO.Directory]::Exists($current)) {
+            $attributes = [System.IO.File]::GetAttributes($current)
+            if ($attributes -band [System.IO.FileAttributes]::ReparsePoint) { return $current }
+        }
+        $current = [System.IO.Path]::GetDirectoryName($current)
+    }
+    return $null
+}
+
+function Assert-BridgeNoReparseAncestor {
+    param(
+        [string]$Path
+    )
+    $link = Get-BridgeReparseAncestor -Path $Path
+    if ($null -ne $link) {
+        throw "Refusing to follow the junction or symbolic link '$link' on the way to '$Path'."
+    }
+}
+
 function Resolve-BridgePattern {
     # Absolute paths with * (and ?) in any segment; returns the existing matches.
     param(
@@ -534,7 +563,12 @@ function Resolve-BridgePattern {
         }
         $matched = $next
     }
-    return , $matched
+    # A match reached through a junction or link is not reported at all, so nothing acts on it.
+    $safe = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($path in $matched) {
+        if ($null -eq (Get-BridgeReparseAncestor -Path $path)) { $safe.Add($path) }
+    }
+    return , $safe
 }
 
 function Read-BridgeText {
@@ -1320,6 +1354,7 @@ function Invoke-BridgeOp_write_file {
     )
     $path = [string]$Params.path
     $content = [string]$Params.content
+    Assert-BridgeNoReparseAncestor -Path $path
     $parent = [System.IO.Path]::GetDirectoryName($path)
     if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
     $encoding = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
@@ -1333,6 +1368,7 @@ function Invoke-BridgeOp_ensure_private_dir {
         [hashtable]$Context
     )
     $path = [string]$Params.path
+    Assert-BridgeNoReparseAncestor -Path $path
     $owner = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList ([string]$Params.owner_sid)
     $sids = [System.Security.Principal.SecurityIdentifier[]]@(
         $owner,
@@ -1360,6 +1396,8 @@ function Invoke-BridgeOp_move_path {
     )
     $source = [string]$Params.source
     $destination = [string]$Params.destination
+    Assert-BridgeNoReparseAncestor -Path $source
+    Assert-BridgeNoReparseAncestor -Path $destination
     $isDirectory = [System.IO.Directory]::Exists($source)
     if (-not ($isDirectory -or [System.IO.File]::Exists($source))) {
         return [ordered]@{ moved = $false; missing = $true }
@@ -1385,6 +1423,7 @@ function Invoke-BridgeOp_remove_path {
         [hashtable]$Context
     )
     $path = [string]$Params.path
+    Assert-BridgeNoReparseAncestor -Path $path
     if ([System.IO.Directory]::Exists($path)) {
         Remove-BridgeTree -Path $path
     }

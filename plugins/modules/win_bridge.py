@@ -62,6 +62,9 @@ attributes:
 notes:
   - Requires administrator rights on the host (loading other users' hives, reading their processes and
     profiles, setting directory owners, managing firewall rules). Works on Windows PowerShell 5.1.
+  - Never goes through a junction or symbolic link - pattern matches reached through one are not
+    reported, and C(write_file), C(ensure_private_dir), C(move_path) and C(remove_path) refuse a path
+    with one above it - so a user's own links cannot turn an administrator's run against other data.
   - "Operations (parameters; optional ones in brackets; mutating operations marked *):"
   - "C(get_profiles) (shell_folders): every subkey of C(HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList),
     logged-off users included. shell_folders maps value names of the user's C(User Shell Folders) key to
