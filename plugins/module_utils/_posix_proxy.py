@@ -200,10 +200,14 @@ def plan_native(system: str, runner: Runner, params: dict[str, t.Any], hosts: li
     if system == 'darwin':
         available = [s for s in parse_services(run_checked(runner, COMMANDS['list_services']())) if s['enabled']]
         names = [s['name'] for s in available]
-        unknown = [name for name in params.get('services') or () if name not in names]
+        # networksetup matches service names case-insensitively ("wi-fi" is "Wi-Fi"); so do we,
+        # and use the spelling networksetup lists.
+        by_folded = {name.lower(): name for name in names}
+        unknown = [name for name in params.get('services') or () if name.lower() not in by_folded]
         if unknown:
             raise NativeProxyError(f'unknown network service(s): {", ".join(unknown)}; enabled services: {", ".join(names)}')
-        chosen = params.get('services') or names
+        chosen = list(dict.fromkeys(by_folded[name.lower()] for name in params['services'])) if params.get('services') \
+            else names
         states = {name: read_service(runner, name) for name in chosen}
         commands = {name: plan_service(name, states[name], params['mode'], disable, hosts,
                                        (record or {}).get(name)) for name in chosen}

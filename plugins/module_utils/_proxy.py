@@ -120,6 +120,11 @@ def collect_targets(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> tup
     machine_wide = policy is not None and policy['data'] == 0
     machine_connections = operation_data(envelope, 6)
     if machine_wide:
+        # Per-user settings are ignored under this policy; naming users would suggest otherwise.
+        named = [option for option in ('users', 'exclude_users') if params.get(option)]
+        if named:
+            raise RequestError(f'{" and ".join(named)} cannot apply: ProxySettingsPerUser is 0 (machine-wide proxy '
+                               'policy), so only the machine-wide settings matter; nothing was changed')
         machine = Target('(machine)', None, INTERNET_SETTINGS, CONNECTIONS, RECORD_KEY)
         return [_fill(machine, operation_data(envelope, 5), machine_connections, operation_data(envelope, 7))], \
             True, _values(machine_connections)

@@ -321,6 +321,13 @@ def test_darwin_services_narrows_the_services_read() -> None:
                                                [NS, '-setproxyautodiscovery', 'iPhone USB', 'off']]}
 
 
+def test_darwin_service_names_match_case_insensitively_like_networksetup() -> None:
+    runner = mac_runner({'Wi-Fi': mac_outputs(web=PROXY_ON)})
+    plan = pp.plan_native('darwin', runner, native_params(services=['wi-fi', 'WI-FI']), NOTION, None, False)
+    assert list(plan['targets']) == ['Wi-Fi'], 'named once, in the spelling networksetup lists'
+    assert plan['commands']['Wi-Fi'] == [[NS, '-setproxybypassdomains', 'Wi-Fi', '*.local', '169.254/16', *NOTION]]
+
+
 @pytest.mark.parametrize('services', [['Wi-Fi', 'Bluetooth PAN'], ['Ethernet', 'Wi-Fi', 'FireWire']])
 def test_darwin_unknown_or_disabled_service_is_an_error(services: list[str]) -> None:
     runner = mac_runner({})

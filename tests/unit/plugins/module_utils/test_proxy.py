@@ -274,6 +274,20 @@ def test_machine_wide_policy_changes_hklm_and_leaves_users_alone() -> None:
     assert {n: twin.state['hives'][sid(n)] for n in (1, 2, 3, 4)} == users_before
 
 
+@pytest.mark.parametrize('option', ['users', 'exclude_users'])
+def test_machine_wide_policy_refuses_user_names_and_changes_nothing(option: str) -> None:
+    twin = corporate_machine()
+    twin.set_registry('HKLM', POLICY, {'ProxySettingsPerUser': {'type': 'REG_DWORD', 'data': 0}})
+    seed_user_proxy(twin, None, proxy_server=CORP_PROXY, bypass='<local>', counter=90)
+    before = copy.deepcopy(twin.state['hives'])
+    with pytest.raises(RequestError) as caught:
+        run(twin, mode='bypass', **{option: ['alice']})
+    assert str(caught.value) == (f'{option} cannot apply: ProxySettingsPerUser is 0 (machine-wide proxy policy), '
+                                 'so only the machine-wide settings matter; nothing was changed')
+    assert twin.state['hives'] == before
+    assert len(twin.state['calls']) == 1
+
+
 def test_per_user_policy_value_1_keeps_the_per_user_path() -> None:
     twin = corporate_machine()
     twin.set_registry('HKLM', POLICY, {'ProxySettingsPerUser': {'type': 'REG_DWORD', 'data': 1}})
