@@ -52,22 +52,6 @@ def params(**args: t.Any) -> dict[str, t.Any]:
     return validated(_app_data.ARGUMENT_SPEC, args, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE)
 
 
-@pytest.fixture(params=['windows', 'linux'])
-def make_env(request, tmp_path: Path):
-    made: list[t.Any] = []
-
-    def make(users: t.Sequence[str] = ('alice', 'bob')):
-        if request.param == 'linux' and not IS_ROOT:
-            pytest.skip('LocalHost comparisons need root for distinct home owners')
-        env = TwinEnv(users) if request.param == 'windows' else LocalEnv(tmp_path, users)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.close()
-
-
 def items_of(result: dict[str, t.Any], user: str) -> list[dict[str, t.Any]]:
     [entry] = [u for u in result['users'] if u['user'] == user]
     return entry['items']

@@ -22,10 +22,8 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import Re
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import parse_manifest
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import (
     ENTRY_ID,
-    IS_ROOT,
     NOW,
     SELECTED,
-    LocalEnv,
     TwinEnv,
     bytes_under,
     file_tree,
@@ -36,22 +34,6 @@ DISPLACED_ID = '20260305T050607Z-d4e5f6'          # LATER + token below
 TOKEN2 = 'd4e5f6'
 SECOND_ID = '20260306T050607Z-0f0f0f'             # a second clear, two days after the first
 RECREATED = {'Cache/Cache_Data/data_0': 'recreated cache', 'Network/Cookies': 'SQLite format 3\x00fresh login'}
-
-
-@pytest.fixture(params=['windows', 'linux'])
-def make_env(request, tmp_path: Path):
-    made: list[t.Any] = []
-
-    def make(users: t.Sequence[str] = ('alice', 'bob')):
-        if request.param == 'linux' and not IS_ROOT:
-            pytest.skip('LocalHost runs need root for distinct home owners')
-        env = TwinEnv(users) if request.param == 'windows' else LocalEnv(tmp_path, users)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.close()
 
 
 def write(env, path: str, content: str) -> None:
