@@ -32,9 +32,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
-    MANIFEST_NAME,
     Manifest,
     QuarantinedItem,
+    entry_operations,
     stored_name,
 )
 
@@ -296,9 +296,8 @@ def quarantine_operations(layout: PlatformLayout, profile: dict[str, t.Any], dat
     manifest = Manifest(id=entry_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='app',
                         reason='remove_user_data with state absent', user=profile['username'], sid=group,
                         platform=layout.name, items=(item,))
-    return [{'op': 'ensure_private_dir', 'group': group, 'path': entry_dir, 'owner_sid': profile.get('owner_sid', group)},
-            {'op': 'write_file', 'group': group, 'path': layout.join(entry_dir, MANIFEST_NAME), 'content': manifest.to_json()},
-            {'op': 'move_path', 'group': group, 'source': data_root, 'destination': layout.join(entry_dir, item.stored_as)}]
+    return entry_operations(manifest, entry_dir, group=group, owner_sid=profile.get('owner_sid', group),
+                            path_module=layout.path)
 
 
 def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -> list[dict[str, t.Any]]:

@@ -23,9 +23,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     select_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
-    MANIFEST_NAME,
     Manifest,
     QuarantinedItem,
+    entry_operations,
     stored_name,
 )
 
@@ -108,8 +108,9 @@ def _substitutions(profile: dict[str, t.Any]) -> dict[str, str]:
 def quarantine_root(layout: _layout.PlatformLayout, profile: dict[str, t.Any], data_root: str) -> str:
     """The user's quarantine root, on the same volume as the data so a move is a rename."""
     root = substitute(layout.quarantine_root, _substitutions(profile))
-    if layout.name == 'windows' and layout.path.splitdrive(root)[0].lower() != layout.path.splitdrive(data_root)[0].lower():
-        return layout.join(layout.path.dirname(data_root), 'loopbreaker-quarantine')
+    fallback = layout.fallback_quarantine_root
+    if fallback and layout.path.splitdrive(root)[0].lower() != layout.path.splitdrive(data_root)[0].lower():
+        return substitute(fallback, _substitutions(profile))
     return root
 
 
@@ -190,17 +191,10 @@ def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, requ
             operations.append({'op': 'stop_processes', 'group': group, 'pids': [p['pid'] for p in user_plan.processes],
                                'timeout_seconds': request.stop_timeout})
         if user_plan.entry_dir:
-            operations.append({'op': 'ensure_private_dir', 'group': group, 'path': user_plan.entry_dir,
-                               'owner_sid': group})
-            operations.append({'op': 'write_file', 'group': group,
-                               'path': layout.join(user_plan.entry_dir, MANIFEST_NAME),
-                               'content': manifest_for(user_plan, layout, entry_id, now).to_json()})
-        for item in user_plan.items:
-            if item.stored_path:
-                operations.append({'op': 'move_path', 'group': group, 'source': item.path,
-                                   'destination': item.stored_path})
-            else:
-                operations.append({'op': 'remove_path', 'group': group, 'path': item.path})
+            operations += entry_operations(manifest_for(user_plan, layout, entry_id, now), user_plan.entry_dir,
+                                           group=group, owner_sid=group, path_module=layout.path)
+        else:
+            operations += [{'op': 'remove_path', 'group': group, 'path': item.path} for item in user_plan.items]
     return operations
 
 

@@ -47,6 +47,13 @@ class PlatformLayout:
     outside_root: dict[str, tuple[str, ...]]
     quarantine_root: str
     process_names: tuple[str, ...]
+    # Where the quarantine goes when quarantine_root is on another volume than the data (Windows
+    # with a redirected AppData), so that a move stays a rename; None where homes are one volume.
+    fallback_quarantine_root: str | None = None
+
+    def quarantine_roots(self) -> list[str]:
+        """Every template a quarantine entry can live under, for listing."""
+        return [self.quarantine_root] + ([self.fallback_quarantine_root] if self.fallback_quarantine_root else [])
 
     def join(self, *parts: str) -> str:
         return str(self.path.join(*parts))
@@ -63,6 +70,7 @@ WINDOWS = PlatformLayout(
     outside_root={},
     quarantine_root='{Local AppData}\\loopbreaker\\quarantine',
     process_names=('Notion.exe',),
+    fallback_quarantine_root='{AppData}\\loopbreaker-quarantine',
 )
 DARWIN = PlatformLayout(
     name='darwin',

@@ -86,6 +86,23 @@ def stored_name(index: int, original_path: str, path_module: t.Any) -> str:
     return f'{index:03d}-{base}'
 
 
+def entry_operations(manifest: Manifest, entry_dir: str, *, group: str, owner_sid: str,
+                     path_module: t.Any) -> list[dict[str, t.Any]]:
+    """Bridge operations that create a private entry, write its manifest, then move every item in.
+
+    The manifest goes first so that an interrupted run still leaves a record of what it meant to
+    move; all operations share ``group``, so nothing is moved into an entry that failed.
+    """
+    operations: list[dict[str, t.Any]] = [
+        {'op': 'ensure_private_dir', 'group': group, 'path': entry_dir, 'owner_sid': owner_sid},
+        {'op': 'write_file', 'group': group, 'path': path_module.join(entry_dir, MANIFEST_NAME),
+         'content': manifest.to_json()},
+    ]
+    operations += [{'op': 'move_path', 'group': group, 'source': item.original_path,
+                    'destination': path_module.join(entry_dir, item.stored_as)} for item in manifest.items]
+    return operations
+
+
 def parse_manifest(text: str, path: str) -> Manifest:
     try:
         data = json.loads(text)

@@ -31,6 +31,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     Manifest,
     ManifestError,
     QuarantinedItem,
+    entry_operations,
     entry_time,
     parse_duration,
     parse_manifest,
@@ -69,15 +70,8 @@ class Entry:
                           for i in m.items]}
 
 
-def _roots(layout: _layout.PlatformLayout) -> list[str]:
-    roots = [layout.quarantine_root]
-    if layout.name == 'windows':
-        roots.append(layout.join(layout.data_root.rsplit('\\', 1)[0], 'loopbreaker-quarantine'))
-    return roots
-
-
 def probe_operations(layout: _layout.PlatformLayout) -> list[dict[str, t.Any]]:
-    roots = _roots(layout)
+    roots = layout.quarantine_roots()
     originals = [template for _scope, template in _layout.scope_patterns(layout, _layout.SCOPE_NAMES)]
     return [
         {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
@@ -136,11 +130,7 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
         record = Manifest(id=displaced_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='quarantine',
                           reason=f'displaced by restoring {entry.manifest.id}', user=entry.manifest.user,
                           sid=entry.manifest.sid, platform=layout.name, items=displaced)
-        operations += [{'op': 'ensure_private_dir', 'group': group, 'path': displaced_dir, 'owner_sid': entry.profile['sid']},
-                       {'op': 'write_file', 'group': group, 'path': layout.join(displaced_dir, MANIFEST_NAME),
-                        'content': record.to_json()}]
-        operations += [{'op': 'move_path', 'group': group, 'source': d.original_path,
-                        'destination': layout.join(displaced_dir, d.stored_as)} for d in displaced]
+        operations += entry_operations(record, displaced_dir, group=group, owner_sid=group, path_module=layout.path)
     for item in entry.manifest.items:
         outcome = {'id': entry.manifest.id, 'user': entry.manifest.user, 'path': item.original_path,
                    'action': 'restored', 'displaced_to': None, 'error': None}
