@@ -20,6 +20,19 @@ Batch semantics, shared by both implementations:
     unloaded when the batch ends, whether it failed or not.
   * In check mode an operation that mutates is refused (defence in depth: the
     action plugins never send one then).
+  * WITHIN: a path operation given ``within`` (a directory, normally the
+    user's profile) refuses any path outside it, and never goes through a
+    link, junction or other reparse point strictly below it: the components
+    are opened one by one without following links and kept open while the
+    operation uses them (POSIX: directory file descriptors; Windows: handles
+    opened with FILE_FLAG_OPEN_REPARSE_POINT and without FILE_SHARE_DELETE),
+    so nothing can be swapped in between the check and the use. Without
+    ``within`` the POSIX host applies the same rule below its profiles root.
+  * A batch with mutating operations holds the host-wide lock of the
+    collection while it runs (POSIX: flock on <state_dir>/lock, held by the
+    module for its whole run; Windows: the named mutex
+    ``Global\\loopbreaker.notion``); a second run waits up to 60 s, then fails
+    before changing anything.
 """
 from __future__ import annotations
 
@@ -46,21 +59,31 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Profiles from ProfileList (logged-off users too), each with the requested shell folders '
               'resolved from the user\'s own hive; shell_folders maps a value name of '
               '"User Shell Folders" to its default path relative to the profile.'),
-    Operation('stat_paths', ('patterns',), (), False,
+    Operation('stat_paths', ('patterns',), ('within',), False,
               'Expand wildcard patterns (* in any segment) and report type, bytes and file count '
-              '(recursive for directories) of each match.'),
-    Operation('read_files', ('patterns',), (), False,
-              'Expand wildcard patterns and return the UTF-8 text of each matching file.'),
-    Operation('write_file', ('path', 'content'), (), True,
-              'Write UTF-8 text to a file, creating parent directories.'),
-    Operation('ensure_private_dir', ('path', 'owner_sid'), (), True,
+              '(recursive for directories) of each match, with its owner (POSIX uid, gid and mode; Windows '
+              'owner_sid) and hard-link count. With within, see WITHIN.'),
+    Operation('read_files', ('patterns',), ('within', 'max_bytes'), False,
+              'Expand wildcard patterns and return the UTF-8 text of each matching regular file; a match that '
+              'is a link, larger than max_bytes (default 1 MiB) or not UTF-8 is listed with an error instead '
+              'of content. With within, see WITHIN.'),
+    Operation('write_file', ('path', 'content'), ('within',), True,
+              'Write UTF-8 text to a new file beside the target, then rename it over the target; parent '
+              'directories are created. A link at the target is replaced, never written through. With '
+              'within, see WITHIN.'),
+    Operation('ensure_private_dir', ('path', 'owner_sid'), ('within',), True,
               'Create a directory (and parents) whose ACL grants only the owner, Administrators and '
-              'SYSTEM, inheritance disabled; correct the ACL of an existing one.'),
-    Operation('move_path', ('source', 'destination'), (), True,
+              'SYSTEM, inheritance disabled; correct the ACL of an existing one. With within, see WITHIN.'),
+    Operation('move_path', ('source', 'destination'), ('within', 'expect_type', 'attributes'), True,
               'Rename a file or directory on the same volume; a missing source is reported, not an '
-              'error; an existing destination is an error.'),
-    Operation('remove_path', ('path',), (), True,
-              'Delete a file or directory tree; a missing path is reported, not an error.'),
+              'error; an existing destination is an error. expect_type (file or directory): the source must '
+              'be exactly that, not a link, and a file must have a single hard link, or nothing is moved. '
+              'attributes, applied to the moved item itself (not recursively) through a handle that does '
+              'not follow links: POSIX {uid, gid, mode}; Windows {owner_sid} (owner set, inherited ACL). '
+              'With within, see WITHIN.'),
+    Operation('remove_path', ('path',), ('within',), True,
+              'Delete a file or directory tree without following links inside it; a missing path is '
+              'reported, not an error. With within, see WITHIN.'),
     Operation('list_processes', ('names',), (), False,
               'Processes whose image name matches one of names (case-insensitive), with path, '
               'owner SID and session id.'),
@@ -105,9 +128,23 @@ _OPERATIONS: tuple[Operation, ...] = (
     Operation('list_packages', ('names',), (), False,
               'MSIX/AppX packages (all users) whose name matches one of names (wildcards allowed): name, '
               'package full name, family name, version, install location and the SIDs of users who have it.'),
+    Operation('read_records', ('namespace',), (), False,
+              'Every record of a namespace in the host\'s administrator-only store, as key and text: '
+              'Windows, the REG_SZ values of HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>; POSIX, '
+              'the files of <state_dir>/records/<namespace>, every directory on the way owned by root and '
+              'writable by no one else. A missing namespace has no records; an unsafe store is an error.'),
+    Operation('write_record', ('namespace', 'key', 'content'), (), True,
+              'Create or replace one record of the administrator-only store (atomically on POSIX).'),
+    Operation('remove_record', ('namespace', 'key'), (), True,
+              'Delete one record; a missing record is reported, not an error.'),
 )
 
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
+
+# Names of records and their namespaces: safe as a registry value name and as a file name.
+RECORD_NAME_PATTERN = r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
+RECORDS_KEY = 'SOFTWARE\\loopbreaker\\notion\\records'
+LOCK_TIMEOUT_SECONDS = 60
 
 
 class VocabularyError(ValueError):

@@ -21,10 +21,15 @@ import copy
 import fnmatch
 import hashlib
 import ntpath
+import re
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
-from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import validate_operations
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
+    RECORD_NAME_PATTERN,
+    RECORDS_KEY,
+    validate_operations,
+)
 
 State = dict[str, t.Any]
 SYSTEM_SID = 'S-1-5-18'
@@ -256,28 +261,46 @@ class SimulatedWindows(BatchRunner):
     def _children(self, path: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
         return [self.state['files'][key] for key in self._keys_under(_norm(path) + '\\', keys)]
 
-    def op_stat_paths(self, patterns: list[str]) -> dict[str, t.Any]:
+    def _inside(self, path: str, within: str | None) -> None:
+        """WITHIN of the vocabulary: refuse a path outside ``within``."""
+        if within is not None and not _norm(path).startswith(_norm(within) + '\\'):
+            raise BridgeOperationError(f"Refusing '{path}': it is not inside '{within}'.")
+
+    def op_stat_paths(self, patterns: list[str], within: str | None = None) -> dict[str, t.Any]:
         entries = []
         keys = sorted(self.state['files'])  # read-only operation: one sorted index for every pattern
         for pattern in patterns:
+            self._inside(pattern, within)
             for entry in self._glob(pattern, keys):
                 inside = [e for e in self._children(entry['path'], keys) if e['type'] == 'file'] \
                     if entry['type'] == 'directory' else [entry]
                 entries.append({'pattern': pattern, 'path': entry['path'], 'type': entry['type'],
                                 'bytes': sum(len(base64.b64decode(e['content'])) for e in inside),
-                                'files': len(inside), 'modified': entry['modified']})
+                                'files': len(inside), 'modified': entry['modified'],
+                                'owner_sid': entry.get('owner'), 'links': entry.get('links', 1)})
         return {'entries': entries}
 
-    def op_read_files(self, patterns: list[str]) -> dict[str, t.Any]:
-        return {'files': [{'path': e['path'], 'content': base64.b64decode(e['content']).decode('utf-8')}
-                          for pattern in patterns for e in self._glob(pattern) if e['type'] == 'file']}
+    def op_read_files(self, patterns: list[str], within: str | None = None,
+                      max_bytes: int = 1048576) -> dict[str, t.Any]:
+        files = []
+        for pattern in patterns:
+            self._inside(pattern, within)
+            for entry in self._glob(pattern):
+                if entry['type'] == 'file':
+                    files.append(_read_text(entry, max_bytes))
+        return {'files': files}
 
-    def op_write_file(self, path: str, content: str) -> dict[str, t.Any]:
+    def op_write_file(self, path: str, content: str, within: str | None = None) -> dict[str, t.Any]:
+        self._inside(path, within)
+        existing = self.state['files'].get(_norm(path))
+        if existing is not None and existing['type'] == 'directory':
+            raise BridgeOperationError(f"Cannot write '{path}': it is a directory.")
         self._check_unlocked(path)
         self.write(path, content)
         return {'bytes': len(content.encode())}
 
-    def op_ensure_private_dir(self, path: str, owner_sid: str) -> dict[str, t.Any]:
+    def op_ensure_private_dir(self, path: str, owner_sid: str, within: str | None = None) -> dict[str, t.Any]:
+        self._inside(path, within)
         created = not self.exists(path)
         self.mkdir(path)
         wanted = {'owner': owner_sid, 'allow': sorted({owner_sid, ADMINISTRATORS_SID, SYSTEM_SID}), 'protected': True}
@@ -297,9 +320,17 @@ class SimulatedWindows(BatchRunner):
                     f"The process cannot access the file '{entry['path']}' because it is being used by "
                     'another process.')
 
-    def op_move_path(self, source: str, destination: str) -> dict[str, t.Any]:
+    def op_move_path(self, source: str, destination: str, within: str | None = None, expect_type: str | None = None,
+                     attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        self._inside(source, within)
+        self._inside(destination, within)
         if not self.exists(source):
             return {'moved': False, 'missing': True}
+        found = self.state['files'][_norm(source)]
+        if expect_type is not None and found['type'] != expect_type:
+            raise BridgeOperationError(f"Refusing to move '{source}': it is a {found['type']}, expected a {expect_type}.")
+        if expect_type == 'file' and found.get('links', 1) != 1:
+            raise BridgeOperationError(f"Refusing to move '{source}': it has {found['links']} hard links.")
         if self.exists(destination):
             raise BridgeOperationError(f"Cannot create '{destination}' because a file or directory with the same "
                                        'name already exists.')
@@ -313,6 +344,9 @@ class SimulatedWindows(BatchRunner):
             entry = self.state['files'].pop(key)
             entry['path'] = new_root + entry['path'][len(ntpath.normpath(source)):]
             self.state['files'][_norm(entry['path'])] = entry
+        if attributes and attributes.get('owner_sid'):
+            moved = self.state['files'][_norm(destination)]
+            moved.update(owner=attributes['owner_sid'], acl=None)  # owner set, explicit ACL dropped: inherited
         return {'moved': True, 'missing': False}
 
     def _remove_tree(self, path: str) -> bool:
@@ -322,7 +356,8 @@ class SimulatedWindows(BatchRunner):
             del self.state['files'][key]
         return bool(doomed)
 
-    def op_remove_path(self, path: str) -> dict[str, t.Any]:
+    def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
+        self._inside(path, within)
         if not self.exists(path):
             return {'removed': False, 'missing': True}
         self._check_unlocked(path)
@@ -541,10 +576,44 @@ class SimulatedWindows(BatchRunner):
         pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid)
         return {'started': True, 'pid': pid}
 
+    # ------------------------------------------------------ trusted records
+    def _records_key(self, namespace: str, key: str | None = None) -> str:
+        for name in (namespace,) if key is None else (namespace, key):
+            if not re.fullmatch(RECORD_NAME_PATTERN, name):
+                raise BridgeOperationError(f"'{name}' is not a valid record name.")
+        return f'{RECORDS_KEY}\\{namespace}'
+
+    def op_read_records(self, namespace: str) -> dict[str, t.Any]:
+        entry = self.state['hives']['HKLM'].get(_key(self._records_key(namespace)))
+        values = entry['values'] if entry else {}
+        return {'records': [{'key': name, 'content': values[name]['data']} for name in sorted(values)],
+                'store': f'HKLM\\{self._records_key(namespace)}'}
+
+    def op_write_record(self, namespace: str, key: str, content: str) -> dict[str, t.Any]:
+        self.set_registry('HKLM', self._records_key(namespace, key), {key: {'type': 'REG_SZ', 'data': content}})
+        return {'updated': True, 'bytes': len(content.encode())}
+
+    def op_remove_record(self, namespace: str, key: str) -> dict[str, t.Any]:
+        entry = self.state['hives']['HKLM'].get(_key(self._records_key(namespace, key)))
+        if entry is None or key not in entry['values']:
+            return {'removed': False, 'missing': True}
+        del entry['values'][key]
+        return {'removed': True, 'missing': False}
+
     def op_list_packages(self, names: list[str]) -> dict[str, t.Any]:
         patterns = [n.lower() for n in names]
         return {'packages': [copy.deepcopy(p) for p in self.state['packages']
                              if any(fnmatch.fnmatchcase(p['name'].lower(), n) for n in patterns)]}
+
+
+def _read_text(entry: dict[str, t.Any], max_bytes: int) -> dict[str, t.Any]:
+    data = base64.b64decode(entry['content'])
+    if len(data) > max_bytes:
+        return {'path': entry['path'], 'content': None, 'error': f'larger than {max_bytes} bytes'}
+    try:
+        return {'path': entry['path'], 'content': data.decode('utf-8'), 'error': None}
+    except UnicodeDecodeError:
+        return {'path': entry['path'], 'content': None, 'error': 'not UTF-8 text'}
 
 
 def _expand_profile(value: str, profile_path: str) -> str:
