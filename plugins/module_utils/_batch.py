@@ -18,6 +18,10 @@ CHANGE_FLAGS: tuple[str, ...] = ('moved', 'removed', 'created', 'updated', 'acl_
                                  'stopped', 'deleted', 'bytes')
 
 
+class HostError(Exception):
+    """The host could not be read, or refused the whole batch; nothing was changed."""
+
+
 class BridgeOperationError(Exception):
     """One operation failed; the batch records it and goes on with other groups."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import HostError
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import LAYOUTS, PlatformLayout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._local_host import LocalHost
 
@@ -26,10 +27,6 @@ class Host(t.Protocol):
 
 class RequestError(Exception):
     """Bad input or an impossible state, found before anything was changed."""
-
-
-class HostError(Exception):
-    """The host could not be read; nothing was changed."""
 
 
 def operation_data(envelope: Envelope, index: int) -> dict[str, t.Any]:

@@ -10,75 +10,208 @@ homes share one owner); ``owner_sid`` (``uid:<n>``) is how processes are
 matched to users.
 Registry and firewall operations do not exist here and fail if asked for.
 
-The module runs as root over other users' homes, so it never follows a
-symbolic link below the profiles root (a user could otherwise point their
-Notion folder at someone else's data) and gives every directory it creates
-in a home to that home's owner.
+The module runs as root over other users' homes, which their owners can
+change at any moment. So every path operation walks from the profiles root
+with directory descriptors, opening each component with O_NOFOLLOW and
+acting on names relative to the last one: a symbolic link swapped in before
+the walk is refused, one swapped in after it is never reached. Every
+directory it creates in a home goes to that home's owner. Trusted records
+and the host lock live in ``state_dir``, which only root may change; a host
+built without one (single-operation tests) has neither.
 """
 from __future__ import annotations
 
 import datetime
+import errno
+import fcntl
 import fnmatch
 import os
+import re
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import time
 import typing as t
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
-from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import validate_operations
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import (
+    BatchRunner,
+    BridgeOperationError,
+    HostError,
+)
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
+    LOCK_TIMEOUT_SECONDS,
+    RECORD_NAME_PATTERN,
+    mutating,
+    validate_operations,
+)
 
 SKIPPED_HOMES = frozenset({'Shared', 'Guest', 'lost+found'})
+DEFAULT_MAX_BYTES = 1048576
+MAX_RECORD_BYTES = 4 * 1048576
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _split(pattern: str) -> list[str]:
     return [part for part in pattern.split('/') if part]
 
 
+class _Chain:
+    """Directory descriptors from an anchor down to one directory, each opened without following a link.
+
+    Holding the descriptors is what makes a later swap harmless: an operation names its target
+    relative to ``fd``, never by a path that could be re-resolved through a link.
+    """
+
+    def __init__(self, fds: list[int], path: str) -> None:
+        self.fds = fds
+        self.path = path
+
+    @property
+    def fd(self) -> int:
+        return self.fds[-1]
+
+    def close(self) -> None:
+        for fd in reversed(self.fds):
+            os.close(fd)
+        self.fds = []
+
+    def __enter__(self) -> _Chain:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 class LocalHost(BatchRunner):
-    def __init__(self, profiles_root: str, platform: str) -> None:
+    def __init__(self, profiles_root: str, platform: str, state_dir: str | None = None, *,
+                 exclusive: bool = False) -> None:
         self.profiles_root = os.path.normpath(profiles_root)
         self.platform = platform
+        self.state_dir = os.path.normpath(state_dir) if state_dir else None
+        # exclusive: take the host lock at the first batch (the probe), so a second run cannot plan
+        # from what this run is about to change; otherwise it is taken by the first mutating batch.
+        self.exclusive = exclusive
+        self._lock_fd: int | None = None
+        self.hook: t.Callable[[str, dict[str, t.Any]], None] = lambda _event, _operation: None
 
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
         validate_operations(operations)
+        if self.state_dir is not None and not check_mode and (self.exclusive or mutating(operations)):
+            self._acquire_lock()
         return super().run_batch(operations, check_mode=check_mode)
 
-    # ------------------------------------------------------------ safety
-    def _inside_homes(self, path: str) -> list[str]:
-        """Components of path below the profiles root, or [] when it is outside."""
-        relative = os.path.relpath(os.path.normpath(path), self.profiles_root)
-        return [] if relative.startswith('..') or os.path.isabs(relative) else relative.split(os.sep)
+    def dispatch(self, name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
+        self.hook('before', {'op': name, **params})
+        try:
+            return super().dispatch(name, params)
+        except OSError as error:
+            # A full disk, a read-only file system, a permission problem: this operation fails,
+            # the batch goes on with the other groups and reports what was done.
+            raise BridgeOperationError(_describe(error)) from None
+        except UnicodeError as error:
+            raise BridgeOperationError(f'not valid text: {error}') from None
 
-    def _refuse_links(self, path: str, *, final: bool = False) -> None:
-        """Raise if an existing directory on the way to path (or path itself, if final) is a symlink."""
-        parts = self._inside_homes(path)
-        checked = parts if final else parts[:-1]
-        current = self.profiles_root
-        for part in checked:
-            current = os.path.join(current, part)
-            if os.path.islink(current):
-                raise BridgeOperationError(f"Refusing to follow the symbolic link '{current}'.")
+    # ------------------------------------------------------------- the lock
+    def _acquire_lock(self) -> None:
+        if self._lock_fd is not None:
+            return
+        with self._state_chain() as chain:
+            fd = os.open('lock', os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=chain.fd)
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise HostError(f'another loopbreaker.notion run has held {self.state_dir}/lock for '
+                                    f'{LOCK_TIMEOUT_SECONDS} s; nothing was changed') from None
+                time.sleep(0.2)
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ------------------------------------------------------------ safety
+    def _relative(self, path: str, within: str | None) -> tuple[str, list[str]]:
+        """(anchor, components of path below it); the anchor is within, itself inside the profiles root."""
+        anchor = os.path.normpath(within) if within else self.profiles_root
+        if not os.path.isabs(path) or not os.path.isabs(anchor):
+            raise BridgeOperationError(f"Refusing '{path}': only absolute paths are accepted.")
+        for outer, inner in ((self.profiles_root, anchor), (anchor, path)):
+            relative = os.path.relpath(os.path.normpath(inner), outer)
+            if relative == '..' or relative.startswith('../') or os.path.isabs(relative):
+                raise BridgeOperationError(f"Refusing '{inner}': it is not inside '{outer}'.")
+        relative = os.path.relpath(os.path.normpath(path), anchor)
+        return anchor, [] if relative == '.' else relative.split(os.sep)
+
+    def _open_anchor(self, anchor: str) -> _Chain:
+        """The profiles root (trusted: an administrator chose it), then every component down to anchor."""
+        fds = [os.open(self.profiles_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+        chain = _Chain(fds, self.profiles_root)
+        try:
+            for part in _split(os.path.relpath(anchor, self.profiles_root)):
+                if part != '.':
+                    self._descend(chain, part)
+        except BaseException:
+            chain.close()
+            raise
+        return chain
+
+    def _descend(self, chain: _Chain, part: str, *, create: bool = False, mode: int = 0o755,
+                 home_owned: bool = True) -> None:
+        path = os.path.join(chain.path, part)
+        try:
+            fd = os.open(part, _DIRECTORY_FLAGS, dir_fd=chain.fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(part, mode, dir_fd=chain.fd)
+            fd = os.open(part, _DIRECTORY_FLAGS, dir_fd=chain.fd)
+            if home_owned:
+                self._give_to_home_owner(fd, path)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                kind = 'symbolic link' if os.path.islink(path) else 'non-directory'
+                raise BridgeOperationError(f"Refusing to follow the {kind} '{path}'.") from None
+            raise
+        chain.fds.append(fd)
+        chain.path = path
+
+    def _parent(self, path: str, within: str | None, *, create: bool = False) -> tuple[_Chain, str]:
+        """(descriptors down to path's parent, path's last component)."""
+        anchor, parts = self._relative(path, within)
+        if not parts:
+            raise BridgeOperationError(f"Refusing '{path}': it is the anchor itself.")
+        chain = self._open_anchor(anchor)
+        try:
+            for part in parts[:-1]:
+                self._descend(chain, part, create=create)
+        except BaseException:
+            chain.close()
+            raise
+        return chain, parts[-1]
 
     def _home_owner(self, path: str) -> int | None:
-        parts = self._inside_homes(path)
-        home = os.path.join(self.profiles_root, parts[0]) if parts and parts[0] != '.' else None
-        return os.lstat(home).st_uid if home and os.path.lexists(home) else None
+        relative = os.path.relpath(path, self.profiles_root)
+        if relative == '.' or relative.startswith('..'):
+            return None
+        home = os.path.join(self.profiles_root, relative.split(os.sep)[0])
+        try:
+            return os.lstat(home).st_uid
+        except FileNotFoundError:
+            return None
 
-    def _makedirs(self, path: str, mode: int = 0o755) -> None:
-        """Create missing directories, each owned by the owner of the home they are in."""
-        self._refuse_links(path, final=True)
-        missing = []
-        current = os.path.normpath(path)
-        while not os.path.isdir(current):
-            missing.append(current)
-            current = os.path.dirname(current)
+    def _give_to_home_owner(self, fd: int, path: str) -> None:
         owner = self._home_owner(path)
-        for directory in reversed(missing):
-            os.mkdir(directory, mode)
-            if owner is not None and os.geteuid() == 0:
-                os.chown(directory, owner, -1)
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fd, owner, -1)
 
     # ----------------------------------------------------------- profiles
     def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
@@ -88,7 +221,7 @@ class LocalHost(BatchRunner):
             home = os.path.join(self.profiles_root, name)
             if not os.path.isdir(home) or os.path.islink(home):
                 continue
-            owner = os.stat(home).st_uid
+            owner = os.lstat(home).st_uid
             profiles.append({
                 'sid': f'uid:{owner}/{name}', 'owner_sid': f'uid:{owner}', 'username': name, 'account': name, 'profile_path': home,
                 'loaded': f'uid:{owner}' in running_owners,
@@ -99,88 +232,229 @@ class LocalHost(BatchRunner):
         return {'profiles': profiles}
 
     # -------------------------------------------------------------- files
-    def _glob(self, pattern: str) -> list[str]:
-        matches = ['/']
-        for part in _split(pattern):
-            following: list[str] = []
-            for base in matches:
-                if self._inside_homes(base) and os.path.islink(base):
-                    continue  # never descend through a link inside a home
-                if '*' not in part:
-                    candidate = os.path.join(base, part)
-                    if os.path.lexists(candidate):
-                        following.append(candidate)
-                elif os.path.isdir(base):
-                    following += [os.path.join(base, n) for n in sorted(os.listdir(base)) if fnmatch.fnmatchcase(n, part)]
-            matches = following
-        return matches
+    def _glob(self, pattern: str, within: str | None) -> t.Iterator[tuple[_Chain, str, os.stat_result]]:
+        """(parent descriptors, name, lstat) of every match; links below the anchor are never descended.
 
-    def op_stat_paths(self, patterns: list[str]) -> dict[str, t.Any]:
+        Read-only lookups outside the profiles root (``/Applications`` on macOS) walk the system's
+        own tree, which only administrators can change, from ``/`` without that rule.
+        """
+        if within is None and self._outside_homes(pattern):
+            chain = _Chain([os.open('/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)], '/')
+            with chain:
+                yield from self._glob_below(chain, _split(pattern), follow=True)
+            return
+        anchor, parts = self._relative(pattern, within)
+        if not parts:
+            return
+        try:
+            chain = self._open_anchor(anchor)
+        except (FileNotFoundError, BridgeOperationError):
+            return
+        with chain:
+            yield from self._glob_below(chain, parts)
+
+    def _outside_homes(self, path: str) -> bool:
+        relative = os.path.relpath(os.path.normpath(path), self.profiles_root)
+        return relative == '..' or relative.startswith('../')
+
+    def _glob_below(self, chain: _Chain, parts: list[str], *,
+                    follow: bool = False) -> t.Iterator[tuple[_Chain, str, os.stat_result]]:
+        part, rest = parts[0], parts[1:]
+        if '*' in part:
+            names = sorted(n for n in os.listdir(chain.fd) if fnmatch.fnmatchcase(n, part))
+        else:
+            names = [part]
+        for name in names:
+            try:
+                status = os.stat(name, dir_fd=chain.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not rest:
+                yield chain, name, status
+                continue
+            if not (stat.S_ISDIR(status.st_mode) or (follow and stat.S_ISLNK(status.st_mode))):
+                continue
+            depth = len(chain.fds)
+            try:
+                if follow:
+                    chain.fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=chain.fd))
+                    chain.path = os.path.join(chain.path, name)
+                else:
+                    self._descend(chain, name)
+            except (OSError, BridgeOperationError):
+                continue
+            try:
+                yield from self._glob_below(chain, rest, follow=follow)
+            finally:
+                while len(chain.fds) > depth:
+                    os.close(chain.fds.pop())
+                chain.path = os.path.dirname(chain.path)
+
+    def op_stat_paths(self, patterns: list[str], within: str | None = None) -> dict[str, t.Any]:
         entries = []
         for pattern in patterns:
-            for path in self._glob(pattern):
-                kind, size, count = _measure(path)
-                modified = datetime.datetime.fromtimestamp(os.lstat(path).st_mtime, datetime.timezone.utc)
-                entries.append({'pattern': pattern, 'path': path, 'type': kind, 'bytes': size, 'files': count,
-                                'modified': modified.strftime('%Y-%m-%dT%H:%M:%SZ')})
+            for chain, name, status in self._glob(pattern, within):
+                kind, size, count = _measure(chain.fd, name, status)
+                modified = datetime.datetime.fromtimestamp(status.st_mtime, datetime.timezone.utc)
+                entries.append({'pattern': pattern, 'path': os.path.join(chain.path, name), 'type': kind,
+                                'bytes': size, 'files': count, 'modified': modified.strftime('%Y-%m-%dT%H:%M:%SZ'),
+                                'uid': status.st_uid, 'gid': status.st_gid, 'mode': stat.S_IMODE(status.st_mode),
+                                'links': status.st_nlink})
         return {'entries': entries}
 
-    def op_read_files(self, patterns: list[str]) -> dict[str, t.Any]:
+    def op_read_files(self, patterns: list[str], within: str | None = None,
+                      max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, t.Any]:
         files = []
         for pattern in patterns:
-            for path in self._glob(pattern):
-                if os.path.isfile(path):
-                    with open(path, encoding='utf-8') as handle:
-                        files.append({'path': path, 'content': handle.read()})
+            for chain, name, status in self._glob(pattern, within):
+                if stat.S_ISDIR(status.st_mode):
+                    continue
+                path = os.path.join(chain.path, name)
+                try:
+                    files.append({'path': path, 'content': _read_text(chain.fd, name, max_bytes), 'error': None})
+                except (OSError, BridgeOperationError) as error:
+                    message = _describe(error) if isinstance(error, OSError) else str(error)
+                    files.append({'path': path, 'content': None, 'error': message})
         return {'files': files}
 
-    def op_write_file(self, path: str, content: str) -> dict[str, t.Any]:
-        self._makedirs(os.path.dirname(path))
-        self._refuse_links(path, final=True)
-        temporary = path + '.tmp'
-        with open(temporary, 'w', encoding='utf-8') as handle:
-            handle.write(content)
-        os.replace(temporary, path)
+    def op_write_file(self, path: str, content: str, within: str | None = None) -> dict[str, t.Any]:
+        chain, name = self._parent(path, within, create=True)
+        with chain:
+            _replace_file(chain.fd, name, content.encode(), owner=self._home_owner(path))
         return {'bytes': len(content.encode())}
 
-    def op_ensure_private_dir(self, path: str, owner_sid: str) -> dict[str, t.Any]:
-        created = not os.path.isdir(path)
-        self._makedirs(path, mode=0o700)
+    def op_ensure_private_dir(self, path: str, owner_sid: str, within: str | None = None) -> dict[str, t.Any]:
         owner = int(owner_sid.split(':', 1)[1].split('/', 1)[0])
-        status = os.stat(path)
-        corrected = False
-        if status.st_mode & 0o777 != 0o700:
-            os.chmod(path, 0o700)
-            corrected = not created
-        if status.st_uid != owner and os.geteuid() == 0:
-            os.chown(path, owner, -1)
-            corrected = not created
+        chain, name = self._parent(path, within, create=True)
+        with chain:
+            created = False
+            try:
+                os.mkdir(name, 0o700, dir_fd=chain.fd)
+                created = True
+            except FileExistsError:
+                pass
+            self._descend(chain, name)
+            status = os.fstat(chain.fd)
+            corrected = False
+            if stat.S_IMODE(status.st_mode) != 0o700:
+                os.fchmod(chain.fd, 0o700)
+                corrected = not created
+            if status.st_uid != owner and os.geteuid() == 0:
+                os.fchown(chain.fd, owner, -1)
+                corrected = not created
         return {'created': created, 'acl_corrected': corrected}
 
-    def op_move_path(self, source: str, destination: str) -> dict[str, t.Any]:
-        self._refuse_links(source)
-        if not os.path.lexists(source):
-            return {'moved': False, 'missing': True}
-        if os.path.lexists(destination):
-            raise BridgeOperationError(f"Cannot move to '{destination}': it already exists.")
-        self._makedirs(os.path.dirname(destination))
-        try:
-            os.rename(source, destination)
-        except OSError as error:
-            raise BridgeOperationError(f"Cannot move '{source}' to '{destination}': {error.strerror}") from None
+    def op_move_path(self, source: str, destination: str, within: str | None = None, expect_type: str | None = None,
+                     attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        source_chain, source_name = self._parent(source, within)
+        with source_chain:
+            try:
+                status = os.stat(source_name, dir_fd=source_chain.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return {'moved': False, 'missing': True}
+            self._check_movable(source, status, expect_type, attributes)
+            destination_chain, destination_name = self._parent(destination, within, create=True)
+            with destination_chain:
+                if _exists(destination_chain.fd, destination_name):
+                    raise BridgeOperationError(f"Cannot move to '{destination}': it already exists.")
+                try:
+                    os.rename(source_name, destination_name, src_dir_fd=source_chain.fd,
+                              dst_dir_fd=destination_chain.fd)
+                except OSError as error:
+                    raise BridgeOperationError(f"Cannot move '{source}' to '{destination}': {error.strerror}") from None
+                if attributes:
+                    _apply_attributes(destination_chain.fd, destination_name, destination, status, attributes)
         return {'moved': True, 'missing': False}
 
-    def op_remove_path(self, path: str) -> dict[str, t.Any]:
-        self._refuse_links(path)
-        if not os.path.lexists(path):
-            return {'removed': False, 'missing': True}
+    def _check_movable(self, source: str, status: os.stat_result, expect_type: str | None,
+                       attributes: dict[str, t.Any] | None) -> None:
+        """Refuse, before anything moves, an item that is not what the trusted record says it was."""
+        if expect_type is not None:
+            found = _kind(status)
+            if found != expect_type:
+                raise BridgeOperationError(f"Refusing to move '{source}': it is a {found}, expected a {expect_type}.")
+            if found == 'file' and status.st_nlink != 1:
+                raise BridgeOperationError(f"Refusing to move '{source}': it has {status.st_nlink} hard links.")
+        if attributes:
+            trusted = {attributes.get('uid'), self._home_owner(source)}
+            if status.st_uid not in trusted:
+                raise BridgeOperationError(f"Refusing to move '{source}': it belongs to uid {status.st_uid}, neither "
+                                           'its recorded owner nor the owner of the home it is in.')
+
+    def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
+        chain, name = self._parent(path, within)
+        with chain:
+            try:
+                status = os.stat(name, dir_fd=chain.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return {'removed': False, 'missing': True}
+            try:
+                if stat.S_ISDIR(status.st_mode):
+                    shutil.rmtree(name, dir_fd=chain.fd)  # descriptor-based: never follows a link inside
+                else:
+                    os.unlink(name, dir_fd=chain.fd)
+            except OSError as error:
+                raise BridgeOperationError(f"Cannot remove '{path}': {error.strerror}") from None
+        return {'removed': True, 'missing': False}
+
+    # ------------------------------------------------------ trusted records
+    def _state_chain(self, *parts: str, create: bool = True) -> _Chain:
+        """Descriptors down to <state_dir>/<parts>, checking that only root (or we) could have changed any of it."""
+        if self.state_dir is None:
+            raise BridgeOperationError('no state directory is configured for trusted records')
+        for part in parts:
+            if not re.fullmatch(RECORD_NAME_PATTERN, part):
+                raise BridgeOperationError(f"'{part}' is not a valid record name.")
+        chain = _Chain([os.open('/', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)], '/')
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        except OSError as error:
-            raise BridgeOperationError(f"Cannot remove '{path}': {error.strerror}") from None
+            components = _split(self.state_dir)
+            for index, part in enumerate(components + list(parts)):
+                ours = index >= len(components) - 1
+                self._descend(chain, part, create=create, mode=0o700 if ours else 0o755, home_owned=False)
+                _assert_trusted_directory(chain.fd, chain.path, private=ours)
+        except BaseException:
+            chain.close()
+            raise
+        return chain
+
+    def op_read_records(self, namespace: str) -> dict[str, t.Any]:
+        try:
+            chain = self._state_chain('records', namespace, create=False)
+        except FileNotFoundError:
+            return {'records': [], 'store': os.path.join(str(self.state_dir), 'records', namespace)}
+        records = []
+        with chain:
+            for name in sorted(os.listdir(chain.fd)):
+                key = name[:-len('.json')]
+                if not name.endswith('.json') or not re.fullmatch(RECORD_NAME_PATTERN, key):
+                    continue
+                try:
+                    records.append({'key': key, 'content': _read_text(chain.fd, name, MAX_RECORD_BYTES, owner=os.geteuid()),
+                                    'error': None})
+                except (OSError, BridgeOperationError) as error:
+                    records.append({'key': key, 'content': None,
+                                    'error': _describe(error) if isinstance(error, OSError) else str(error)})
+            return {'records': records, 'store': chain.path}
+
+    def op_write_record(self, namespace: str, key: str, content: str) -> dict[str, t.Any]:
+        if not re.fullmatch(RECORD_NAME_PATTERN, key):
+            raise BridgeOperationError(f"'{key}' is not a valid record name.")
+        with self._state_chain('records', namespace) as chain:
+            _replace_file(chain.fd, f'{key}.json', content.encode(), owner=None, durable=True)
+        return {'updated': True, 'bytes': len(content.encode())}
+
+    def op_remove_record(self, namespace: str, key: str) -> dict[str, t.Any]:
+        if not re.fullmatch(RECORD_NAME_PATTERN, key):
+            raise BridgeOperationError(f"'{key}' is not a valid record name.")
+        try:
+            chain = self._state_chain('records', namespace, create=False)
+        except FileNotFoundError:
+            return {'removed': False, 'missing': True}
+        with chain:
+            try:
+                os.unlink(f'{key}.json', dir_fd=chain.fd)
+            except FileNotFoundError:
+                return {'removed': False, 'missing': True}
         return {'removed': True, 'missing': False}
 
     # ---------------------------------------------------------- processes
@@ -228,18 +502,138 @@ class LocalHost(BatchRunner):
         return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in running]}
 
 
-def _measure(path: str) -> tuple[str, int, int]:
-    if os.path.isdir(path) and not os.path.islink(path):
-        size = count = 0
-        for directory, _subdirs, files in os.walk(path):
-            for name in files:
+def _kind(status: os.stat_result) -> str:
+    if stat.S_ISLNK(status.st_mode):
+        return 'link'
+    return 'directory' if stat.S_ISDIR(status.st_mode) else 'file'
+
+
+def _measure(parent_fd: int, name: str, status: os.stat_result) -> tuple[str, int, int]:
+    kind = _kind(status)
+    if kind != 'directory':
+        return kind, status.st_size, 1
+    size = count = 0
+    fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent_fd)
+    try:
+        for _directory, _subdirs, files, directory_fd in os.fwalk('.', dir_fd=fd):
+            for file_name in files:
                 try:
-                    size += os.lstat(os.path.join(directory, name)).st_size
+                    size += os.stat(file_name, dir_fd=directory_fd, follow_symlinks=False).st_size
                 except OSError:
                     continue
                 count += 1
-        return 'directory', size, count
-    return 'file', os.lstat(path).st_size, 1
+    finally:
+        os.close(fd)
+    return kind, size, count
+
+
+def _exists(parent_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _read_text(parent_fd: int, name: str, max_bytes: int, *, owner: int | None = None) -> str:
+    """A regular file's UTF-8 text, never through a link, at most max_bytes."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BridgeOperationError('it is a symbolic link; not followed') from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise BridgeOperationError('it is not a regular file')
+        if owner is not None and status.st_uid != owner:
+            raise BridgeOperationError(f'it belongs to uid {status.st_uid}, not {owner}')
+        if status.st_size > max_bytes:
+            raise BridgeOperationError(f'it is larger than {max_bytes} bytes')
+        data = os.read(fd, max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise BridgeOperationError(f'it is larger than {max_bytes} bytes')
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise BridgeOperationError('it is not UTF-8 text') from None
+
+
+def _replace_file(parent_fd: int, name: str, data: bytes, *, owner: int | None, durable: bool = False) -> None:
+    """Write a new file beside name and rename it over name: a link there is replaced, never followed."""
+    try:
+        if stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            raise BridgeOperationError(f"Cannot write '{name}': it is a directory.")
+    except FileNotFoundError:
+        pass
+    temporary = f'.{name}.{secrets.token_hex(4)}.tmp'
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                 dir_fd=parent_fd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(fd, owner, -1)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except BaseException:
+        try:
+            os.unlink(temporary, dir_fd=parent_fd)
+        except OSError:
+            pass
+        raise
+
+
+def _apply_attributes(parent_fd: int, name: str, path: str, moved: os.stat_result, attributes: dict[str, t.Any]) -> None:
+    """Owner and mode from the trusted record, on the very inode that was moved, through no link."""
+    flags = _DIRECTORY_FLAGS if stat.S_ISDIR(moved.st_mode) else _FILE_FLAGS
+    if stat.S_ISLNK(moved.st_mode):
+        return  # a link is restored as a link; its own owner does not matter to anyone
+    try:
+        fd = os.open(name, flags, dir_fd=parent_fd)
+    except OSError as error:
+        raise BridgeOperationError(f"Moved '{path}' but did not set its owner and mode: {_describe(error)}") from None
+    try:
+        status = os.fstat(fd)
+        if (status.st_dev, status.st_ino) != (moved.st_dev, moved.st_ino):
+            raise BridgeOperationError(f"Moved '{path}' but it was replaced before its owner and mode were set.")
+        if os.geteuid() == 0:
+            os.fchown(fd, int(attributes.get('uid', -1)), int(attributes.get('gid', -1)))
+        if 'mode' in attributes:
+            os.fchmod(fd, int(attributes['mode']) & 0o7777 & ~(stat.S_ISUID | stat.S_ISGID))
+    finally:
+        os.close(fd)
+
+
+def _assert_trusted_directory(fd: int, path: str, *, private: bool) -> None:
+    """Only root (or the user the module runs as) may be able to change a state directory or its ancestors.
+
+    An ancestor may be world-writable only if sticky (like /tmp): then no one else can replace it.
+    """
+    status = os.fstat(fd)
+    me = os.geteuid()
+    if status.st_uid not in (0, me):
+        raise BridgeOperationError(f"Refusing the state directory: '{path}' belongs to uid {status.st_uid}.")
+    mode = stat.S_IMODE(status.st_mode)
+    if private and mode & 0o077:
+        if status.st_uid != me:
+            raise BridgeOperationError(f"Refusing the state directory: '{path}' is open to others (mode {mode:o}).")
+        os.fchmod(fd, mode & 0o700)
+    elif not private and mode & 0o022 and not mode & stat.S_ISVTX:
+        raise BridgeOperationError(f"Refusing the state directory: '{path}' is writable by others (mode {mode:o}).")
+
+
+def _describe(error: OSError) -> str:
+    where = f" '{error.filename}'" if error.filename else ''
+    return f'{error.strerror or error}{where}'
 
 
 def _signal(pid: int, signum: int) -> None:
