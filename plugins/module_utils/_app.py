@@ -35,6 +35,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     Manifest,
     QuarantinedItem,
     entry_operations,
+    item_attributes,
     stored_name,
 )
 
@@ -63,6 +64,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'timeout': {'type': 'int', 'default': 600},
     'stop_timeout': {'type': 'int', 'default': 30},
     'profiles_root': {'type': 'path'},
+    'state_dir': {'type': 'path'},
     'app_path': {'type': 'path'},
     'team_id': {'type': 'str'},
     'use_homebrew': {'type': 'bool', 'default': False},
@@ -213,7 +215,8 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
             app.exe = exes[sid]['data']['files'][0]
             found_data = stats[sid]['data']['entries']
             app.has_data = bool(found_data)
-            app.data_size = {'bytes': found_data[0]['bytes'], 'files': found_data[0]['files']} if found_data else None
+            app.data_size = {'bytes': found_data[0]['bytes'], 'files': found_data[0]['files'],
+                             **(item_attributes(found_data[0]) or {})} if found_data else None
         users.append(app)
     machine = notion_entries(operation_data(envelope, 4)['keys'] + operation_data(envelope, 5)['keys'])
     files = operation_data(envelope, 6)['files']
@@ -292,12 +295,12 @@ def quarantine_operations(layout: PlatformLayout, profile: dict[str, t.Any], dat
     entry_dir = layout.join(root, entry_id)
     item = QuarantinedItem(original_path=data_root, stored_as=layout.join('items', stored_name(0, data_root, layout.path)),
                            scope='user_data', type='directory', bytes=(size or {}).get('bytes', 0),
-                           files=(size or {}).get('files', 0))
+                           files=(size or {}).get('files', 0), attributes=item_attributes(size or {}) if size else None)
     manifest = Manifest(id=entry_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='app',
                         reason='remove_user_data with state absent', user=profile['username'], sid=group,
-                        platform=layout.name, items=(item,))
-    return entry_operations(manifest, entry_dir, group=group, owner_sid=profile.get('owner_sid', group),
-                            path_module=layout.path)
+                        platform=layout.name, items=(item,), entry_dir=entry_dir, profile_path=profile['profile_path'])
+    return entry_operations(manifest, group=group, owner_sid=profile.get('owner_sid', group),
+                            anchor=_app_data.user_anchor(layout, profile), path_module=layout.path)
 
 
 def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -> list[dict[str, t.Any]]:
@@ -370,7 +373,7 @@ def targets(discovery: Discovery, params: dict[str, t.Any]) -> list[UserApp]:
 def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime,
         entry_token: str) -> dict[str, t.Any]:
     validate(params)
-    for option in ('profiles_root', 'app_path', 'team_id'):
+    for option in ('profiles_root', 'state_dir', 'app_path', 'team_id'):
         if params.get(option):
             raise RequestError(f'{option} applies to macOS hosts only')
     if params.get('use_homebrew'):

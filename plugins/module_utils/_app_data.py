@@ -12,7 +12,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _containment, _layout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
@@ -26,6 +26,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     Manifest,
     QuarantinedItem,
     entry_operations,
+    item_attributes,
     stored_name,
 )
 
@@ -37,6 +38,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'users': {'type': 'list', 'elements': 'str'},
     'exclude_users': {'type': 'list', 'elements': 'str'},
     'profiles_root': {'type': 'path'},
+    'state_dir': {'type': 'path'},
     'stop_app': {'type': 'bool', 'default': True},
     'stop_timeout': {'type': 'int', 'default': 30},
     'quarantine': {'type': 'bool', 'default': True},
@@ -76,6 +78,7 @@ class PlannedItem:
     bytes: int
     files: int
     stored_path: str | None
+    attributes: dict[str, t.Any] | None = None
 
 
 @dataclass
@@ -125,6 +128,10 @@ def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t
     plans = []
     for profile in chosen:
         user_plan = _plan_user(layout, request, profile, stats.get(profile['sid']), processes, entry_id)
+        foreign = _containment.foreign_folder(layout, profile, profiles)
+        if foreign and not user_plan.error:
+            user_plan = UserPlan(profile=profile, data_root=user_plan.data_root, processes=user_plan.processes,
+                                 error=f'not touched: {foreign}')
         if explicit or user_plan.items or user_plan.error or _root_exists(user_plan, stats.get(profile['sid'])):
             plans.append(user_plan)
     running = [p for p in plans if p.items and p.processes]
@@ -163,7 +170,15 @@ def _plan_user(layout: _layout.PlatformLayout, request: Request, profile: dict[s
         stored = layout.join(entry_dir, 'items', stored_name(index, entry['path'], layout.path)) \
             if request.quarantine else None
         user_plan.items.append(PlannedItem(path=entry['path'], scope=scope_of[entry['pattern']], type=entry['type'],
-                                           bytes=entry['bytes'], files=entry['files'], stored_path=stored))
+                                           bytes=entry['bytes'], files=entry['files'], stored_path=stored,
+                                           attributes=item_attributes(entry)))
+    try:
+        for item in user_plan.items:
+            _containment.check_original(layout, profile, item.path)
+            _containment.anchor_for(layout, profile, *[p for p in (item.path, item.stored_path) if p])
+    except _containment.ContainmentError as error:
+        user_plan.items, user_plan.error = [], f'not touched: {error}'
+        return user_plan
     if request.quarantine and user_plan.items:
         user_plan.entry_dir = entry_dir
     return user_plan
@@ -173,10 +188,17 @@ def manifest_for(user_plan: UserPlan, layout: _layout.PlatformLayout, entry_id: 
                  module: str = 'app_data', reason: str = 'clear desktop app site data') -> Manifest:
     entry_dir = user_plan.entry_dir or ''
     items = tuple(QuarantinedItem(original_path=item.path, stored_as=layout.path.relpath(item.stored_path, entry_dir),
-                                  scope=item.scope, type=item.type, bytes=item.bytes, files=item.files)
+                                  scope=item.scope, type=item.type, bytes=item.bytes, files=item.files,
+                                  attributes=item.attributes)
                   for item in user_plan.items if item.stored_path)
     return Manifest(id=entry_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module=module, reason=reason,
-                    user=user_plan.user, sid=user_plan.profile['sid'], platform=layout.name, items=items)
+                    user=user_plan.user, sid=user_plan.profile['sid'], platform=layout.name, items=items,
+                    entry_dir=entry_dir, profile_path=user_plan.profile['profile_path'])
+
+
+def user_anchor(layout: _layout.PlatformLayout, profile: dict[str, t.Any]) -> t.Callable[..., str]:
+    """The ``within`` chooser for one user's operations (paths were checked when planned)."""
+    return lambda *paths: _containment.anchor_for(layout, profile, *paths)
 
 
 def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, request: Request, entry_id: str,
@@ -190,11 +212,13 @@ def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, requ
         if user_plan.processes:
             operations.append({'op': 'stop_processes', 'group': group, 'pids': [p['pid'] for p in user_plan.processes],
                                'timeout_seconds': request.stop_timeout})
+        anchor = user_anchor(layout, user_plan.profile)
         if user_plan.entry_dir:
-            operations += entry_operations(manifest_for(user_plan, layout, entry_id, now), user_plan.entry_dir,
-                                           group=group, owner_sid=group, path_module=layout.path)
+            operations += entry_operations(manifest_for(user_plan, layout, entry_id, now), group=group,
+                                           owner_sid=group, anchor=anchor, path_module=layout.path)
         else:
-            operations += [{'op': 'remove_path', 'group': group, 'path': item.path} for item in user_plan.items]
+            operations += [{'op': 'remove_path', 'group': group, 'path': item.path, 'within': anchor(item.path)}
+                           for item in user_plan.items]
     return operations
 
 

@@ -71,10 +71,16 @@ def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, e
 
 
 DEFAULT_PROFILES_ROOTS: dict[str, str] = {'darwin': '/Users', 'linux': '/home'}
+DEFAULT_STATE_DIR = '/var/lib/loopbreaker/notion'
 
 
-def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[str], bool]) -> tuple[PlatformLayout, LocalHost]:
-    """(layout, LocalHost) for a native macOS/Linux run; raises RequestError for bad roots."""
+def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[str], bool], *,
+                   state_dir: str | None = None, exclusive: bool = False) -> tuple[PlatformLayout, LocalHost]:
+    """(layout, LocalHost) for a native macOS/Linux run; raises RequestError for bad roots.
+
+    ``state_dir`` holds the trusted records and the host lock (DEFAULT_STATE_DIR unless given);
+    ``exclusive`` takes the lock before the probe, for a run that will change the host.
+    """
     name = system.lower()
     if name not in DEFAULT_PROFILES_ROOTS:
         raise RequestError(f'unsupported platform {system!r}: Windows hosts must be reached over a PowerShell '
@@ -84,7 +90,10 @@ def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[s
         raise RequestError(f'profiles_root must be an absolute path, got {root!r}')
     if not is_dir(root):
         raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
-    return LAYOUTS[name], LocalHost(root, name)
+    state = state_dir or DEFAULT_STATE_DIR
+    if not state.startswith('/') or '\x00' in state:
+        raise RequestError(f'state_dir must be an absolute path, got {state!r}')
+    return LAYOUTS[name], LocalHost(root, name, state, exclusive=exclusive)
 
 
 def native_outcome(produce: t.Callable[[], dict[str, t.Any]], *, diff: bool,

@@ -134,9 +134,13 @@ class LocalHost(BatchRunner):
                 time.sleep(0.2)
 
     def release(self) -> None:
+        """Give up the host lock; a module's process also drops it when it ends."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def __del__(self) -> None:
+        self.release()
 
     # ------------------------------------------------------------ safety
     def _relative(self, path: str, within: str | None) -> tuple[str, list[str]]:

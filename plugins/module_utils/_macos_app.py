@@ -726,7 +726,8 @@ def run(params: dict[str, t.Any], *, runner: Runner, check_mode: bool, now: date
     """The whole rung on macOS. Raises RequestError/MacAppError before anything changed."""
     _app.validate(params)
     validate(params)
-    _layout, local = native_context('darwin', params.get('profiles_root'), path_exists)
+    _layout, local = native_context('darwin', params.get('profiles_root'), path_exists,
+                                   state_dir=params.get('state_dir'), exclusive=not check_mode)
     host = host or local
     shell = Shell(runner, check_mode)
     discovery = discover(shell, host, params, local.profiles_root, path_exists)

@@ -2,11 +2,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """List, restore and purge quarantine entries: the logic of the quarantine module.
 
-Private to this collection. One probe batch reads every chosen user's
-manifests and stats the places their items came from and went to; restore
-and purge are then one apply batch. A restore never overwrites what the app
-has recreated unless ``force`` is set, and then moves that data into a new
-quarantine entry first, so nothing is lost either way.
+Private to this collection. One probe batch reads the trusted records, every
+chosen user's own copies of the manifests, and stats the places their items
+came from and went to; restore and purge are then one apply batch. Only
+trusted records are acted on, and only after every path in them is checked to
+lie inside the user's profile and Notion data (a record's user copy that is
+missing, forged or different is reported, never used). A restore never
+overwrites what the app has recreated unless ``force`` is set, and then moves
+that data into a new quarantine entry first, so nothing is lost either way.
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
-from ansible_collections.loopbreaker.notion.plugins.module_utils._app_data import quarantine_root
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _containment, _layout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._app_data import quarantine_root, user_anchor
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
@@ -29,10 +32,12 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     ENTRY_ID_PATTERN,
     MANIFEST_NAME,
     Manifest,
+    RECORD_NAMESPACE,
     ManifestError,
     QuarantinedItem,
     entry_operations,
     entry_time,
+    item_attributes,
     parse_duration,
     parse_manifest,
     stored_name,
@@ -46,6 +51,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'users': {'type': 'list', 'elements': 'str'},
     'exclude_users': {'type': 'list', 'elements': 'str'},
     'profiles_root': {'type': 'path'},
+    'state_dir': {'type': 'path'},
     'stop_app': {'type': 'bool', 'default': True},
 }
 MUTUALLY_EXCLUSIVE: list[list[str]] = [['id', 'older_than'], ['users', 'exclude_users']]
@@ -58,7 +64,7 @@ class Entry:
     directory: str
     profile: dict[str, t.Any]
     stored_present: dict[str, bool] = field(default_factory=dict)
-    original_present: dict[str, bool] = field(default_factory=dict)
+    original_present: dict[str, dict[str, t.Any] | None] = field(default_factory=dict)
 
     def describe(self) -> dict[str, t.Any]:
         m = self.manifest
@@ -66,7 +72,7 @@ class Entry:
                 'reason': m.reason, 'path': self.directory, 'restored': m.restored, 'bytes': m.bytes,
                 'items': [{'original_path': i.original_path, 'scope': i.scope, 'type': i.type, 'bytes': i.bytes,
                            'files': i.files, 'in_quarantine': self.stored_present.get(i.stored_as, False),
-                           'original_exists': self.original_present.get(i.original_path.lower(), False)}
+                           'original_exists': self.original_present.get(i.original_path.lower()) is not None}
                           for i in m.items]}
 
 
@@ -75,62 +81,151 @@ def probe_operations(layout: _layout.PlatformLayout) -> list[dict[str, t.Any]]:
     originals = [template for _scope, template in _layout.scope_patterns(layout, _layout.SCOPE_NAMES)]
     return [
         {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        {'op': 'read_records', 'namespace': RECORD_NAMESPACE},
         {'op': 'read_files', 'each_profile': True, 'patterns': [layout.join(r, '*', MANIFEST_NAME) for r in roots]},
         {'op': 'stat_paths', 'each_profile': True,
-         'patterns': [layout.join(r, '*', 'items', '*') for r in roots] + originals},
+         'patterns': [layout.join(r, '*', 'items', '*') for r in roots] + [layout.data_root] + originals},
         {'op': 'list_processes', 'names': list(layout.process_names)},
     ]
 
 
+def _trusted_records(envelope: dict[str, t.Any]) -> tuple[dict[str, Manifest], list[dict[str, t.Any]]]:
+    """Records by key, and those that could not be read (reported, never acted on)."""
+    data = operation_data(envelope, 1)
+    records: dict[str, Manifest] = {}
+    unreadable = []
+    for record in data['records']:
+        where = f"{data['store']}: {record['key']}"
+        try:
+            if record.get('error'):
+                raise ManifestError(f"{where}: {record['error']}")
+            manifest = parse_manifest(record['content'], where)
+            if manifest.record_key != record['key']:
+                raise ManifestError(f'{where}: names entry {manifest.id} of {manifest.sid}')
+        except ManifestError as error:
+            unreadable.append({'user': None, 'path': where, 'error': str(error)})
+            continue
+        records[record['key']] = manifest
+    return records, unreadable
+
+
+def _check_record(layout: _layout.PlatformLayout, profile: dict[str, t.Any], manifest: Manifest,
+                  profiles: list[dict[str, t.Any]]) -> None:
+    """Raise ContainmentError unless every path of the record lies in this user's own quarantine and data."""
+    if manifest.sid != profile['sid']:
+        raise _containment.ContainmentError(f'the record belongs to {manifest.sid}, not {profile["sid"]}')
+    foreign = _containment.foreign_folder(layout, profile, profiles)
+    if foreign:
+        raise _containment.ContainmentError(foreign)
+    data_root = substitute(layout.data_root, {**profile['folders']})
+    allowed = {_containment_key(layout, layout.join(root, manifest.id))
+               for root in {quarantine_root(layout, profile, data_root)}
+               | {substitute(r, {**profile['folders']}) for r in layout.quarantine_roots()}}
+    if _containment_key(layout, manifest.entry_dir) not in allowed:
+        raise _containment.ContainmentError(f'entry folder {manifest.entry_dir!r} is not this user\'s quarantine')
+    for item in manifest.items:
+        _containment.check_stored_as(item.stored_as)
+        _containment.check_original(layout, profile, item.original_path)
+        _containment.anchor_for(layout, profile, item.original_path, layout.join(manifest.entry_dir, item.stored_as))
+
+
+def _containment_key(layout: _layout.PlatformLayout, path: str) -> str:
+    normal = str(layout.path.normpath(path))
+    return normal.lower() if layout.name == 'windows' else normal
+
+
+def _user_copies(layout: _layout.PlatformLayout, profile: dict[str, t.Any], files: dict[str, t.Any],
+                 trusted: dict[str, Manifest]) -> list[dict[str, t.Any]]:
+    """The user's own manifest copies that are unreadable, have no trusted record, or disagree with it."""
+    findings = []
+    by_directory = {_containment_key(layout, m.entry_dir): m for m in trusted.values()}
+    for copy in files['data']['files']:
+        directory = layout.path.dirname(copy['path'])
+        record = by_directory.get(_containment_key(layout, directory))
+        problem = None
+        if copy.get('error'):
+            problem = f"unreadable ({copy['error']})"
+        else:
+            try:
+                claimed = parse_manifest(copy['content'], copy['path'])
+            except ManifestError as error:
+                problem = str(error)
+            else:
+                if record is None:
+                    problem = 'no trusted record: found only in the user\'s folder, so it is never acted on'
+                elif replace(claimed, restored=record.restored) != record:
+                    problem = 'differs from the trusted record; the trusted record is used'
+        if problem:
+            findings.append({'user': profile['username'], 'path': copy['path'], 'error': problem})
+    return findings
+
+
 def collect(layout: _layout.PlatformLayout, params: dict[str, t.Any],
             envelope: dict[str, t.Any]) -> tuple[list[Entry], list[dict[str, t.Any]], list[dict[str, t.Any]]]:
-    """(entries, unreadable manifests, processes) of the chosen users."""
+    """(entries with a trusted record, what was reported instead of used, processes) of the chosen users."""
     profiles = operation_data(envelope, 0)['profiles']
-    manifests, stats = per_profile(envelope, 1), per_profile(envelope, 2)
+    records, unreadable = _trusted_records(envelope)
+    copies, stats = per_profile(envelope, 2), per_profile(envelope, 3)
     chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'),
                              case_insensitive=layout.name != 'linux')
-    entries, unreadable = [], []
+    unreadable = [u for u in unreadable if u['user'] is None]
+    entries = []
     for profile in chosen:
-        files = manifests[profile['sid']]
-        if files['status'] != 'ok':
-            unreadable.append({'user': profile['username'], 'path': None, 'error': files['error']})
+        mine = {key: m for key, m in records.items() if m.sid == profile['sid']}
+        files, stat = copies[profile['sid']], stats[profile['sid']]
+        if files['status'] != 'ok' or stat['status'] != 'ok':
+            unreadable.append({'user': profile['username'], 'path': None,
+                               'error': files['error'] if files['status'] != 'ok' else stat['error']})
             continue
-        present = {e['path'].lower() for e in (stats[profile['sid']]['data'] or {}).get('entries', [])}
-        for manifest_file in files['data']['files']:
+        unreadable += _user_copies(layout, profile, files, mine)
+        present = {_containment_key(layout, e['path']): e for e in (stat['data'] or {}).get('entries', [])}
+        for manifest in mine.values():
             try:
-                manifest = parse_manifest(manifest_file['content'], manifest_file['path'])
-            except ManifestError as error:
-                unreadable.append({'user': profile['username'], 'path': manifest_file['path'], 'error': str(error)})
+                _check_record(layout, profile, manifest, profiles)
+            except _containment.ContainmentError as error:
+                unreadable.append({'user': profile['username'], 'path': manifest.entry_dir,
+                                   'error': f'trusted record {manifest.id} refused: {error}'})
                 continue
-            directory = layout.path.dirname(manifest_file['path'])
-            entry = Entry(manifest=manifest, directory=directory, profile=profile)
+            entry = Entry(manifest=manifest, directory=manifest.entry_dir, profile=profile)
             for item in manifest.items:
-                entry.stored_present[item.stored_as] = layout.join(directory, item.stored_as).lower() in present
-                entry.original_present[item.original_path.lower()] = item.original_path.lower() in present
+                entry.stored_present[item.stored_as] = _containment_key(
+                    layout, layout.join(manifest.entry_dir, item.stored_as)) in present
+                entry.original_present[item.original_path.lower()] = present.get(
+                    _containment_key(layout, item.original_path))
             entries.append(entry)
+    # Records of users who have no profile here any more are listed for the administrator, untouched.
+    known = {p['sid'] for p in profiles}
+    unreadable += [{'user': m.user, 'path': m.entry_dir, 'error': 'trusted record of a user with no profile here'}
+                   for m in records.values() if m.sid not in known and not params.get('users')]
     entries.sort(key=lambda e: (e.manifest.id, e.manifest.user))
-    return entries, unreadable, operation_data(envelope, 3)['processes']
+    return entries, unreadable, operation_data(envelope, 4)['processes']
 
 
 def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: bool, displaced_id: str,
                         now: datetime.datetime) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
     """Operations restoring one entry, and the per-item outcome they will produce."""
     group = entry.profile['sid']
+    anchor = user_anchor(layout, entry.profile)
     operations: list[dict[str, t.Any]] = []
     outcomes: list[dict[str, t.Any]] = []
     restorable = [i for i in entry.manifest.items if entry.stored_present.get(i.stored_as)]
-    conflicts = [i for i in restorable if entry.original_present.get(i.original_path.lower())]
+    conflicts = [i for i in restorable if entry.original_present.get(i.original_path.lower()) is not None]
     if conflicts and force:
         root = quarantine_root(layout, entry.profile, substitute(layout.data_root, {**entry.profile['folders']}))
         displaced_dir = layout.join(root, displaced_id)
         displaced = tuple(QuarantinedItem(original_path=i.original_path,
                                           stored_as=layout.join('items', stored_name(n, i.original_path, layout.path)),
-                                          scope=i.scope, type=i.type, bytes=0, files=0)
+                                          scope=i.scope, type=entry.original_present[i.original_path.lower()]['type'],
+                                          bytes=entry.original_present[i.original_path.lower()]['bytes'],
+                                          files=entry.original_present[i.original_path.lower()]['files'],
+                                          attributes=item_attributes(entry.original_present[i.original_path.lower()]))
                           for n, i in enumerate(conflicts))
         record = Manifest(id=displaced_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='quarantine',
                           reason=f'displaced by restoring {entry.manifest.id}', user=entry.manifest.user,
-                          sid=entry.manifest.sid, platform=layout.name, items=displaced)
-        operations += entry_operations(record, displaced_dir, group=group, owner_sid=group, path_module=layout.path)
+                          sid=entry.manifest.sid, platform=layout.name, items=displaced, entry_dir=displaced_dir,
+                          profile_path=entry.profile['profile_path'])
+        operations += entry_operations(record, group=group, owner_sid=entry.profile.get('owner_sid', group),
+                                       anchor=anchor, path_module=layout.path)
     for item in entry.manifest.items:
         outcome = {'id': entry.manifest.id, 'user': entry.manifest.user, 'path': item.original_path,
                    'action': 'restored', 'displaced_to': None, 'error': None}
@@ -139,12 +234,18 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
         else:
             if item in conflicts:
                 outcome['displaced_to'] = displaced_id
-            operations.append({'op': 'move_path', 'group': group, 'source': layout.join(entry.directory, item.stored_as),
-                               'destination': item.original_path})
+            source = layout.join(entry.directory, item.stored_as)
+            move = {'op': 'move_path', 'group': group, 'source': source, 'destination': item.original_path,
+                    'within': anchor(source, item.original_path)}
+            if item.type in ('file', 'directory'):
+                move['expect_type'] = item.type
+            if item.attributes:
+                move['attributes'] = dict(item.attributes)
+            operations.append(move)
         outcomes.append(outcome)
     tombstone = replace(entry.manifest, restored=now.strftime('%Y-%m-%dT%H:%M:%SZ'))
-    operations.append({'op': 'write_file', 'group': group, 'path': layout.join(entry.directory, MANIFEST_NAME),
-                       'content': tombstone.to_json()})
+    operations.append({'op': 'write_record', 'group': group, 'namespace': RECORD_NAMESPACE,
+                       'key': tombstone.record_key, 'content': tombstone.to_json()})
     return operations, outcomes
 
 
@@ -162,7 +263,7 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
         raise RequestError(f"no quarantine entry {params['id']} for the chosen users; nothing was changed")
     pending = [e for e in chosen if not e.manifest.restored]
     conflicts = [f'{e.manifest.user}: {i.original_path}' for e in pending for i in e.manifest.items
-                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path.lower())]
+                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path.lower()) is not None]
     if conflicts and not params['force']:
         raise RequestError('Notion has recreated data that restoring would overwrite: ' + '; '.join(conflicts)
                            + '. Nothing was changed. Set force: true to move that data into a new quarantine '
@@ -218,7 +319,10 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
         result['restored'] = outcomes
     else:
         touched = plan_purge(entries, params, now)
-        operations = [{'op': 'remove_path', 'group': e.directory, 'path': e.directory} for e in touched]
+        operations = [operation for e in touched for operation in (
+            {'op': 'remove_path', 'group': e.directory, 'path': e.directory,
+             'within': user_anchor(layout, e.profile)(e.directory)},
+            {'op': 'remove_record', 'group': e.directory, 'namespace': RECORD_NAMESPACE, 'key': e.manifest.record_key})]
         result['purged'] = [{'id': e.manifest.id, 'user': e.manifest.user, 'path': e.directory,
                              'bytes': e.manifest.bytes} for e in touched]
     result['changed'] = bool(operations)

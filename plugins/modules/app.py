@@ -90,6 +90,12 @@ options:
       - macOS only. Where home directories are (default C(/Users)); a user is an account with a home there,
         for C(~/Applications/Notion.app), their processes and their data.
     type: path
+  state_dir:
+    description:
+      - macOS only. Where the trusted record of quarantined user data (O(remove_user_data)) and the host
+        lock are kept; reachable from C(/) only through directories root alone can change, created C(0700).
+        Defaults to C(/var/lib/loopbreaker/notion). On Windows records are kept in HKLM.
+    type: path
   app_path:
     description:
       - macOS only. The machine-wide bundle, managed in every run whatever O(users) says; default

@@ -49,6 +49,14 @@ options:
     description: Every profile with Notion data except these. Names absent from the host are ignored.
     type: list
     elements: str
+  state_dir:
+    description:
+      - macOS and Linux only. Where the trusted quarantine records and the host lock are kept. It must
+        be reachable from C(/) through directories that only root can change; it is created C(0700).
+      - On Windows the records are kept in C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records), which only
+        administrators can write.
+      - Defaults to C(/var/lib/loopbreaker/notion).
+    type: path
   profiles_root:
     description:
       - macOS and Linux only. The directory holding the home directories; each subdirectory is a
@@ -223,7 +231,8 @@ def main() -> None:
                            supports_check_mode=True)
 
     def clear() -> dict:
-        layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir)
+        layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,
+                                      state_dir=module.params['state_dir'], exclusive=not module.check_mode)
         return _app_data.run(host, layout, module.params, check_mode=module.check_mode,
                              now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
                              entry_token=secrets.token_hex(3))

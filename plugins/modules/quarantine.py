@@ -48,6 +48,14 @@ options:
     description: Every user except these.
     type: list
     elements: str
+  state_dir:
+    description:
+      - macOS and Linux only. Where the trusted quarantine records and the host lock are kept. It must
+        be reachable from C(/) through directories that only root can change; it is created C(0700).
+      - On Windows the records are kept in C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records), which only
+        administrators can write.
+      - Defaults to C(/var/lib/loopbreaker/notion).
+    type: path
   profiles_root:
     description: macOS and Linux only, as in M(loopbreaker.notion.app_data).
     type: path
@@ -174,7 +182,8 @@ def main() -> None:
                            required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
 
     def act() -> dict:
-        layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir)
+        layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,
+                                      state_dir=module.params['state_dir'], exclusive=not module.check_mode)
         return _quarantine_state.run(host, layout, module.params, check_mode=module.check_mode,
                                      now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
                                      entry_token=secrets.token_hex(3))

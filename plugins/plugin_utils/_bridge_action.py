@@ -79,6 +79,9 @@ class BridgeAction(ActionBase):
         if params.get('profiles_root'):
             raise RequestError('profiles_root applies to macOS and Linux hosts; on Windows the profiles come '
                                "from the host's ProfileList")
+        if params.get('state_dir'):
+            raise RequestError('state_dir applies to macOS and Linux hosts; on Windows trusted records are kept '
+                               'in HKLM\\SOFTWARE\\loopbreaker\\notion')
 
     def run_windows(self, host: BridgeClient, params: dict[str, t.Any], *, check_mode: bool,
                     now: datetime.datetime, token: str) -> dict[str, t.Any]:

@@ -224,8 +224,8 @@ def validated(spec: dict[str, t.Any], args: dict[str, t.Any], **constraints: t.A
 class CountingLocalHost(LocalHost):
     """LocalHost that counts bridge calls and can remove a path just before a given call."""
 
-    def __init__(self, root: str) -> None:
-        super().__init__(root, 'linux')
+    def __init__(self, root: str, state_dir: str) -> None:
+        super().__init__(root, 'linux', state_dir)
         self.calls: list[bool] = []
         self.vanish: dict[int, str] = {}
 
@@ -333,7 +333,8 @@ class LocalEnv(Env):
         posix_home(self.root, 'carol', notion=False, uid=self.uids['carol'])
         (self.root / 'Shared' / '.config').mkdir(parents=True)
         posix_home(self.root, 'Shared')                                          # special: never touched
-        self.host = CountingLocalHost(str(self.root))
+        self.state_dir = root / 'state'
+        self.host = CountingLocalHost(str(self.root), str(self.state_dir))
         self.processes: list[NotionProcess] = []
 
     def data_root(self, user: str) -> str:

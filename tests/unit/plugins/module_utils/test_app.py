@@ -342,7 +342,7 @@ def test_absent_with_remove_user_data_quarantines_it_and_the_quarantine_module_r
     manifest = json.loads(twin.read(entry + '\\manifest.json'))
     assert manifest['module'] == 'app' and manifest['sid'] == ALICE and manifest['platform'] == 'windows'
     assert manifest['items'] == [{'original_path': data_root('alice'), 'stored_as': 'items\\000-Notion',
-                                  'scope': 'user_data', 'type': 'directory',
+                                  'scope': 'user_data', 'type': 'directory', 'attributes': None,
                                   'bytes': sum(len(c.encode()) for c in NOTION_TREE.values()), 'files': len(NOTION_TREE)}]
     assert twin.state['files'][entry.lower()]['acl']['owner'] == ALICE
     restored = _quarantine_state.run(twin, WINDOWS, {'state': 'restored', 'id': ENTRY_ID, 'force': False, 'users': None,

@@ -508,7 +508,7 @@ def test_calls_on_the_twin_log_operations() -> None:
     calls = env.machine.state['calls']
     assert calls[0] == {'operations': ['get_profiles', 'stat_paths', 'list_processes'], 'check_mode': True}
     assert calls[1]['check_mode'] is False
-    assert calls[1]['operations'] == ['ensure_private_dir', 'write_file'] + ['move_path'] * 17
+    assert calls[1]['operations'] == ['ensure_private_dir', 'write_record', 'write_file'] + ['move_path'] * 17
 
 
 # ----------------------------------------------------------------- same shape

@@ -410,13 +410,14 @@ class Mac:
 
     def run(self, *, check_mode: bool = False, **args: t.Any) -> dict[str, t.Any]:
         args.setdefault('profiles_root', str(self.root))
+        args.setdefault('state_dir', str(self.root.parent / 'state'))
         args.setdefault('app_path', self.app)
         validated = ArgumentSpecValidator(_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
                                           required_if=_app.REQUIRED_IF).validate(args)
         assert not validated.error_messages, validated.error_messages
         self.runner.calls.clear()
         return mac.run(validated.validated_parameters, runner=self.runner, check_mode=check_mode, now=NOW, token=TOKEN,
-                       path_exists=self.exists, host=LocalHost(str(self.root), 'darwin'), sleep=self.sleep,
+                       path_exists=self.exists, host=LocalHost(str(self.root), 'darwin', args['state_dir']), sleep=self.sleep,
                        clock=lambda: self.clock_now)
 
     def kinds(self) -> list[str]:
@@ -715,18 +716,20 @@ def test_absent_keeps_user_data(host: Mac) -> None:
     assert result['users'][0]['quarantine_id'] is None
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to give the home the uid dscl reports')
 def test_absent_with_remove_user_data_quarantines_it_restorably(host: Mac) -> None:
+    os.chown(host.root / 'alice', 501, -1)   # as on a Mac: the home belongs to the account dscl lists
     host.ps(host.ps_lines, [])
     host.kills(601, 602)
     host.runner.on(['/bin/rm', '-rf', host.app], (0, '', ''))
     before = tree(host.alice_data)
     result = host.run(state='absent', remove_user_data=True)
-    assert [(u['user'], u['status'], u['quarantine_id']) for u in result['users']] == [('alice', 'removed', ENTRY_ID)]
+    assert [(u["user"], u["status"], u["quarantine_id"]) for u in result["users"]] == [("alice", "removed", ENTRY_ID)]
     assert not host.alice_data.exists()
     entry = host.root / 'alice' / 'Library' / 'Application Support' / 'loopbreaker' / 'quarantine' / ENTRY_ID
     assert (entry / 'manifest.json').is_file() and oct(entry.stat().st_mode & 0o777) == '0o700'
     assert tree(entry / 'items' / '000-Notion') == before
-    restored = _quarantine_state.run(LocalHost(str(host.root), 'linux'), DARWIN,
+    restored = _quarantine_state.run(LocalHost(str(host.root), 'linux', str(host.root.parent / 'state')), DARWIN,
                                      {'state': 'restored', 'id': ENTRY_ID, 'force': False, 'users': ['alice'],
                                       'exclude_users': None, 'stop_app': True},
                                      check_mode=False, now=NOW, entry_token='d4e5f6')

@@ -29,7 +29,7 @@ UTC = datetime.UTC
 
 
 def test_constants() -> None:
-    assert (MANIFEST_NAME, MANIFEST_FORMAT) == ('manifest.json', 1)
+    assert (MANIFEST_NAME, MANIFEST_FORMAT) == ('manifest.json', 2)
 
 
 # ------------------------------------------------------------------- entry ids
@@ -211,13 +211,15 @@ def test_manifest_json_layout() -> None:
     data = json.loads(text)
     assert list(data) == sorted(data)
     assert data == {
-        'created': '2026-11-29T14:15:00Z', 'extra': {}, 'format': 1, 'id': '20261129T141500Z-1a2b3c',
+        'created': '2026-11-29T14:15:00Z', 'entry_dir': '', 'extra': {}, 'format': 2, 'id': '20261129T141500Z-1a2b3c',
         'module': 'app_data', 'platform': 'windows', 'reason': 'clear desktop app site data', 'restored': None,
-        'sid': 'S-1-5-21-1-2-3-1001', 'user': 'alice',
+        'sid': 'S-1-5-21-1-2-3-1001', 'user': 'alice', 'profile_path': '',
         'items': [
-            {'bytes': 2112, 'files': 2, 'original_path': 'C:\\Users\\alice\\AppData\\Roaming\\Notion\\Cache',
+            {'attributes': None, 'bytes': 2112, 'files': 2,
+             'original_path': 'C:\\Users\\alice\\AppData\\Roaming\\Notion\\Cache',
              'scope': 'cache', 'stored_as': 'items\\000-Cache', 'type': 'directory'},
-            {'bytes': 4016, 'files': 1, 'original_path': 'C:\\Users\\alice\\AppData\\Roaming\\Notion\\notion.db',
+            {'attributes': None, 'bytes': 4016, 'files': 1,
+             'original_path': 'C:\\Users\\alice\\AppData\\Roaming\\Notion\\notion.db',
              'scope': 'storage', 'stored_as': 'items\\001-notion.db', 'type': 'file'},
         ],
     }
@@ -251,8 +253,8 @@ def test_parse_manifest_ignores_unknown_top_level_keys() -> None:
         pytest.param('[]', r'^C:\\q\\manifest\.json: unsupported manifest format None$', id='list'),
         pytest.param('"text"', r'^C:\\q\\manifest\.json: unsupported manifest format None$', id='string'),
         pytest.param('{}', r'^C:\\q\\manifest\.json: unsupported manifest format None$', id='no-format'),
-        pytest.param(json.dumps(manifest_dict(format=2)), r'^C:\\q\\manifest\.json: unsupported manifest format 2$',
-                     id='format-2'),
+        pytest.param(json.dumps(manifest_dict(format=1)), r'^C:\\q\\manifest\.json: unsupported manifest format 1$',
+                     id='format-1-untrusted-era'),
         pytest.param(json.dumps(manifest_dict(format='1')),
                      r"^C:\\q\\manifest\.json: unsupported manifest format '1'$", id='format-string'),
     ],
@@ -276,9 +278,13 @@ def test_parse_manifest_missing_key(key: str) -> None:
         pytest.param([{'original_path': '/a'}], r'malformed manifest \(.*missing 5 required positional arguments',
                      id='item-missing-keys'),
         pytest.param([dict(json.loads(manifest().to_json())['items'][0], colour='red')],
-                     r"malformed manifest \(.*unexpected keyword argument 'colour'\)", id='item-unknown-key'),
-        pytest.param(['items/000-Cache'], r'malformed manifest \(.*must be a mapping', id='item-not-object'),
-        pytest.param(None, r"malformed manifest \('NoneType' object is not iterable\)", id='items-null'),
+                     r'malformed manifest \(an item has unknown fields colour\)', id='item-unknown-key'),
+        pytest.param(['items/000-Cache'], r'malformed manifest \(an item is not an object\)', id='item-not-object'),
+        pytest.param(None, r'malformed manifest \(items is not a list\)', id='items-null'),
+        pytest.param([dict(json.loads(manifest().to_json())['items'][0], bytes='2112')],
+                     r'malformed manifest \(an item field bytes has the wrong type\)', id='item-wrong-type'),
+        pytest.param([dict(json.loads(manifest().to_json())['items'][0], attributes=[0, 0])],
+                     r'malformed manifest \(an item field attributes has the wrong type\)', id='attributes-list'),
     ],
 )
 def test_parse_manifest_malformed_items(items, pattern: str) -> None:

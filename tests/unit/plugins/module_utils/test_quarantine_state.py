@@ -116,7 +116,7 @@ def test_unreadable_manifest_is_reported_and_never_touched(make_env) -> None:
     broken = broken_dir + env.sep + 'manifest.json'
     write(env, broken, '{"format": 1, "id": ')
     write(env, broken_dir + env.sep + 'items' + env.sep + '000-Cache' + env.sep + 'data', 'kept')
-    future = json.dumps({'format': 2, 'id': '20260102T000000Z-000000'})
+    future = json.dumps({'format': 3, 'id': '20260102T000000Z-000000'})
     write(env, env.quarantine_root('alice') + env.sep + '20260102T000000Z-000000' + env.sep + 'manifest.json', future)
 
     listed = env.quarantine()
@@ -127,7 +127,7 @@ def test_unreadable_manifest_is_reported_and_never_touched(make_env) -> None:
     ]
     assert re.fullmatch(re.escape(f'{broken}: not JSON (') + r'Expecting value: line 1 column \d+ \(char \d+\)\)',
                         listed['unreadable'][0]['error'])
-    assert listed['unreadable'][1]['error'].endswith(': unsupported manifest format 2')
+    assert listed['unreadable'][1]['error'].endswith(': unsupported manifest format 3')
 
     purged = env.quarantine(state='purged', older_than='0s', now=LATER)
     assert [p['id'] for p in purged['purged']] == [ENTRY_ID]
@@ -151,8 +151,8 @@ def test_restore_puts_everything_back_byte_identical(make_env) -> None:
     assert {(o['user'], o['action'], o['displaced_to']) for o in result['restored']} == {
         ('alice', 'restored', None), ('bob', 'restored', None)}
     assert len(result['restored']) == 34
-    manifest = parse_manifest(env.read(entry_dir(env, 'alice') + env.sep + 'manifest.json').decode(), 'm')
-    assert manifest.restored == '2026-03-05T05:06:07Z'
+    listed = {e['user']: e for e in env.quarantine()['entries']}
+    assert listed['alice']['restored'] == '2026-03-05T05:06:07Z'      # the trusted record holds the tombstone
     assert result['diff'] == {'before': f'alice: {ENTRY_ID} (held)\nbob: {ENTRY_ID} (held)\n',
                               'after': f'alice: {ENTRY_ID} (restored)\nbob: {ENTRY_ID} (restored)\n'}
 
@@ -399,7 +399,8 @@ def test_purge_failure_is_reported() -> None:
     env.machine.state['files'][stored.lower()]['locked_by'] = locker
     result = env.quarantine(state='purged', id=ENTRY_ID, now=LATER)
     assert result['failed'] is True
-    assert result['msg'] == ('1 operation(s) failed and 0 were skipped: remove_path: The process cannot access the file '
+    # The record is kept (its removal is skipped) while the entry it describes still exists.
+    assert result['msg'] == ('1 operation(s) failed and 1 were skipped: remove_path: The process cannot access the file '
                              f"'{stored}' because it is being used by another process.")
     assert env.exists(entry_dir(env, 'alice'))
 
@@ -475,7 +476,7 @@ def test_argument_spec_accepts(args) -> None:
     result = validate(args)
     assert result.error_messages == []
     expected = {'state': 'listed', 'id': None, 'older_than': None, 'force': False, 'users': None,
-                'exclude_users': None, 'profiles_root': None, 'stop_app': True}
+                'exclude_users': None, 'profiles_root': None, 'state_dir': None, 'stop_app': True}
     expected.update(args)
     assert result.validated_parameters == expected
 
@@ -485,7 +486,7 @@ def test_app_data_argument_spec() -> None:
 
     validator = ArgumentSpecValidator(_app_data.ARGUMENT_SPEC, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE)
     assert validator.validate({}).validated_parameters == {
-        'scopes': ['all'], 'users': None, 'exclude_users': None, 'profiles_root': None, 'stop_app': True,
+        'scopes': ['all'], 'users': None, 'exclude_users': None, 'profiles_root': None, 'state_dir': None, 'stop_app': True,
         'stop_timeout': 30, 'quarantine': True}
     assert validator.validate({'users': ['a'], 'exclude_users': ['b']}).error_messages == [
         'parameters are mutually exclusive: users|exclude_users']
