@@ -68,7 +68,7 @@ test: venv
 	scripts/run-tests
 
 unit: venv
-	pytest $(wildcard tests/unit tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
+	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
 bench: venv
 	pytest tests/benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds $(PYTEST_ARGS)

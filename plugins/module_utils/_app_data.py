@@ -127,11 +127,12 @@ def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t
                              case_insensitive=layout.name != 'linux')
     plans = []
     for profile in chosen:
-        user_plan = _plan_user(layout, request, profile, stats.get(profile['sid']), processes, entry_id)
         foreign = _containment.foreign_folder(layout, profile, profiles)
-        if foreign and not user_plan.error:
-            user_plan = UserPlan(profile=profile, data_root=user_plan.data_root, processes=user_plan.processes,
-                                 error=f'not touched: {foreign}')
+        if foreign:
+            user_plan = UserPlan(profile=profile, data_root=substitute(layout.data_root, _substitutions(profile)),
+                                 processes=[p for p in processes if owns(profile, p)], error=f'not touched: {foreign}')
+        else:
+            user_plan = _plan_user(layout, request, profile, stats.get(profile['sid']), processes, entry_id)
         if explicit or user_plan.items or user_plan.error or _root_exists(user_plan, stats.get(profile['sid'])):
             plans.append(user_plan)
     running = [p for p in plans if p.items and p.processes]

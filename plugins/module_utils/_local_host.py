@@ -87,13 +87,14 @@ class _Chain:
 
 class LocalHost(BatchRunner):
     def __init__(self, profiles_root: str, platform: str, state_dir: str | None = None, *,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, lock_timeout: float | None = None) -> None:
         self.profiles_root = os.path.normpath(profiles_root)
         self.platform = platform
         self.state_dir = os.path.normpath(state_dir) if state_dir else None
         # exclusive: take the host lock at the first batch (the probe), so a second run cannot plan
         # from what this run is about to change; otherwise it is taken by the first mutating batch.
         self.exclusive = exclusive
+        self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._lock_fd: int | None = None
         self.hook: t.Callable[[str, dict[str, t.Any]], None] = lambda _event, _operation: None
 
@@ -104,8 +105,8 @@ class LocalHost(BatchRunner):
         return super().run_batch(operations, check_mode=check_mode)
 
     def dispatch(self, name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
-        self.hook('before', {'op': name, **params})
         try:
+            self.hook('before', {'op': name, **params})
             return super().dispatch(name, params)
         except OSError as error:
             # A full disk, a read-only file system, a permission problem: this operation fails,
@@ -118,9 +119,13 @@ class LocalHost(BatchRunner):
     def _acquire_lock(self) -> None:
         if self._lock_fd is not None:
             return
-        with self._state_chain() as chain:
-            fd = os.open('lock', os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=chain.fd)
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        try:
+            with self._state_chain() as chain:
+                fd = os.open('lock', os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=chain.fd)
+        except (OSError, BridgeOperationError) as error:
+            reason = _describe(error) if isinstance(error, OSError) else str(error)
+            raise HostError(f'cannot take the host lock in {self.state_dir}: {reason} Nothing was changed.') from None
+        deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,7 +135,7 @@ class LocalHost(BatchRunner):
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise HostError(f'another loopbreaker.notion run has held {self.state_dir}/lock for '
-                                    f'{LOCK_TIMEOUT_SECONDS} s; nothing was changed') from None
+                                    f'{self.lock_timeout:g} s; nothing was changed') from None
                 time.sleep(0.2)
 
     def release(self) -> None:

@@ -43,7 +43,8 @@ class Lab:
         """Run targets/<target>.yml on 'win' or 'posix'; returns the process and what the play dumped."""
         dump = self.root / f'{target}-{host}.json'
         dump.unlink(missing_ok=True)
-        variables = {'target_host': host, 'dump_path': str(dump), 'homes': str(self.homes), **(extra or {})}
+        variables = {'target_host': host, 'dump_path': str(dump), 'homes': str(self.homes),
+                     'state_dir': str(self.root / 'state'), **(extra or {})}
         completed = subprocess.run(
             ['ansible-playbook', '-i', str(self.root / 'inventory.yml'), str(TARGETS / f'{target}.yml'),
              '-e', json.dumps(variables), *flags],
