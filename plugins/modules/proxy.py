@@ -172,20 +172,36 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import Re
 
 
 def _load_record(path: str) -> dict | None:
-    if not os.path.exists(path):
+    """The record of what this module changed; never read through a link, a corrupt one is an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
-    with open(path, encoding='utf-8') as handle:
-        return json.load(handle)
+    except OSError as error:
+        raise RequestError(f'cannot read the proxy record {path}: {error.strerror}; nothing was changed') from None
+    with os.fdopen(fd, 'rb') as handle:
+        data = handle.read(1048577)
+    try:
+        record = json.loads(data.decode('utf-8'))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or len(data) > 1048576:
+        raise RequestError(f'the proxy record {path} is corrupt; nothing was changed (move it aside to start afresh)')
+    return record
 
 
 def _save_record(path: str, record: dict | None) -> None:
+    """Write (or remove) the record atomically: a new file renamed over it, so a link there is replaced."""
     if record is None:
-        if os.path.exists(path):
+        if os.path.lexists(path):
             os.unlink(path)
         return
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as handle:
+    temporary = f'{path}.{os.getpid()}.tmp'
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, 'w', encoding='utf-8') as handle:
         json.dump(record, handle, indent=2, sort_keys=True)
+    os.replace(temporary, path)
 
 
 def _describe(system: str, name: str, state: dict) -> dict:

@@ -389,3 +389,20 @@ def test_the_state_directory_must_be_root_only(machine: Machine) -> None:
         machine.app_data()
     assert machine.outside(machine.alice) == before
     assert notion_picture(machine.alice) == _notion_seeded(machine.alice)
+
+
+def test_a_non_utf8_or_huge_manifest_of_one_user_never_stops_another_users_restore(machine: Machine) -> None:
+    alice, bob = machine.alice, machine.bob
+    cleared(machine, bob)
+    alice.run('''
+        for name, data in (('20260101T000000Z-000001', b'\\xff\\xfe{'), ('20260101T000000Z-000002', b'{' * 3000000)):
+            os.makedirs(os.path.join(DATA['quarantine'], name))
+            with open(os.path.join(DATA['quarantine'], name, 'manifest.json'), 'wb') as handle:
+                handle.write(data)
+    ''', quarantine=str(alice.quarantine))
+    listed = machine.quarantine()
+    assert sorted(unreadable_errors(listed, alice).values()) == [
+        'unreadable (it is larger than 1048576 bytes)', 'unreadable (it is not UTF-8 text)']
+    restored = machine.quarantine(state='restored', id=ENTRY_ID)
+    assert 'failed' not in restored
+    assert notion_picture(bob) == _notion_seeded(bob)
