@@ -513,7 +513,7 @@ class LocalHost(BatchRunner):
 
 def _kind(status: os.stat_result) -> str:
     if stat.S_ISLNK(status.st_mode):
-        return 'link'
+        return 'symlink'
     return 'directory' if stat.S_ISDIR(status.st_mode) else 'file'
 
 

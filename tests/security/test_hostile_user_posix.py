@@ -173,7 +173,7 @@ def test_a_quarantine_replaced_wholesale_with_links_is_refused(machine: Machine)
     restored = machine.quarantine(state='restored', id=ENTRY_ID)
     assert restored['failed'] is True
     stored = alice.quarantine / ENTRY_ID / 'items' / '000-Cache'
-    assert f"Refusing to move '{stored}': it is a link, expected a directory." in restored['msg']
+    assert f"Refusing to move '{stored}': it is a symlink, expected a directory." in restored['msg']
     assert not os.path.lexists(alice.notion / 'Cache')
     assert machine.outside(alice) == before
 

@@ -170,7 +170,7 @@ def test_stat_paths_symlinks_are_measured_not_followed(homes: Path, tmp_path: Pa
     link = homes / 'alice' / '.config' / 'Notion' / 'GPUCache'
     link.symlink_to(outside, target_is_directory=True)
     [(path, kind, size, files)] = stat(LocalHost(str(homes), 'linux'), str(link))
-    assert (path, kind, files) == (str(link), 'link', 1)
+    assert (path, kind, files) == (str(link), 'symlink', 1)
     assert size == len(str(outside))        # lstat of the link itself
 
 
