@@ -274,9 +274,8 @@ class LocalHost(BatchRunner):
         else:
             names = [part]
         for name in names:
-            try:
-                status = os.stat(name, dir_fd=chain.fd, follow_symlinks=False)
-            except FileNotFoundError:
+            status = _lstat(chain.fd, name)
+            if status is None:
                 continue
             if not rest:
                 yield chain, name, status
@@ -357,14 +356,13 @@ class LocalHost(BatchRunner):
                      attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         source_chain, source_name = self._parent(source, within)
         with source_chain:
-            try:
-                status = os.stat(source_name, dir_fd=source_chain.fd, follow_symlinks=False)
-            except FileNotFoundError:
+            status = _lstat(source_chain.fd, source_name)
+            if status is None:
                 return {'moved': False, 'missing': True}
             self._check_movable(source, status, expect_type, attributes)
             destination_chain, destination_name = self._parent(destination, within, create=True)
             with destination_chain:
-                if _exists(destination_chain.fd, destination_name):
+                if _lstat(destination_chain.fd, destination_name) is not None:
                     raise BridgeOperationError(f"Cannot move to '{destination}': it already exists.")
                 try:
                     os.rename(source_name, destination_name, src_dir_fd=source_chain.fd,
@@ -393,9 +391,8 @@ class LocalHost(BatchRunner):
     def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
         chain, name = self._parent(path, within)
         with chain:
-            try:
-                status = os.stat(name, dir_fd=chain.fd, follow_symlinks=False)
-            except FileNotFoundError:
+            status = _lstat(chain.fd, name)
+            if status is None:
                 return {'removed': False, 'missing': True}
             try:
                 if stat.S_ISDIR(status.st_mode):
@@ -536,12 +533,12 @@ def _measure(parent_fd: int, name: str, status: os.stat_result) -> tuple[str, in
     return kind, size, count
 
 
-def _exists(parent_fd: int, name: str) -> bool:
+def _lstat(parent_fd: int, name: str) -> os.stat_result | None:
+    """The entry itself (a link is not followed), or None when there is none."""
     try:
-        os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return False
-    return True
+        return None
 
 
 def _read_text(parent_fd: int, name: str, max_bytes: int, *, owner: int | None = None) -> str:
@@ -573,11 +570,9 @@ def _read_text(parent_fd: int, name: str, max_bytes: int, *, owner: int | None =
 
 def _replace_file(parent_fd: int, name: str, data: bytes, *, owner: int | None, durable: bool = False) -> None:
     """Write a new file beside name and rename it over name: a link there is replaced, never followed."""
-    try:
-        if stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
-            raise BridgeOperationError(f"Cannot write '{name}': it is a directory.")
-    except FileNotFoundError:
-        pass
+    existing = _lstat(parent_fd, name)
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise BridgeOperationError(f"Cannot write '{name}': it is a directory.")
     temporary = f'.{name}.{secrets.token_hex(4)}.tmp'
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                  dir_fd=parent_fd)
