@@ -197,7 +197,6 @@ def payload_ran(machine: SimulatedWindows) -> bool:
                if machine.state['files'].get(run['executable'].lower()))
 
 
-@pytest.mark.xfail(strict=True, reason='app stages installers in an unchecked folder and runs them unverified')
 def test_a_user_owned_programdata_loopbreaker_is_refused_before_anything_is_staged(twin: SimulatedWindows) -> None:
     twin.mkdir('C:\\ProgramData\\loopbreaker\\installers', owner=MALLORY)
     checksum = serve_installer(twin, URL, '7.40.0')
@@ -212,7 +211,6 @@ def test_a_user_owned_programdata_loopbreaker_is_refused_before_anything_is_stag
     assert outside(twin) == before
 
 
-@pytest.mark.xfail(strict=True, reason='app stages installers in an unchecked folder and runs them unverified')
 def test_an_inherited_user_writable_staging_folder_is_refused(twin: SimulatedWindows) -> None:
     # What an earlier version left: created by an administrator, but with ProgramData's inherited ACL,
     # under which every user may create files (a DLL beside the installer) in it.
@@ -227,7 +225,6 @@ def test_an_inherited_user_writable_staging_folder_is_refused(twin: SimulatedWin
     assert outside(twin) == before
 
 
-@pytest.mark.xfail(strict=True, reason='app stages installers in an unchecked folder and runs them unverified')
 def test_the_staged_installer_cannot_be_replaced_by_a_user(twin: SimulatedWindows) -> None:
     checksum = serve_installer(twin, URL, '7.40.0')
     replace_installer(twin, DOWNLOADED)
@@ -241,7 +238,6 @@ def test_the_staged_installer_cannot_be_replaced_by_a_user(twin: SimulatedWindow
     assert not payload_ran(twin)
 
 
-@pytest.mark.xfail(strict=True, reason='app stages installers in an unchecked folder and runs them unverified')
 def test_an_installer_swapped_after_verification_is_not_run(twin: SimulatedWindows) -> None:
     # A local installer the administrator named in a folder Mallory controls: verify_file passes, then she
     # swaps it while Notion is being stopped; run_as_user checks it again as it starts it.
