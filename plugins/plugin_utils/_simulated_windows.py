@@ -853,7 +853,7 @@ class SimulatedWindows(BatchRunner):
         if last:
             others |= {sid for sid in acl.get('create', []) if sid not in TRUSTED_OWNERS}
         if others:
-            rights = 'write to' if last else 'full control of'
+            rights = 'write to' if last else 'take control of'
             raise BridgeOperationError(f"Refusing '{path}': {', '.join(sorted(others))} may {rights} '{shown}', which "
                                        'only administrators may change. Remove it and run again.')
 

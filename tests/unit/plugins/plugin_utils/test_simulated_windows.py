@@ -922,7 +922,7 @@ def test_ensure_admin_dir_corrects_an_administrator_folder_nobody_else_could_wri
      f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is a file."),
     (lambda m: m.mkdir('C:\\ProgramData\\loopbreaker', acl={'owner': ADMINISTRATORS_SID, 'protected': True,
                                                              'allow': [ADMINISTRATORS_SID, ALICE]}),
-     f"Refusing '{STAGE}': {ALICE} may full control of 'C:\\ProgramData\\loopbreaker', which only administrators may "
+     f"Refusing '{STAGE}': {ALICE} may take control of 'C:\\ProgramData\\loopbreaker', which only administrators may "
      'change. Remove it and run again.'),
     (lambda m: m.mkdir(STAGE, owner=ADMINISTRATORS_SID),
      f"Refusing '{STAGE}': S-1-5-32-545 may write to '{STAGE}', which only administrators may change. Remove it and run "
