@@ -194,8 +194,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 Marshal.WriteInt32(buffer, offset, name.Length);
                 Marshal.Copy(name, 0, IntPtr.Add(buffer, offset + 4), name.Length);
                 if (!NativeMethods.SetFileInformationByHandle(Handle, NativeMethods.FileRenameInfo, buffer, (uint)size))
-                    throw new Win32Exception(Marshal.GetLastWin32Error(),
-                        String.Format("Cannot move '{0}' to '{1}'", Path, destination));
+                    throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot move '{0}' to '{1}'", Path, destination));
                 Path = destination;
             }
             finally
@@ -218,7 +217,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 NativeMethods.OWNER_SECURITY_INFORMATION | NativeMethods.DACL_SECURITY_INFORMATION,
                 out unusedOwner, out unusedGroup, out unusedDacl, out unusedSacl, out parentDescriptor);
             if (status != 0)
-                throw new Win32Exception((int)status, String.Format("Cannot read the security of '{0}'", parent.Path));
+                throw SafePath.Error((int)status, String.Format("Cannot read the security of '{0}'", parent.Path));
             try
             {
                 // The creator descriptor: this owner and an empty, unprotected DACL (nothing explicit).
@@ -235,7 +234,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 if (!NativeMethods.CreatePrivateObjectSecurityEx(parentDescriptor, creatorBytes, out computed, IntPtr.Zero,
                         Info.IsDirectory, NativeMethods.SEF_DACL_AUTO_INHERIT | NativeMethods.SEF_AVOID_OWNER_CHECK |
                         NativeMethods.SEF_AVOID_PRIVILEGE_CHECK, IntPtr.Zero, ref mapping))
-                    throw new Win32Exception(Marshal.GetLastWin32Error(), "Cannot compute the inherited security");
+                    throw SafePath.Error(Marshal.GetLastWin32Error(), "Cannot compute the inherited security");
                 try
                 {
                     byte[] descriptor = new byte[NativeMethods.GetSecurityDescriptorLength(computed)];
@@ -266,7 +265,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 NativeMethods.OWNER_SECURITY_INFORMATION | NativeMethods.DACL_SECURITY_INFORMATION,
                 out unusedOwner, out unusedGroup, out unusedDacl, out unusedSacl, out descriptor);
             if (status != 0)
-                throw new Win32Exception((int)status, String.Format("Cannot read the security of '{0}'", Path));
+                throw SafePath.Error((int)status, String.Format("Cannot read the security of '{0}'", Path));
             try
             {
                 byte[] bytes = new byte[NativeMethods.GetSecurityDescriptorLength(descriptor)];
@@ -368,6 +367,12 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         private const uint ShareAll = ShareNoDelete | NativeMethods.FILE_SHARE_DELETE;
         private const uint NoFollow = NativeMethods.FILE_FLAG_BACKUP_SEMANTICS | NativeMethods.FILE_FLAG_OPEN_REPARSE_POINT;
 
+        /// <summary>Our message, then Windows' own for the error code (sharing violation, access denied...).</summary>
+        internal static Win32Exception Error(int code, string message)
+        {
+            return new Win32Exception(code, String.Format("{0}: {1}", message, new Win32Exception(code).Message));
+        }
+
         public static readonly string[] TrustedOwners = new string[] {
             "S-1-5-32-544", "S-1-5-18", "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464" };
 
@@ -384,10 +389,10 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             NativeMethods.FILE_ATTRIBUTE_TAG_INFO tag;
             if (!NativeMethods.GetFileInformationByHandleEx(handle, NativeMethods.FileAttributeTagInfo, out tag,
                     (uint)Marshal.SizeOf(typeof(NativeMethods.FILE_ATTRIBUTE_TAG_INFO))))
-                throw new Win32Exception(Marshal.GetLastWin32Error(), String.Format("Cannot read the attributes of '{0}'", path));
+                throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot read the attributes of '{0}'", path));
             NativeMethods.BY_HANDLE_FILE_INFORMATION information;
             if (!NativeMethods.GetFileInformationByHandle(handle, out information))
-                throw new Win32Exception(Marshal.GetLastWin32Error(), String.Format("Cannot read the attributes of '{0}'", path));
+                throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot read the attributes of '{0}'", path));
             ItemInfo info = new ItemInfo();
             info.Exists = true;
             info.IsDirectory = (tag.FileAttributes & NativeMethods.FILE_ATTRIBUTE_DIRECTORY) != 0;
@@ -416,7 +421,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             SafeFileHandle handle = OpenRaw(component, NativeMethods.FILE_READ_ATTRIBUTES | NativeMethods.READ_CONTROL |
                 NativeMethods.SYNCHRONIZE, ShareNoDelete, out error);
             if (handle.IsInvalid)
-                throw new Win32Exception(error, String.Format("Cannot open '{0}' on the way to '{1}'", component, path));
+                throw SafePath.Error(error, String.Format("Cannot open '{0}' on the way to '{1}'", component, path));
             ItemHandle item = new ItemHandle { Handle = handle, Path = component };
             item.Info = Describe(handle, component);
             if (item.Info.IsLink)
@@ -463,7 +468,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                     NativeMethods.FILE_FLAG_BACKUP_SEMANTICS, IntPtr.Zero);
                 error = root.IsInvalid ? Marshal.GetLastWin32Error() : 0;
                 if (root.IsInvalid)
-                    throw new Win32Exception(error, String.Format("Cannot open '{0}'", within));
+                    throw SafePath.Error(error, String.Format("Cannot open '{0}'", within));
                 lease.Anchor = new ItemHandle { Handle = root, Path = anchor };
                 string relative = full.Substring(anchor.TrimEnd('\\').Length + 1);
                 string[] parts = relative.Split('\\');
@@ -494,7 +499,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 {
                     if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND)
                         return new ItemInfo { Exists = false };
-                    throw new Win32Exception(error, String.Format("Cannot open '{0}'", path));
+                    throw SafePath.Error(error, String.Format("Cannot open '{0}'", path));
                 }
                 ItemInfo info = Describe(handle, path);
                 ItemHandle item = new ItemHandle { Handle = handle, Path = path, Info = info };
@@ -526,7 +531,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             {
                 if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND)
                     return null;
-                throw new Win32Exception(error, String.Format("Cannot open '{0}'", path));
+                throw SafePath.Error(error, String.Format("Cannot open '{0}'", path));
             }
             ItemHandle item = new ItemHandle { Handle = handle, Path = Normalize(path) };
             item.Info = Describe(handle, path);
@@ -544,7 +549,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             {
                 if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND)
                     return null;
-                throw new Win32Exception(error, String.Format("Cannot open '{0}'", path));
+                throw SafePath.Error(error, String.Format("Cannot open '{0}'", path));
             }
             ItemHandle item = new ItemHandle { Handle = handle, Path = path };
             item.Info = Describe(handle, path);
@@ -566,7 +571,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                     bInheritHandle = false,
                 };
                 if (!NativeMethods.CreateDirectoryW(path, ref attributes))
-                    throw new Win32Exception(Marshal.GetLastWin32Error(), String.Format("Cannot create '{0}'", path));
+                    throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot create '{0}'", path));
             }
             finally
             {
@@ -585,7 +590,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             SafeFileHandle handle = OpenRaw(Normalize(path), NativeMethods.FILE_READ_DATA | NativeMethods.FILE_READ_ATTRIBUTES |
                 NativeMethods.SYNCHRONIZE, ShareAll, out code);
             if (handle.IsInvalid)
-                throw new Win32Exception(code, String.Format("Cannot open '{0}'", path));
+                throw SafePath.Error(code, String.Format("Cannot open '{0}'", path));
             using (FileStream stream = new FileStream(handle, FileAccess.Read))
             {
                 ItemInfo info = Describe(handle, path);
@@ -619,7 +624,7 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             if (handle.IsInvalid)
             {
                 if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND) return;
-                throw new Win32Exception(error, String.Format("Cannot remove '{0}'", full));
+                throw SafePath.Error(error, String.Format("Cannot remove '{0}'", full));
             }
             using (handle)
             {
@@ -648,11 +653,11 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                     return;
                 int error = Marshal.GetLastWin32Error();
                 if (error != NativeMethods.ERROR_INVALID_PARAMETER)
-                    throw new Win32Exception(error, String.Format("Cannot remove '{0}'", path));
+                    throw SafePath.Error(error, String.Format("Cannot remove '{0}'", path));
                 // Before Windows 10 1809: the plain disposition (read-only entries were cleared by the caller).
                 Marshal.WriteInt32(buffer, 1);
                 if (!NativeMethods.SetFileInformationByHandle(handle, NativeMethods.FileDispositionInfo, buffer, 4))
-                    throw new Win32Exception(Marshal.GetLastWin32Error(), String.Format("Cannot remove '{0}'", path));
+                    throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot remove '{0}'", path));
             }
             finally
             {
