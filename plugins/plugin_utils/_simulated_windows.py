@@ -116,8 +116,8 @@ class SimulatedWindows(BatchRunner):
                    'profile_path': path, 'loaded': loaded, 'hive_error': hive_error}
         self.state['profiles'].append(profile)
         # As Windows creates a profile: SYSTEM owns it, its user has full control (so controls all below).
-        self.mkdir(path, owner=SYSTEM_SID, acl={'owner': SYSTEM_SID, 'allow': sorted({SYSTEM_SID, ADMINISTRATORS_SID, sid}),
-                                                 'protected': True})
+        acl = {'owner': SYSTEM_SID, 'allow': sorted({SYSTEM_SID, ADMINISTRATORS_SID, sid}), 'protected': True}
+        self.mkdir(path, owner=SYSTEM_SID, acl=acl)
         self.write(ntpath.join(path, 'NTUSER.DAT'), 'hive')
         hive = self.state['hives'].setdefault(sid, {})
         if shell_folders:

@@ -66,7 +66,7 @@ def reference_problems(ps1_text: str, available: dict[str, str]) -> list[str]:
         if name is None or name not in available:
             problems.append(f"requires {reference}, which is not in plugins/module_utils")
             continue
-        declared |= {accelerator for accelerator, _ in _ACCELERATOR.findall(available[name])}
+        declared |= {match[0] for match in _ACCELERATOR.findall(available[name])}
     for used in sorted(set(re.findall(r"\[(Loopbreaker\w+)\]::", ps1_text)) - declared):
         problems.append(f"uses [{used}] without requiring the C# util that declares it")
     return problems

@@ -920,8 +920,8 @@ def test_ensure_admin_dir_corrects_an_administrator_folder_nobody_else_could_wri
      f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is a junction or symbolic link."),
     (lambda m: m.write('C:\\ProgramData\\loopbreaker', 'x'),
      f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is a file."),
-    (lambda m: m.mkdir('C:\\ProgramData\\loopbreaker', acl={'owner': ADMINISTRATORS_SID, 'protected': True,
-                                                             'allow': [ADMINISTRATORS_SID, ALICE]}),
+    (lambda m: m.mkdir('C:\\ProgramData\\loopbreaker',
+                       acl={'owner': ADMINISTRATORS_SID, 'protected': True, 'allow': [ADMINISTRATORS_SID, ALICE]}),
      f"Refusing '{STAGE}': {ALICE} may take control of 'C:\\ProgramData\\loopbreaker', which only administrators may "
      'change. Remove it and run again.'),
     (lambda m: m.mkdir(STAGE, owner=ADMINISTRATORS_SID),
@@ -946,8 +946,8 @@ def test_run_as_user_verifies_the_program_in_the_step_that_starts_it(twin: Simul
         'error', f"'C:\\Installers\\setup.exe' has SHA-256 {hashlib.sha256(b'MZ other').hexdigest()}, expected {digest}.")
     result = one(twin, {'op': 'run_as_user', 'sid': ALICE, 'executable': 'C:\\Installers\\setup.exe', 'arguments': [],
                         'signer': 'Notion Labs, Inc'})
-    assert (result['status'], result['error']) == ('error', "'C:\\Installers\\setup.exe' has no valid signature "
-                                                             '(status NotSigned).')
+    assert (result['status'], result['error']) == (
+        'error', "'C:\\Installers\\setup.exe' has no valid signature (status NotSigned).")
     assert twin.state['tasks_run'] == []
 
 
