@@ -21,6 +21,7 @@ using System.IO;
 using System.Runtime.InteropServices;
 using System.Security.AccessControl;
 using System.Security.Principal;
+using System.Text;
 
 namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
 {
@@ -155,6 +156,13 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
 
         [DllImport("kernel32.dll")]
         public static extern IntPtr LocalFree(IntPtr hMem);
+
+        [DllImport("kernel32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        public static extern uint GetFinalPathNameByHandleW(SafeFileHandle hFile, StringBuilder lpszFilePath,
+            uint cchFilePath, uint dwFlags);
+
+        public const uint GENERIC_WRITE = 0x40000000;
+        public const uint CREATE_NEW = 1;
     }
 
     /// <summary>What an opened (never followed) file-system entry is.</summary>
@@ -183,24 +191,59 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         /// <summary>Rename this very object (not whatever has its old name now); fails if destination exists.</summary>
         public void Rename(string destination)
         {
-            byte[] name = System.Text.Encoding.Unicode.GetBytes(destination);
+            RenameTo(null, destination, false, destination);
+        }
+
+        /// <summary>
+        /// Rename this very object to leaf inside the directory parent is open on: the new name is looked up
+        /// relative to that handle, never through the path of the parent, so a parent turned into a junction
+        /// since it was checked (possible while it was empty) cannot redirect the move.
+        /// </summary>
+        public void RenameInto(ItemHandle parent, string leaf, bool replace)
+        {
+            if (leaf.IndexOf('\\') >= 0 || leaf.IndexOf('/') >= 0 || leaf == "." || leaf == "..")
+                throw new ArgumentException(String.Format("'{0}' is not a single name", leaf));
+            RenameTo(parent, leaf, replace, System.IO.Path.Combine(parent.Path, leaf));
+        }
+
+        private void RenameTo(ItemHandle root, string name, bool replace, string shown)
+        {
+            byte[] bytes = Encoding.Unicode.GetBytes(name);
             // FILE_RENAME_INFO: BOOLEAN ReplaceIfExists (padded to a pointer), HANDLE RootDirectory, DWORD length, WCHAR[].
             int offset = IntPtr.Size * 2;
-            int size = offset + 4 + name.Length + 2;
+            int size = offset + 4 + bytes.Length + 2;
             IntPtr buffer = Marshal.AllocHGlobal(size);
             try
             {
                 for (int i = 0; i < size; i++) Marshal.WriteByte(buffer, i, 0);
-                Marshal.WriteInt32(buffer, offset, name.Length);
-                Marshal.Copy(name, 0, IntPtr.Add(buffer, offset + 4), name.Length);
+                if (replace) Marshal.WriteByte(buffer, 0, 1);
+                if (root != null) Marshal.WriteIntPtr(buffer, IntPtr.Size, root.Handle.DangerousGetHandle());
+                Marshal.WriteInt32(buffer, offset, bytes.Length);
+                Marshal.Copy(bytes, 0, IntPtr.Add(buffer, offset + 4), bytes.Length);
                 if (!NativeMethods.SetFileInformationByHandle(Handle, NativeMethods.FileRenameInfo, buffer, (uint)size))
-                    throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot move '{0}' to '{1}'", Path, destination));
-                Path = destination;
+                    throw SafePath.Error(Marshal.GetLastWin32Error(), String.Format("Cannot move '{0}' to '{1}'", Path, shown));
+                Path = shown;
             }
             finally
             {
                 Marshal.FreeHGlobal(buffer);
             }
+        }
+
+        /// <summary>Write all of data to this (new, empty) file through its handle.</summary>
+        public void WriteAll(byte[] data)
+        {
+            using (FileStream stream = new FileStream(new SafeFileHandle(Handle.DangerousGetHandle(), false), FileAccess.Write))
+            {
+                stream.Write(data, 0, data.Length);
+                stream.Flush(true);
+            }
+        }
+
+        /// <summary>Delete this very object (after a failed write, say).</summary>
+        public void Delete()
+        {
+            SafePath.DeleteThroughHandle(Handle, Path);
         }
 
         /// <summary>
@@ -315,6 +358,41 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             held.Add(handle);
         }
 
+        /// <summary>The held directory Path goes into (after CreateParents when some were missing).</summary>
+        public ItemHandle Parent
+        {
+            get
+            {
+                string parent = System.IO.Path.GetDirectoryName(Path);
+                ItemHandle candidate = Deepest ?? Anchor;
+                if (candidate == null || !String.Equals(candidate.Path.TrimEnd('\\'), parent.TrimEnd('\\'),
+                        StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidOperationException(String.Format("internal error: the folder of '{0}' is not held", Path));
+                return candidate;
+            }
+        }
+
+        /// <summary>
+        /// Fail unless child, opened by name, really is the entry of that name inside its held parent: compares
+        /// the final paths of both handles, so an entry reached through a parent that became a junction after it
+        /// was checked is refused before anything is done to it.
+        /// </summary>
+        public void AssertInside(ItemHandle child)
+        {
+            ItemHandle parent = null;
+            foreach (ItemHandle candidate in held)
+            {
+                if (String.Equals(candidate.Path.TrimEnd('\\'), System.IO.Path.GetDirectoryName(child.Path).TrimEnd('\\'),
+                        StringComparison.OrdinalIgnoreCase)) parent = candidate;
+            }
+            if (parent == null && Anchor != null && String.Equals(Anchor.Path.TrimEnd('\\'),
+                    System.IO.Path.GetDirectoryName(child.Path).TrimEnd('\\'), StringComparison.OrdinalIgnoreCase))
+                parent = Anchor;
+            if (parent == null)
+                throw new InvalidOperationException(String.Format("internal error: the folder of '{0}' is not held", child.Path));
+            SafePath.VerifyChild(parent, child, Path, Within);
+        }
+
         /// <summary>
         /// Create the missing directories between the last held component and Path's parent, one at a time,
         /// each opened (not followed) and checked as soon as it exists.
@@ -332,11 +410,22 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
             }
             foreach (string directory in missing)
             {
+                ItemHandle parentHandle = Deepest ?? Anchor;
                 if (!SafePath.ExistsNoFollow(directory))
                 {
                     Directory.CreateDirectory(directory);
                 }
-                Add(SafePath.OpenComponent(directory, Path, Within));
+                ItemHandle created = SafePath.OpenComponent(directory, Path, Within);
+                try
+                {
+                    SafePath.VerifyChild(parentHandle, created, Path, Within);
+                }
+                catch
+                {
+                    created.Dispose();
+                    throw;
+                }
+                Add(created);
             }
         }
 
@@ -477,7 +566,19 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                 {
                     current = current + "\\" + parts[i];
                     if (!ExistsNoFollow(current)) break;
-                    lease.Add(OpenComponent(current, full, anchor));
+                    ItemHandle previous = lease.Deepest ?? lease.Anchor;
+                    ItemHandle component = OpenComponent(current, full, anchor);
+                    try
+                    {
+                        // Opened by name: make sure it is the entry inside the component held just before.
+                        VerifyChild(previous, component, full, anchor);
+                    }
+                    catch
+                    {
+                        component.Dispose();
+                        throw;
+                    }
+                    lease.Add(component);
                 }
                 return lease;
             }
@@ -491,6 +592,12 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         /// <summary>The entry itself, not followed: type, hard links and owner; Exists false when missing.</summary>
         public static ItemInfo Inspect(string path)
         {
+            return Inspect(path, null);
+        }
+
+        /// <summary>Inspect, and with a lease fail unless the entry really is inside the lease's held parent.</summary>
+        public static ItemInfo Inspect(string path, PathLease lease)
+        {
             int error;
             using (SafeFileHandle handle = OpenRaw(Normalize(path), NativeMethods.FILE_READ_ATTRIBUTES |
                 NativeMethods.READ_CONTROL, ShareAll, out error))
@@ -502,7 +609,8 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
                     throw SafePath.Error(error, String.Format("Cannot open '{0}'", path));
                 }
                 ItemInfo info = Describe(handle, path);
-                ItemHandle item = new ItemHandle { Handle = handle, Path = path, Info = info };
+                ItemHandle item = new ItemHandle { Handle = handle, Path = Normalize(path), Info = info };
+                if (lease != null) lease.AssertInside(item);
                 try
                 {
                     SecurityIdentifier owner = item.ReadSecurity().Owner;
@@ -584,13 +692,25 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         /// the entry is a link. Shares read, write and delete like the bridge's other readers, so files a running
         /// app holds open can be read.
         /// </summary>
-        public static byte[] ReadFile(string path, long maxBytes, out string error)
+        public static byte[] ReadFile(string path, long maxBytes, PathLease lease, out string error)
         {
             int code;
             SafeFileHandle handle = OpenRaw(Normalize(path), NativeMethods.FILE_READ_DATA | NativeMethods.FILE_READ_ATTRIBUTES |
                 NativeMethods.SYNCHRONIZE, ShareAll, out code);
             if (handle.IsInvalid)
                 throw SafePath.Error(code, String.Format("Cannot open '{0}'", path));
+            if (lease != null)
+            {
+                try
+                {
+                    lease.AssertInside(new ItemHandle { Handle = handle, Path = Normalize(path) });
+                }
+                catch
+                {
+                    handle.Dispose();
+                    throw;
+                }
+            }
             using (FileStream stream = new FileStream(handle, FileAccess.Read))
             {
                 ItemInfo info = Describe(handle, path);
@@ -616,30 +736,113 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         /// </summary>
         public static void RemoveTree(string path)
         {
-            int error;
+            RemoveTree(path, null);
+        }
+
+        /// <summary>RemoveTree, the entry first checked to be inside the lease's held parent.</summary>
+        public static void RemoveTree(string path, PathLease lease)
+        {
             string full = Normalize(path);
+            SafeFileHandle handle = OpenForDelete(full);
+            if (handle == null) return;
+            using (handle)
+            {
+                ItemHandle item = new ItemHandle { Handle = handle, Path = full };
+                if (lease != null) lease.AssertInside(item);
+                RemoveOpened(item);
+            }
+        }
+
+        private static SafeFileHandle OpenForDelete(string full)
+        {
+            int error;
             SafeFileHandle handle = OpenRaw(full, NativeMethods.DELETE | NativeMethods.FILE_READ_ATTRIBUTES |
                 NativeMethods.FILE_WRITE_ATTRIBUTES | NativeMethods.FILE_LIST_DIRECTORY | NativeMethods.SYNCHRONIZE,
                 ShareNoDelete, out error);
             if (handle.IsInvalid)
             {
-                if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND) return;
+                if (error == NativeMethods.ERROR_FILE_NOT_FOUND || error == NativeMethods.ERROR_PATH_NOT_FOUND) return null;
                 throw SafePath.Error(error, String.Format("Cannot remove '{0}'", full));
             }
-            using (handle)
-            {
-                ItemInfo info = Describe(handle, full);
-                if (info.IsDirectory && !info.IsLink)
-                {
-                    // Held without delete sharing and checked: listing it by name lists this very directory.
-                    foreach (string child in Directory.GetFileSystemEntries(full))
-                        RemoveTree(child);
-                }
-                DeleteThroughHandle(handle, full);
-            }
+            return handle;
         }
 
-        private static void DeleteThroughHandle(SafeFileHandle handle, string path)
+        private static void RemoveOpened(ItemHandle item)
+        {
+            ItemInfo info = Describe(item.Handle, item.Path);
+            if (info.IsDirectory && !info.IsLink)
+            {
+                // Listed by name, but every child is opened without following links and checked to be inside this
+                // held directory before it is touched: were the directory emptied and turned into a junction
+                // meanwhile, what the listing shows through it is refused, not deleted.
+                foreach (string child in Directory.GetFileSystemEntries(item.Path))
+                {
+                    SafeFileHandle childHandle = OpenForDelete(child);
+                    if (childHandle == null) continue;
+                    using (childHandle)
+                    {
+                        ItemHandle childItem = new ItemHandle { Handle = childHandle, Path = child };
+                        VerifyChild(item, childItem, item.Path, item.Path);
+                        RemoveOpened(childItem);
+                    }
+                }
+            }
+            DeleteThroughHandle(item.Handle, item.Path);
+        }
+
+        internal static string FinalPath(SafeFileHandle handle, string shown)
+        {
+            StringBuilder buffer = new StringBuilder(1024);
+            uint length = NativeMethods.GetFinalPathNameByHandleW(handle, buffer, (uint)buffer.Capacity, 0);
+            if (length >= buffer.Capacity)
+            {
+                buffer = new StringBuilder((int)length + 1);
+                length = NativeMethods.GetFinalPathNameByHandleW(handle, buffer, (uint)buffer.Capacity, 0);
+            }
+            if (length == 0 || length >= buffer.Capacity)
+                throw Error(Marshal.GetLastWin32Error(), String.Format("Cannot tell where '{0}' is", shown));
+            return buffer.ToString();
+        }
+
+        /// <summary>child (opened by name) must be the entry of its name directly inside parent (held).</summary>
+        internal static void VerifyChild(ItemHandle parent, ItemHandle child, string path, string within)
+        {
+            string expected = FinalPath(parent.Handle, parent.Path).TrimEnd('\\') + "\\" + System.IO.Path.GetFileName(child.Path);
+            string actual = FinalPath(child.Handle, child.Path);
+            if (!String.Equals(expected, actual, StringComparison.OrdinalIgnoreCase))
+                throw new IOException(String.Format("Refusing '{0}': '{1}' was reached through a junction or symbolic link " +
+                    "below '{2}'.", path, child.Path, within));
+        }
+
+        /// <summary>
+        /// A new file named leaf in the lease's held parent, opened for writing and deleting, checked to be inside
+        /// that parent before anything is written (a stray empty file elsewhere is deleted at once).
+        /// </summary>
+        public static ItemHandle CreateInside(PathLease lease, string leaf)
+        {
+            ItemHandle parent = lease.Parent;
+            string path = System.IO.Path.Combine(parent.Path, leaf);
+            SafeFileHandle handle = NativeMethods.CreateFileW(@"\\?\" + path, NativeMethods.GENERIC_WRITE |
+                NativeMethods.DELETE | NativeMethods.FILE_READ_ATTRIBUTES | NativeMethods.SYNCHRONIZE, 0, IntPtr.Zero,
+                NativeMethods.CREATE_NEW, NativeMethods.FILE_FLAG_OPEN_REPARSE_POINT, IntPtr.Zero);
+            if (handle.IsInvalid)
+                throw Error(Marshal.GetLastWin32Error(), String.Format("Cannot create '{0}'", path));
+            ItemHandle item = new ItemHandle { Handle = handle, Path = path };
+            try
+            {
+                item.Info = Describe(handle, path);
+                VerifyChild(parent, item, lease.Path, lease.Within);
+            }
+            catch
+            {
+                try { DeleteThroughHandle(handle, path); } catch (Win32Exception) { }
+                item.Dispose();
+                throw;
+            }
+            return item;
+        }
+
+        internal static void DeleteThroughHandle(SafeFileHandle handle, string path)
         {
             IntPtr buffer = Marshal.AllocHGlobal(4);
             try

@@ -1420,8 +1420,8 @@ function Invoke-BridgeOp_stat_paths {
             $lease = $null
             try {
                 if ($null -ne $within) { $lease = [LoopbreakerSafePath]::Lease($path, $within) }
-                $info = [LoopbreakerSafePath]::Inspect($path)
-                if (-not $info.Exists) { continue }
+                if (-not [LoopbreakerSafePath]::Inspect($path).Exists) { continue }
+                $info = [LoopbreakerSafePath]::Inspect($path, $lease)
                 $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
                 if ($null -eq $item) { continue }
                 if ($info.IsLink) {
@@ -1471,7 +1471,7 @@ function Invoke-BridgeOp_read_files {
                 if (-not $info.Exists -or ($info.IsDirectory -and -not $info.IsLink)) { continue }
                 $problem = $null
                 $content = $null
-                $bytes = [LoopbreakerSafePath]::ReadFile($path, $maxBytes, [ref]$problem)
+                $bytes = [LoopbreakerSafePath]::ReadFile($path, $maxBytes, $lease, [ref]$problem)
                 if ($null -ne $bytes) {
                     try {
                         $content = $strict.GetString($bytes)
@@ -1498,43 +1498,63 @@ function Invoke-BridgeOp_write_file {
     )
     $path = [LoopbreakerSafePath]::Normalize([string]$Params.path)
     $content = [string]$Params.content
+    $encoding = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
+    $bytes = $encoding.GetBytes($content)
+    $parent = [System.IO.Path]::GetDirectoryName($path)
+    $leaf = [System.IO.Path]::GetFileName($path)
+    $temporaryLeaf = '.{0}.{1}.tmp' -f $leaf, [guid]::NewGuid().ToString('N')
     $lease = Open-BridgeLease -Path $path -Within (Get-BridgeWithin -Params $Params)
     try {
-        $parent = [System.IO.Path]::GetDirectoryName($path)
         if ($null -ne $lease) { $lease.CreateParents() }
         elseif ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
-        $existing = [LoopbreakerSafePath]::Inspect($path)
+        $existing = [LoopbreakerSafePath]::Inspect($path, $lease)
         if ($existing.Exists -and $existing.IsDirectory -and -not $existing.IsLink) {
             throw "Cannot write '$($Params.path)': it is a directory."
         }
         if ($existing.Exists -and $existing.IsLink) {
             # The link is replaced, never written through.
-            [LoopbreakerSafePath]::RemoveTree($path)
+            [LoopbreakerSafePath]::RemoveTree($path, $lease)
         }
-        # A new file beside the target, renamed over it: readers never see half a file.
-        $encoding = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
-        $temporary = [System.IO.Path]::Combine($parent, ('.{0}.{1}.tmp' -f [System.IO.Path]::GetFileName($path), [guid]::NewGuid().ToString('N')))
-        $bytes = $encoding.GetBytes($content)
-        $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($temporary, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
-        try {
-            $stream.Write($bytes, 0, $bytes.Length)
-            $stream.Flush()
-        }
-        finally {
-            $stream.Dispose()
-        }
-        try {
-            if ([System.IO.File]::Exists($path)) {
-                [System.IO.File]::Replace($temporary, $path, [NullString]::Value, $true)
+        if ($null -ne $lease) {
+            # A new file beside the target, checked to be in the held folder, written through its handle and
+            # renamed relative to that folder's handle: readers never see half a file, and nothing is looked
+            # up again by name.
+            $temporary = [LoopbreakerSafePath]::CreateInside($lease, $temporaryLeaf)
+            try {
+                $temporary.WriteAll($bytes)
+                $temporary.RenameInto($lease.Parent, $leaf, $true)
             }
-            else {
-                [System.IO.File]::Move($temporary, $path)
+            catch {
+                try { $temporary.Delete() } catch { $Context.Warnings.Add("Could not delete '$($temporary.Path)': $(Get-BridgeErrorMessage -ErrorRecord $_)") }
+                throw
+            }
+            finally {
+                $temporary.Dispose()
+            }
+            $lease.Recheck()
+        }
+        else {
+            $temporary = [System.IO.Path]::Combine($parent, $temporaryLeaf)
+            $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($temporary, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
+            try {
+                $stream.Write($bytes, 0, $bytes.Length)
+                $stream.Flush()
+            }
+            finally {
+                $stream.Dispose()
+            }
+            try {
+                if ([System.IO.File]::Exists($path)) {
+                    [System.IO.File]::Replace($temporary, $path, [NullString]::Value, $true)
+                }
+                else {
+                    [System.IO.File]::Move($temporary, $path)
+                }
+            }
+            finally {
+                if ([System.IO.File]::Exists($temporary)) { [System.IO.File]::Delete($temporary) }
             }
         }
-        finally {
-            if ([System.IO.File]::Exists($temporary)) { [System.IO.File]::Delete($temporary) }
-        }
-        if ($null -ne $lease) { $lease.Recheck() }
     }
     finally {
         Close-BridgeLease -Lease $lease
@@ -1580,7 +1600,7 @@ function Invoke-BridgeOp_ensure_private_dir {
     try {
         $lease = Open-BridgeLease -Path $path -Within (Get-BridgeWithin -Params $Params)
         if ($null -ne $lease) { $lease.CreateParents() }
-        $existing = [LoopbreakerSafePath]::Inspect($path)
+        $existing = [LoopbreakerSafePath]::Inspect($path, $lease)
         if ($existing.Exists -and $existing.IsLink) {
             throw "Refusing '$($Params.path)': it is a junction or symbolic link."
         }
@@ -1594,6 +1614,7 @@ function Invoke-BridgeOp_ensure_private_dir {
         if ($null -eq $directory -or $directory.Info.IsLink) {
             throw "Refusing '$($Params.path)': it is a junction or symbolic link."
         }
+        if ($null -ne $lease) { $lease.AssertInside($directory) }
         $correct = Test-BridgePrivateDescriptor -Descriptor $directory.ReadSecurity() -Owner $owner -Sids $sids
         if (-not $correct) {
             $sddl = 'O:{0}D:P{1}' -f $owner.Value, (($sids | ForEach-Object { '(A;OICI;FA;;;{0})' -f $_.Value }) -join '')
@@ -1639,6 +1660,7 @@ function Invoke-BridgeOp_move_path {
         if ($null -eq $item) {
             return [ordered]@{ moved = $false; missing = $true }
         }
+        if ($null -ne $sourceLease) { $sourceLease.AssertInside($item) }
         if ($null -ne $expectType -and $item.Info.Type -ne $expectType) {
             throw "Refusing to move '$($Params.source)': it is a $($item.Info.Type), expected a $expectType."
         }
@@ -1658,8 +1680,14 @@ function Invoke-BridgeOp_move_path {
             $parent = [System.IO.Path]::GetDirectoryName($destination)
             if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
         }
-        # A rename of the open object: constant time, and it fails rather than copies across volumes.
-        $item.Rename($destination)
+        # A rename of the open object: constant time, and it fails rather than copies across volumes. With
+        # within, the new name is looked up relative to the held destination folder, not by its path.
+        if ($null -ne $destinationLease) {
+            $item.RenameInto($destinationLease.Parent, [System.IO.Path]::GetFileName($destination), $false)
+        }
+        else {
+            $item.Rename($destination)
+        }
         if ($null -ne $ownerSid) {
             $parentHandle = [LoopbreakerSafePath]::OpenDirectory([System.IO.Path]::GetDirectoryName($destination), $false)
             try {
@@ -1695,8 +1723,9 @@ function Invoke-BridgeOp_remove_path {
         if (-not [LoopbreakerSafePath]::Inspect($path).Exists) {
             return [ordered]@{ removed = $false; missing = $true }
         }
-        # Every entry deleted through its own handle; a link is removed as a link, never walked into.
-        [LoopbreakerSafePath]::RemoveTree($path)
+        # Every entry deleted through its own handle, checked to be inside its held folder; a link is removed
+        # as a link, never walked into.
+        [LoopbreakerSafePath]::RemoveTree($path, $lease)
     }
     finally {
         Close-BridgeLease -Lease $lease

@@ -74,7 +74,10 @@ notes:
     followed), checked through that handle (any reparse point is refused with C(Refusing '<path>':
     '<component>' is a junction or symbolic link below '<within>'.)) and held open without
     C(FILE_SHARE_DELETE) while the operation runs, so it cannot be renamed or replaced by a junction between
-    the check and the use. within itself may be reached through a junction (a relocated profile). Pattern
+    the check and the use. A held folder can still become a junction while it is empty, so each entry opened
+    by name is also checked, from the final paths of the two handles, to be the entry of that name inside its
+    held folder, and new files and renames are made relative to that folder's handle, never by its path.
+    within itself may be reached through a junction (a relocated profile). Pattern
     walks never descend into a link; a link that is itself a match is reported (type C(junction) or
     C(symlink), 0 bytes), moved and removed as a link, never followed. Without within the older rule
     applies: no junction or link anywhere above the path."
