@@ -35,6 +35,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import VocabularyError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
 
 BRIDGE_SCRIPT = 'ansible_collections.loopbreaker.notion.plugins.modules.win_bridge.ps1'
@@ -88,7 +89,12 @@ class Connection(ConnectionBase):
             try:
                 envelope = SimulatedWindows(state).run_batch(operations,
                                                              check_mode=bool(arguments.get('_ansible_check_mode')))
-            except VocabularyError as error:
+            except (VocabularyError, HostError) as error:
+                # What win_bridge.ps1 fails the whole call with (bad input, the host-wide lock not taken);
+                # the call log still records the attempt.
+                handle.seek(0)
+                handle.truncate()
+                json.dump(state, handle, indent=1, sort_keys=True)
                 return 0, json.dumps({'failed': True, 'msg': str(error)}).encode(), b''
             handle.seek(0)
             handle.truncate()

@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data
-from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import data_changed, substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
@@ -275,16 +275,31 @@ def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]
 def _install(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     group = app.profile['sid']
     exe = substitute(DEFAULT_INSTALL_DIR + '\\Notion.exe', {**app.profile['folders']})
-    return [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': installer_path, 'arguments': ['/S'],
-             'timeout_seconds': params['timeout']},
-            {'op': 'verify_file', 'group': group, 'path': exe, 'signer': params['signer']}]
+    # Verified again by the operation that runs it, through a handle held until the task ends: the
+    # verify_file at the start of the group is minutes earlier (stop, uninstall).
+    run = {'op': 'run_as_user', 'group': group, 'sid': group, 'executable': installer_path, 'arguments': ['/S'],
+           'timeout_seconds': params['timeout'], **_expected(params)}
+    return [run, {'op': 'verify_file', 'group': group, 'path': exe, 'signer': params['signer']}]
 
 
-def _verify_installer(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
-    operation = {'op': 'verify_file', 'group': app.profile['sid'], 'path': installer_path, 'signer': params['signer']}
+def _expected(params: dict[str, t.Any]) -> dict[str, str]:
+    expected = {'signer': params['signer']}
     if params.get('checksum'):
-        operation['sha256'] = params['checksum'].lower()
-    return operation
+        expected['sha256'] = params['checksum'].lower()
+    return expected
+
+
+def _staging_check(installer_path: str, group: str) -> list[dict[str, t.Any]]:
+    """Every use of a downloaded installer first checks that only administrators can change its folder."""
+    if ntpath.dirname(installer_path).lower() != DOWNLOAD_DIR.lower():
+        return []
+    return [{'op': 'ensure_admin_dir', 'group': group, 'path': DOWNLOAD_DIR}]
+
+
+def _verify_installer(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    group = app.profile['sid']
+    return _staging_check(installer_path, group) + [
+        {'op': 'verify_file', 'group': group, 'path': installer_path, **_expected(params)}]
 
 
 def quarantine_operations(layout: PlatformLayout, profile: dict[str, t.Any], data_root: str, entry_id: str,
@@ -342,7 +357,7 @@ def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], inst
         return UserPlan(app, 'unchanged', reason='installer version unknown: Notion is installed, left as it is')
     if not app.logged_on:
         return UserPlan(app, 'pending', reason="not logged on: a per-user installer only runs in the user's own session")
-    operations = [_verify_installer(app, t.cast(str, installer_path), params)] + _stop(app, params)
+    operations = _verify_installer(app, t.cast(str, installer_path), params) + _stop(app, params)
     if state == 'reinstalled' and app.installed:
         operations += _uninstall(app, params)
     operations += _install(app, t.cast(str, installer_path), params)
@@ -396,10 +411,8 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
     user_operations = [op for plan in plans for op in plan.operations]
     if user_operations and installer and is_url(installer) and params['state'] in ('present', 'reinstalled'):
         download = {'op': 'download_file', 'group': 'download', 'url': installer, 'destination': installer_path,
-                    'timeout_seconds': params['timeout'], 'signer': params['signer']}
-        if params.get('checksum'):
-            download['sha256'] = params['checksum'].lower()
-        operations.append(download)
+                    'timeout_seconds': params['timeout'], **_expected(params)}
+        operations += _staging_check(t.cast(str, installer_path), 'download') + [download]
     operations += user_operations
     applied: list[dict[str, t.Any]] = []
     if operations and not check_mode:
@@ -427,7 +440,9 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
     users = []
     for plan in plans:
         sid = plan.app.profile['sid']
-        errors = errors_by_group.get(sid, []) + (errors_by_group.get('download', []) if plan.operations else [])
+        # The staging check fails the same way in the download group and the user's: said once.
+        errors = list(dict.fromkeys(errors_by_group.get(sid, []) +
+                                    (errors_by_group.get('download', []) if plan.operations else [])))
         status = plan.action
         if plan.action == 'failed' or errors:
             status = 'failed'
@@ -442,7 +457,9 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
     if check_mode or not applied:
         changed = bool(operations)
     else:
-        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates for r in applied)
+        # A staging folder that was already right is a check, not a change.
+        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates and
+                      (r['op'] != 'ensure_admin_dir' or data_changed(r['data'])) for r in applied)
     manual = []
     if discovery.packages:
         manual.append('MSIX Notion packages were found (see facts.packages); remove or update them with '

@@ -60,7 +60,8 @@ _OPERATIONS: tuple[Operation, ...] = (
               'resolved from the user\'s own hive; shell_folders maps a value name of '
               '"User Shell Folders" to its default path relative to the profile.'),
     Operation('stat_paths', ('patterns',), ('within',), False,
-              'Expand wildcard patterns (* in any segment) and report type, bytes and file count '
+              'Expand wildcard patterns (* in any segment) and report type (file, directory, or for a link '
+              'itself junction or symlink, never followed: 0 bytes), bytes and file count '
               '(recursive for directories) of each match, with its owner (POSIX uid, gid and mode; Windows '
               'owner_sid) and hard-link count. With within, see WITHIN.'),
     Operation('read_files', ('patterns',), ('within', 'max_bytes'), False,
@@ -114,11 +115,15 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Download a URL to a path on the host (parents created, an existing file replaced); returns '
               'bytes and SHA-256. With sha256 or signer the download is verified as verify_file does before '
               'it takes the destination name, so a refused download leaves nothing behind.'),
-    Operation('run_as_user', ('sid', 'executable', 'arguments'), ('timeout_seconds', 'success_codes'), True,
+    Operation('run_as_user', ('sid', 'executable', 'arguments'), ('timeout_seconds', 'success_codes', 'sha256', 'signer'),
+              True,
               'Run a program as a logged-on user in their interactive session through a one-shot scheduled '
               'task whose principal is that user, wait up to the timeout, delete the task; returns the exit '
               'code. A user without an interactive session, a timeout (the task is stopped) or an exit code '
-              'outside success_codes (default [0]) is an error, so later operations of the group are skipped.'),
+              'outside success_codes (default [0]) is an error, so later operations of the group are skipped. '
+              'With sha256 or signer the executable is opened denying writes and deletes, verified as verify_file '
+              'does through that handle immediately before the task starts, and held so until the task ends: '
+              'nobody can replace it between the check and the run.'),
     Operation('verify_file', ('path',), ('sha256', 'signer'), False,
               'Fail unless the file exists, has this SHA-256 (when given) and a valid Authenticode signature '
               'whose signer is this one (when given); returns what get_file_info returns for it.'),
@@ -137,6 +142,15 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Create or replace one record of the administrator-only store (atomically on POSIX).'),
     Operation('remove_record', ('namespace', 'key'), (), True,
               'Delete one record; a missing record is reported, not an error.'),
+    Operation('ensure_admin_dir', ('path',), (), True,
+              'A machine-wide folder only administrators can change (installer staging): every folder on the '
+              'way must be a plain directory (no junction or link) owned by Administrators, SYSTEM or '
+              'TrustedInstaller that grants no one else more than read and create; the folder itself is created '
+              'owned by Administrators with a protected ACL (Administrators and SYSTEM full control, Users read '
+              'and execute). An existing folder with another owner, or whose ACL lets anyone else write, is '
+              'refused, never taken over: whoever could write there may have left files or open handles an ACL '
+              'change does not revoke; one that is only different (say, no read for Users) is corrected. '
+              'Checked on every use; returns created and acl_corrected.'),
 )
 
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
@@ -145,6 +159,7 @@ OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _
 RECORD_NAME_PATTERN = r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
 RECORDS_KEY = 'SOFTWARE\\loopbreaker\\notion\\records'
 LOCK_TIMEOUT_SECONDS = 60
+LOCK_NAME = 'Global\\loopbreaker.notion'
 
 
 class VocabularyError(ValueError):

@@ -50,6 +50,13 @@ options:
       - A path on the target, or an C(http(s)) URL the target downloads (to
         C(C:\\ProgramData\\loopbreaker\\installers) on Windows, into the private work directory on
         macOS). Required for V(present) and V(reinstalled) unless O(use_homebrew).
+      - On Windows the download folder is created owned by Administrators with a protected ACL
+        (Administrators and SYSTEM full control, Users read) and checked before every use; if it, or
+        C(C:\\ProgramData\\loopbreaker), already exists owned by another account or writable by one (a
+        standard user may create folders in C(C:\\ProgramData)), the run is refused for every user and
+        nothing is downloaded or run. Remove the folder and run again.
+      - The installer is verified (O(checksum), O(signer)) before each user's sequence and again by the
+        step that runs it, which holds it open against writes until it has finished.
       - On Windows Notion's per-user setup C(.exe); on macOS a C(.dmg) or C(.zip) holding C(Notion.app).
     type: str
   checksum:

@@ -5,6 +5,7 @@
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -CSharpUtil Ansible.Privilege
+#AnsibleRequires -CSharpUtil ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
 
 # Internal module of loopbreaker.notion: the Windows bridge. The action plugins
 # send it a batch of primitive operations (plugins/module_utils/_bridge_vocabulary.py)
@@ -15,12 +16,12 @@
 # Every parameter of every operation: required first, then optional, in vocabulary order.
 $OperationParameters = @{
     get_profiles = @('shell_folders')
-    stat_paths = @('patterns')
-    read_files = @('patterns')
-    write_file = @('path', 'content')
-    ensure_private_dir = @('path', 'owner_sid')
-    move_path = @('source', 'destination')
-    remove_path = @('path')
+    stat_paths = @('patterns', 'within')
+    read_files = @('patterns', 'within', 'max_bytes')
+    write_file = @('path', 'content', 'within')
+    ensure_private_dir = @('path', 'owner_sid', 'within')
+    move_path = @('source', 'destination', 'within', 'expect_type', 'attributes')
+    remove_path = @('path', 'within')
     list_processes = @('names')
     stop_processes = @('pids', 'timeout_seconds')
     read_registry = @('key', 'sid', 'names')
@@ -32,21 +33,25 @@ $OperationParameters = @{
     list_registry_subkeys = @('key', 'sid', 'names')
     get_file_info = @('paths')
     download_file = @('url', 'destination', 'timeout_seconds', 'sha256', 'signer')
-    run_as_user = @('sid', 'executable', 'arguments', 'timeout_seconds', 'success_codes')
+    run_as_user = @('sid', 'executable', 'arguments', 'timeout_seconds', 'success_codes', 'sha256', 'signer')
     verify_file = @('path', 'sha256', 'signer')
     start_as_user = @('sid', 'executable', 'arguments')
     list_packages = @('names')
+    read_records = @('namespace')
+    write_record = @('namespace', 'key', 'content')
+    remove_record = @('namespace', 'key')
+    ensure_admin_dir = @('path')
 }
 
 # The optional tail of each list above.
 $OptionalParameters = @{
     get_profiles = @()
-    stat_paths = @()
-    read_files = @()
-    write_file = @()
-    ensure_private_dir = @()
-    move_path = @()
-    remove_path = @()
+    stat_paths = @('within')
+    read_files = @('within', 'max_bytes')
+    write_file = @('within')
+    ensure_private_dir = @('within')
+    move_path = @('within', 'expect_type', 'attributes')
+    remove_path = @('within')
     list_processes = @()
     stop_processes = @('timeout_seconds')
     read_registry = @('sid', 'names')
@@ -58,10 +63,14 @@ $OptionalParameters = @{
     list_registry_subkeys = @('sid', 'names')
     get_file_info = @()
     download_file = @('timeout_seconds', 'sha256', 'signer')
-    run_as_user = @('timeout_seconds', 'success_codes')
+    run_as_user = @('timeout_seconds', 'success_codes', 'sha256', 'signer')
     verify_file = @('sha256', 'signer')
     start_as_user = @('arguments')
     list_packages = @()
+    read_records = @()
+    write_record = @()
+    remove_record = @()
+    ensure_admin_dir = @()
 }
 
 $MutatingOperations = @(
@@ -77,6 +86,9 @@ $MutatingOperations = @(
     'download_file'
     'run_as_user'
     'start_as_user'
+    'write_record'
+    'remove_record'
+    'ensure_admin_dir'
 )
 
 $CommonParameters = @('op', 'group', 'each_profile')
@@ -93,6 +105,18 @@ $ChangeLists = @('stopped', 'deleted')
 $TaskNamePrefix = 'loopbreaker.notion-'
 $TaskRunningResult = 267009     # SCHED_S_TASK_RUNNING (0x41301)
 $TaskHasNotRunResult = 267011   # SCHED_S_TASK_HAS_NOT_RUN (0x41303)
+# Mirrors of _bridge_vocabulary.py (a contract test compares them).
+$RecordsKey = 'SOFTWARE\loopbreaker\notion\records'
+$RecordNamePattern = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
+$LockName = 'Global\loopbreaker.notion'
+$LockTimeoutSeconds = 60
+$TrustedInstallerSid = 'S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464'
+$UsersSid = 'S-1-5-32-545'
+# ensure_admin_dir's folder: owner Administrators; Administrators and SYSTEM full control, Users read and execute.
+$AdminDirSddl = 'O:BAD:PAI(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)'
+# Rights that let someone else change or replace a folder (ancestors), or put anything in it (the folder itself).
+$TakeControlRights = 0x500D0040  # GENERIC_ALL|GENERIC_WRITE|WRITE_OWNER|WRITE_DAC|DELETE|FILE_DELETE_CHILD
+$WriteRights = 0x500D0156        # the above, FILE_WRITE_DATA, FILE_APPEND_DATA, FILE_WRITE_EA, FILE_WRITE_ATTRIBUTES
 
 $RegistryMachine = [Microsoft.Win32.RegistryKey]::OpenBaseKey(
     [Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
@@ -571,27 +595,6 @@ function Resolve-BridgePattern {
     return , $safe
 }
 
-function Read-BridgeText {
-    # Shares read/write/delete so that files held open by a running app can be read.
-    param(
-        [string]$Path
-    )
-    $share = [System.IO.FileShare]'ReadWrite, Delete'
-    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
-    try {
-        $reader = New-Object -TypeName System.IO.StreamReader -ArgumentList @($stream, [System.Text.Encoding]::UTF8, $true)
-        try {
-            return $reader.ReadToEnd()
-        }
-        finally {
-            $reader.Dispose()
-        }
-    }
-    finally {
-        $stream.Dispose()
-    }
-}
-
 function Measure-BridgeDirectory {
     # Recursive file count and size; reparse points are not followed.
     param(
@@ -624,87 +627,194 @@ function Measure-BridgeDirectory {
     return @{ Bytes = $bytes; Files = $files }
 }
 
-function Remove-BridgeTree {
-    # Junctions and symlinks are removed, never followed; read-only items are deleted too.
+function Get-BridgeWithin {
+    # The within parameter, or $null when absent or empty.
     param(
-        [string]$Path
+        [hashtable]$Params
     )
-    $directory = New-Object -TypeName System.IO.DirectoryInfo -ArgumentList $Path
-    if (($directory.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -eq 0) {
-        foreach ($child in $directory.GetFileSystemInfos()) {
-            if ($child -is [System.IO.DirectoryInfo]) {
-                Remove-BridgeTree -Path $child.FullName
+    if ($null -eq $Params.within -or -not [string]$Params.within) { return $null }
+    return [string]$Params.within
+}
+
+function Open-BridgeLease {
+    # WITHIN (see _bridge_vocabulary.py): the components strictly below within, up to Path's parent,
+    # opened without following reparse points and held without FILE_SHARE_DELETE until disposed.
+    # Without within: the older rule, no junction or link anywhere above Path; returns $null.
+    param(
+        [string]$Path,
+        $Within
+    )
+    if ($null -eq $Within) {
+        Assert-BridgeNoReparseAncestor -Path $Path
+        return $null
+    }
+    return [LoopbreakerSafePath]::Lease($Path, [string]$Within)
+}
+
+function Close-BridgeLease {
+    param(
+        $Lease
+    )
+    if ($null -ne $Lease) { $Lease.Dispose() }
+}
+
+function Resolve-BridgeWithinPattern {
+    # Pattern matches below within, walked from within itself; a junction or link is a match only as the
+    # last segment and never walked through. Every match is then re-checked through handles by its user.
+    param(
+        [string]$Pattern,
+        [string]$Within
+    )
+    $anchor = [LoopbreakerSafePath]::Normalize($Within)
+    $normal = $Pattern.Replace('/', '\')
+    if (-not $normal.StartsWith($anchor.TrimEnd('\') + '\', [System.StringComparison]::OrdinalIgnoreCase)) {
+        throw "Refusing '$Pattern': it is not inside '$Within'."
+    }
+    $segments = @($normal.Substring($anchor.TrimEnd('\').Length + 1).Split([char[]]@('\'), [System.StringSplitOptions]::RemoveEmptyEntries))
+    $matched = New-Object -TypeName System.Collections.Generic.List[string]
+    if ([System.IO.Directory]::Exists($anchor)) { $matched.Add($anchor.TrimEnd('\')) }
+    for ($index = 0; $index -lt $segments.Count; $index++) {
+        $segment = $segments[$index]
+        $next = New-Object -TypeName System.Collections.Generic.List[string]
+        foreach ($parent in $matched) {
+            # Only a real directory is walked into (the anchor itself may be reached through a junction).
+            if ($parent -ne $anchor.TrimEnd('\')) {
+                $info = [LoopbreakerSafePath]::Inspect($parent)
+                if (-not $info.Exists -or $info.IsLink -or -not $info.IsDirectory) { continue }
+            }
+            if ($segment -match '[*?]') {
+                $regex = ConvertTo-BridgeWildcardRegex -Pattern $segment
+                $children = @(Get-ChildItem -LiteralPath $parent -Force -ErrorAction SilentlyContinue)
+                foreach ($child in $children) {
+                    if ($regex.IsMatch($child.Name)) { $next.Add([System.IO.Path]::Combine($parent, $child.Name)) }
+                }
             }
             else {
-                if ($child.IsReadOnly) { $child.IsReadOnly = $false }
-                $child.Delete()
+                $candidate = [System.IO.Path]::Combine($parent, $segment)
+                if ([LoopbreakerSafePath]::Inspect($candidate).Exists) { $next.Add($candidate) }
+            }
+        }
+        $matched = $next
+    }
+    return , $matched
+}
+
+function Resolve-BridgeMatches {
+    param(
+        [string]$Pattern,
+        $Within
+    )
+    if ($null -eq $Within) { return , (Resolve-BridgePattern -Pattern $Pattern) }
+    return , (Resolve-BridgeWithinPattern -Pattern $Pattern -Within ([string]$Within))
+}
+
+function New-BridgeSecurityDescriptor {
+    param(
+        [string]$Sddl
+    )
+    return New-Object -TypeName System.Security.AccessControl.RawSecurityDescriptor -ArgumentList $Sddl
+}
+
+function Test-BridgeTrustedSid {
+    param(
+        $Sid
+    )
+    return $null -ne $Sid -and @($AdministratorsSid, $SystemSid, $TrustedInstallerSid) -contains [string]$Sid.Value
+}
+
+function New-BridgePrivilegeEnabler {
+    # Held but disabled for administrators: SeRestorePrivilege to make another account the owner, and with
+    # FILE_FLAG_BACKUP_SEMANTICS (every SafePath open) SeBackup/SeRestore open what a user's own ACL denies
+    # to Administrators. Dispose it when the operation ends.
+    $privileges = [string[]]@('SeBackupPrivilege', 'SeRestorePrivilege', 'SeTakeOwnershipPrivilege')
+    return New-Object -TypeName Ansible.Privilege.PrivilegeEnabler -ArgumentList @($false, $privileges)
+}
+
+function Assert-BridgeRecordName {
+    param(
+        [string]$Name
+    )
+    if (-not [regex]::IsMatch($Name, '\A(?:' + $RecordNamePattern + ')\z')) {
+        throw "'$Name' is not a valid record name."
+    }
+}
+
+function Assert-BridgeRecordStore {
+    # HKLM is administrators' own; a records key whose ACL lets anyone else write is not trusted.
+    param(
+        [Microsoft.Win32.RegistryKey]$Key,
+        [string]$Display
+    )
+    $security = $Key.GetAccessControl([System.Security.AccessControl.AccessControlSections]'Owner, Access')
+    $owner = $security.GetOwner([System.Security.Principal.SecurityIdentifier])
+    if (-not (Test-BridgeTrustedSid -Sid $owner)) {
+        throw "The record store '$Display' is owned by $($owner.Value), not by Administrators or SYSTEM: refusing to trust it."
+    }
+    $write = [int]([System.Security.AccessControl.RegistryRights]'SetValue, CreateSubKey, Delete, ChangePermissions, TakeOwnership')
+    foreach ($rule in $security.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
+        if ($rule.AccessControlType -ne 'Allow' -or ($rule.PropagationFlags -band [System.Security.AccessControl.PropagationFlags]::InheritOnly)) { continue }
+        if (([int]$rule.RegistryRights -band $write) -eq 0 -or (Test-BridgeTrustedSid -Sid $rule.IdentityReference)) { continue }
+        throw "The record store '$Display' can be changed by $($rule.IdentityReference.Value): refusing to trust it."
+    }
+}
+
+function Open-BridgeRecordKey {
+    param(
+        [string]$Namespace,
+        [switch]$Create
+    )
+    Assert-BridgeRecordName -Name $Namespace
+    $path = "$RecordsKey\$Namespace"
+    if ($Create) {
+        $key = $RegistryMachine.OpenSubKey($path, $true)
+        if ($null -eq $key) {
+            $security = New-Object -TypeName System.Security.AccessControl.RegistrySecurity
+            $security.SetAccessRuleProtection($true, $false)
+            foreach ($sid in @($AdministratorsSid, $SystemSid)) {
+                $security.AddAccessRule((New-Object -TypeName System.Security.AccessControl.RegistryAccessRule -ArgumentList @(
+                            (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $sid),
+                            [System.Security.AccessControl.RegistryRights]::FullControl,
+                            [System.Security.AccessControl.InheritanceFlags]::ContainerInherit,
+                            [System.Security.AccessControl.PropagationFlags]::None,
+                            [System.Security.AccessControl.AccessControlType]::Allow)))
+            }
+            $key = $RegistryMachine.CreateSubKey($path, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, $security)
+        }
+    }
+    else {
+        $key = $RegistryMachine.OpenSubKey($path, $false)
+    }
+    if ($null -ne $key) { Assert-BridgeRecordStore -Key $key -Display "HKLM\$path" }
+    return $key
+}
+
+function Get-BridgeDescriptorSignature {
+    # Owner, protection and the ACEs as sid|mask|flags|kind, sorted: two descriptors that grant the same.
+    param(
+        [System.Security.AccessControl.RawSecurityDescriptor]$Descriptor
+    )
+    $protected = ($Descriptor.ControlFlags -band [System.Security.AccessControl.ControlFlags]::DiscretionaryAclProtected) -ne 0
+    $aces = New-Object -TypeName System.Collections.Generic.List[string]
+    if ($null -ne $Descriptor.DiscretionaryAcl) {
+        foreach ($ace in $Descriptor.DiscretionaryAcl) {
+            if ($ace -is [System.Security.AccessControl.CommonAce]) {
+                $aces.Add(('{0}|{1}|{2}|{3}' -f $ace.SecurityIdentifier.Value, $ace.AccessMask, [int]$ace.AceFlags, $ace.AceQualifier))
+            }
+            else {
+                $aces.Add('other|' + $ace.AceType)
             }
         }
     }
-    if (($directory.Attributes -band [System.IO.FileAttributes]::ReadOnly) -ne 0) {
-        $directory.Attributes = [System.IO.FileAttributes]([int]$directory.Attributes -band (-bnot [int][System.IO.FileAttributes]::ReadOnly))
-    }
-    $directory.Delete()
+    $owner = $null
+    if ($null -ne $Descriptor.Owner) { $owner = $Descriptor.Owner.Value }
+    return '{0};{1};{2}' -f $owner, $protected, (@($aces | Sort-Object) -join ';')
 }
 
-function Get-BridgePrivateAclSignature {
+function Get-BridgeItemType {
     param(
-        [System.Security.Principal.SecurityIdentifier[]]$Sids
+        $Info
     )
-    $fullControl = [int][System.Security.AccessControl.FileSystemRights]::FullControl
-    $inheritance = [int]([System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit')
-    $signature = @($Sids | ForEach-Object { '{0}|Allow|{1}|{2}|0' -f $_.Value, $fullControl, $inheritance } | Sort-Object -Unique)
-    return $signature -join ';'
-}
-
-function Test-BridgePrivateAcl {
-    param(
-        [string]$Path,
-        [System.Security.Principal.SecurityIdentifier]$Owner,
-        [System.Security.Principal.SecurityIdentifier[]]$Sids
-    )
-    $security = [System.IO.Directory]::GetAccessControl($Path)
-    if (-not $security.AreAccessRulesProtected) { return $false }
-    $currentOwner = $security.GetOwner([System.Security.Principal.SecurityIdentifier])
-    if ($null -eq $currentOwner -or $currentOwner.Value -ne $Owner.Value) { return $false }
-    $rules = $security.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])
-    $actual = New-Object -TypeName System.Collections.Generic.List[string]
-    foreach ($rule in $rules) {
-        if ($rule.IsInherited) { return $false }
-        $actual.Add(('{0}|{1}|{2}|{3}|{4}' -f $rule.IdentityReference.Value, $rule.AccessControlType,
-                [int]$rule.FileSystemRights, [int]$rule.InheritanceFlags, [int]$rule.PropagationFlags))
-    }
-    $current = @($actual | Sort-Object -Unique) -join ';'
-    return $current -eq (Get-BridgePrivateAclSignature -Sids $Sids)
-}
-
-function Set-BridgePrivateAcl {
-    param(
-        [string]$Path,
-        [System.Security.Principal.SecurityIdentifier]$Owner,
-        [System.Security.Principal.SecurityIdentifier[]]$Sids
-    )
-    $security = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
-    $security.SetOwner($Owner)
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $Sids) {
-        $rule = New-Object -TypeName System.Security.AccessControl.FileSystemAccessRule -ArgumentList @(
-            $sid,
-            [System.Security.AccessControl.FileSystemRights]::FullControl,
-            [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
-            [System.Security.AccessControl.PropagationFlags]::None,
-            [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    # Making another account the owner needs SeRestorePrivilege, held but disabled for admins.
-    $privileges = [string[]]@('SeRestorePrivilege', 'SeTakeOwnershipPrivilege')
-    $enabler = New-Object -TypeName Ansible.Privilege.PrivilegeEnabler -ArgumentList @($false, $privileges)
-    try {
-        [System.IO.Directory]::SetAccessControl($Path, $security)
-    }
-    finally {
-        $enabler.Dispose()
-    }
+    return [string]$Info.Type
 }
 
 # --------------------------------------------------------------------- profiles
@@ -878,7 +988,7 @@ function New-BridgeSha256 {
 }
 
 function Get-BridgeFileSha256 {
-    # Shares read/write/delete like Read-BridgeText, so a running program's image can be hashed.
+    # Shares read/write/delete, so a running program's image can be hashed.
     param(
         [string]$Path
     )
@@ -1302,28 +1412,41 @@ function Invoke-BridgeOp_stat_paths {
         [hashtable]$Params,
         [hashtable]$Context
     )
+    $within = Get-BridgeWithin -Params $Params
     $entries = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
-        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
+        foreach ($path in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $within)) {
             # Caches change while Notion runs: a match that vanished since is not reported.
-            $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
-            if ($null -eq $item) { continue }
-            if ($item.PSIsContainer) {
-                $size = Measure-BridgeDirectory -Path $item.FullName
-                $type = 'directory'
+            $lease = $null
+            try {
+                if ($null -ne $within) { $lease = [LoopbreakerSafePath]::Lease($path, $within) }
+                if (-not [LoopbreakerSafePath]::Inspect($path).Exists) { continue }
+                $info = [LoopbreakerSafePath]::Inspect($path, $lease)
+                $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
+                if ($null -eq $item) { continue }
+                if ($info.IsLink) {
+                    $size = @{ Bytes = [int64]0; Files = [int64]0 }  # a link is reported as itself, never followed
+                }
+                elseif ($info.IsDirectory) {
+                    $size = Measure-BridgeDirectory -Path $item.FullName
+                }
+                else {
+                    $size = @{ Bytes = [int64]$item.Length; Files = [int64]1 }
+                }
+                $entries.Add([ordered]@{
+                        pattern = [string]$pattern
+                        path = [string]$path
+                        type = Get-BridgeItemType -Info $info
+                        bytes = $size.Bytes
+                        files = $size.Files
+                        modified = Format-BridgeTime -Time $item.LastWriteTimeUtc
+                        owner_sid = $info.OwnerSid
+                        links = [int64]$info.Links
+                    })
             }
-            else {
-                $size = @{ Bytes = [int64]$item.Length; Files = [int64]1 }
-                $type = 'file'
+            finally {
+                Close-BridgeLease -Lease $lease
             }
-            $entries.Add([ordered]@{
-                    pattern = [string]$pattern
-                    path = [string]$item.FullName
-                    type = $type
-                    bytes = $size.Bytes
-                    files = $size.Files
-                    modified = Format-BridgeTime -Time $item.LastWriteTimeUtc
-                })
         }
     }
     return [ordered]@{ entries = $entries }
@@ -1334,14 +1457,35 @@ function Invoke-BridgeOp_read_files {
         [hashtable]$Params,
         [hashtable]$Context
     )
+    $within = Get-BridgeWithin -Params $Params
+    $maxBytes = [int64]1048576
+    if ($null -ne $Params.max_bytes) { $maxBytes = [int64]$Params.max_bytes }
+    $strict = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList @($false, $true)
     $files = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
-        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
-            if (-not [System.IO.File]::Exists($path)) { continue }
-            $files.Add([ordered]@{
-                    path = [string]$path
-                    content = Read-BridgeText -Path $path
-                })
+        foreach ($path in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $within)) {
+            $lease = $null
+            try {
+                if ($null -ne $within) { $lease = [LoopbreakerSafePath]::Lease($path, $within) }
+                $info = [LoopbreakerSafePath]::Inspect($path)
+                if (-not $info.Exists -or ($info.IsDirectory -and -not $info.IsLink)) { continue }
+                $problem = $null
+                $content = $null
+                $bytes = [LoopbreakerSafePath]::ReadFile($path, $maxBytes, $lease, [ref]$problem)
+                if ($null -ne $bytes) {
+                    try {
+                        $content = $strict.GetString($bytes)
+                        if ($content.Length -gt 0 -and $content[0] -eq [char]0xFEFF) { $content = $content.Substring(1) }
+                    }
+                    catch [System.Text.DecoderFallbackException] {
+                        $problem = 'not UTF-8 text'
+                    }
+                }
+                $files.Add([ordered]@{ path = [string]$path; content = $content; error = $problem })
+            }
+            finally {
+                Close-BridgeLease -Lease $lease
+            }
         }
     }
     return [ordered]@{ files = $files }
@@ -1352,14 +1496,91 @@ function Invoke-BridgeOp_write_file {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $path = [string]$Params.path
+    $path = [LoopbreakerSafePath]::Normalize([string]$Params.path)
     $content = [string]$Params.content
-    Assert-BridgeNoReparseAncestor -Path $path
-    $parent = [System.IO.Path]::GetDirectoryName($path)
-    if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
     $encoding = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
-    [System.IO.File]::WriteAllText($path, $content, $encoding)
-    return [ordered]@{ bytes = $encoding.GetByteCount($content) }
+    $bytes = $encoding.GetBytes($content)
+    $parent = [System.IO.Path]::GetDirectoryName($path)
+    $leaf = [System.IO.Path]::GetFileName($path)
+    $temporaryLeaf = '.{0}.{1}.tmp' -f $leaf, [guid]::NewGuid().ToString('N')
+    $lease = Open-BridgeLease -Path $path -Within (Get-BridgeWithin -Params $Params)
+    try {
+        if ($null -ne $lease) { $lease.CreateParents() }
+        elseif ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
+        $existing = [LoopbreakerSafePath]::Inspect($path, $lease)
+        if ($existing.Exists -and $existing.IsDirectory -and -not $existing.IsLink) {
+            throw "Cannot write '$($Params.path)': it is a directory."
+        }
+        if ($existing.Exists -and $existing.IsLink) {
+            # The link is replaced, never written through.
+            [LoopbreakerSafePath]::RemoveTree($path, $lease)
+        }
+        if ($null -ne $lease) {
+            # A new file beside the target, checked to be in the held folder, written through its handle and
+            # renamed relative to that folder's handle: readers never see half a file, and nothing is looked
+            # up again by name.
+            $temporary = [LoopbreakerSafePath]::CreateInside($lease, $temporaryLeaf)
+            try {
+                $temporary.WriteAll($bytes)
+                $temporary.RenameInto($lease.Parent, $leaf, $true)
+            }
+            catch {
+                try { $temporary.Delete() } catch { $Context.Warnings.Add("Could not delete '$($temporary.Path)': $(Get-BridgeErrorMessage -ErrorRecord $_)") }
+                throw
+            }
+            finally {
+                $temporary.Dispose()
+            }
+            $lease.Recheck()
+        }
+        else {
+            $temporary = [System.IO.Path]::Combine($parent, $temporaryLeaf)
+            $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($temporary, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
+            try {
+                $stream.Write($bytes, 0, $bytes.Length)
+                $stream.Flush()
+            }
+            finally {
+                $stream.Dispose()
+            }
+            try {
+                if ([System.IO.File]::Exists($path)) {
+                    [System.IO.File]::Replace($temporary, $path, [NullString]::Value, $true)
+                }
+                else {
+                    [System.IO.File]::Move($temporary, $path)
+                }
+            }
+            finally {
+                if ([System.IO.File]::Exists($temporary)) { [System.IO.File]::Delete($temporary) }
+            }
+        }
+    }
+    finally {
+        Close-BridgeLease -Lease $lease
+    }
+    return [ordered]@{ bytes = $bytes.Length }
+}
+
+function Test-BridgePrivateDescriptor {
+    # Owner, protected DACL and exactly full control for the wanted SIDs, nothing inherited.
+    param(
+        [System.Security.AccessControl.RawSecurityDescriptor]$Descriptor,
+        [System.Security.Principal.SecurityIdentifier]$Owner,
+        [System.Security.Principal.SecurityIdentifier[]]$Sids
+    )
+    if ($null -eq $Descriptor.Owner -or $Descriptor.Owner.Value -ne $Owner.Value) { return $false }
+    if (($Descriptor.ControlFlags -band [System.Security.AccessControl.ControlFlags]::DiscretionaryAclProtected) -eq 0) { return $false }
+    if ($null -eq $Descriptor.DiscretionaryAcl) { return $false }
+    $actual = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($ace in $Descriptor.DiscretionaryAcl) {
+        if ($ace -isnot [System.Security.AccessControl.CommonAce]) { return $false }
+        if ($ace.IsInherited -or $ace.AceQualifier -ne 'AccessAllowed') { return $false }
+        $actual.Add(('{0}|{1}|{2}' -f $ace.SecurityIdentifier.Value, $ace.AccessMask, [int]$ace.AceFlags))
+    }
+    $flags = [int]([System.Security.AccessControl.AceFlags]'ObjectInherit, ContainerInherit')
+    $wanted = @($Sids | ForEach-Object { '{0}|{1}|{2}' -f $_.Value, 0x1F01FF, $flags } | Sort-Object -Unique) -join ';'
+    return (@($actual | Sort-Object -Unique) -join ';') -eq $wanted
 }
 
 function Invoke-BridgeOp_ensure_private_dir {
@@ -1367,24 +1588,44 @@ function Invoke-BridgeOp_ensure_private_dir {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $path = [string]$Params.path
-    Assert-BridgeNoReparseAncestor -Path $path
+    $path = [LoopbreakerSafePath]::Normalize([string]$Params.path)
     $owner = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList ([string]$Params.owner_sid)
     $sids = [System.Security.Principal.SecurityIdentifier[]]@(
         $owner,
         (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $AdministratorsSid),
         (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $SystemSid))
-    if ([System.IO.File]::Exists($path)) {
-        throw "Cannot create '$path': a file of that name exists."
+    $lease = $null
+    $directory = $null
+    $enabler = New-BridgePrivilegeEnabler
+    try {
+        $lease = Open-BridgeLease -Path $path -Within (Get-BridgeWithin -Params $Params)
+        if ($null -ne $lease) { $lease.CreateParents() }
+        $existing = [LoopbreakerSafePath]::Inspect($path, $lease)
+        if ($existing.Exists -and $existing.IsLink) {
+            throw "Refusing '$($Params.path)': it is a junction or symbolic link."
+        }
+        if ($existing.Exists -and -not $existing.IsDirectory) {
+            throw "Cannot create '$($Params.path)': a file of that name exists."
+        }
+        $created = -not $existing.Exists
+        if ($created) { [void][System.IO.Directory]::CreateDirectory($path) }
+        # The ACL is read and written through a handle on this very directory, opened without following links.
+        $directory = [LoopbreakerSafePath]::OpenDirectory($path, $true)
+        if ($null -eq $directory -or $directory.Info.IsLink) {
+            throw "Refusing '$($Params.path)': it is a junction or symbolic link."
+        }
+        if ($null -ne $lease) { $lease.AssertInside($directory) }
+        $correct = Test-BridgePrivateDescriptor -Descriptor $directory.ReadSecurity() -Owner $owner -Sids $sids
+        if (-not $correct) {
+            $sddl = 'O:{0}D:P{1}' -f $owner.Value, (($sids | ForEach-Object { '(A;OICI;FA;;;{0})' -f $_.Value }) -join '')
+            $directory.WriteSecurity((New-BridgeSecurityDescriptor -Sddl $sddl), $true)
+        }
+        if ($null -ne $lease) { $lease.Recheck() }
     }
-    $created = $false
-    if (-not [System.IO.Directory]::Exists($path)) {
-        [void][System.IO.Directory]::CreateDirectory($path)
-        $created = $true
-    }
-    $correct = Test-BridgePrivateAcl -Path $path -Owner $owner -Sids $sids
-    if (-not $correct) {
-        Set-BridgePrivateAcl -Path $path -Owner $owner -Sids $sids
+    finally {
+        if ($null -ne $directory) { $directory.Dispose() }
+        Close-BridgeLease -Lease $lease
+        $enabler.Dispose()
     }
     return [ordered]@{ created = $created; acl_corrected = ((-not $correct) -and (-not $created)) }
 }
@@ -1394,25 +1635,77 @@ function Invoke-BridgeOp_move_path {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $source = [string]$Params.source
-    $destination = [string]$Params.destination
-    Assert-BridgeNoReparseAncestor -Path $source
-    Assert-BridgeNoReparseAncestor -Path $destination
-    $isDirectory = [System.IO.Directory]::Exists($source)
-    if (-not ($isDirectory -or [System.IO.File]::Exists($source))) {
-        return [ordered]@{ moved = $false; missing = $true }
+    $source = [LoopbreakerSafePath]::Normalize([string]$Params.source)
+    $destination = [LoopbreakerSafePath]::Normalize([string]$Params.destination)
+    $within = Get-BridgeWithin -Params $Params
+    $expectType = $null
+    if ($null -ne $Params.expect_type) { $expectType = [string]$Params.expect_type }
+    if ($null -ne $expectType -and @('file', 'directory') -notcontains $expectType) {
+        throw "expect_type must be 'file' or 'directory', not '$expectType'."
     }
-    if (Test-BridgePath -Path $destination) {
-        throw "Cannot create '$destination' because a file or directory with the same name already exists."
+    $ownerSid = $null
+    if ($Params.attributes -is [System.Collections.IDictionary] -and $Params.attributes['owner_sid']) {
+        $ownerSid = [string]$Params.attributes['owner_sid']
+        Assert-BridgeSid -Sid $ownerSid
     }
-    $parent = [System.IO.Path]::GetDirectoryName($destination.TrimEnd('\'))
-    if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
-    # A rename: constant time, and it fails rather than copies across volumes.
-    if ($isDirectory) {
-        [System.IO.Directory]::Move($source, $destination)
+    $sourceLease = $null
+    $destinationLease = $null
+    $item = $null
+    $enabler = New-BridgePrivilegeEnabler
+    try {
+        $sourceLease = Open-BridgeLease -Path $source -Within $within
+        $destinationLease = Open-BridgeLease -Path $destination -Within $within
+        # The item itself, not followed, held without delete sharing: what is checked is what moves.
+        $item = [LoopbreakerSafePath]::OpenForMove($source, ($null -ne $ownerSid))
+        if ($null -eq $item) {
+            return [ordered]@{ moved = $false; missing = $true }
+        }
+        if ($null -ne $sourceLease) { $sourceLease.AssertInside($item) }
+        if ($null -ne $expectType -and $item.Info.Type -ne $expectType) {
+            throw "Refusing to move '$($Params.source)': it is a $($item.Info.Type), expected a $expectType."
+        }
+        if ($expectType -eq 'file' -and $item.Info.Links -ne 1) {
+            throw "Refusing to move '$($Params.source)': it has $($item.Info.Links) hard links."
+        }
+        if ([LoopbreakerSafePath]::Inspect($destination).Exists) {
+            throw "Cannot create '$($Params.destination)' because a file or directory with the same name already exists."
+        }
+        if (-not (Test-BridgeNameEqual -Left ([System.IO.Path]::GetPathRoot($source)) -Right ([System.IO.Path]::GetPathRoot($destination)))) {
+            throw 'Source and destination path must have identical roots. Move will not work across volumes.'
+        }
+        if ($null -ne $destinationLease) {
+            $destinationLease.CreateParents()
+        }
+        else {
+            $parent = [System.IO.Path]::GetDirectoryName($destination)
+            if ($parent) { [void][System.IO.Directory]::CreateDirectory($parent) }
+        }
+        # A rename of the open object: constant time, and it fails rather than copies across volumes. With
+        # within, the new name is looked up relative to the held destination folder, not by its path.
+        if ($null -ne $destinationLease) {
+            $item.RenameInto($destinationLease.Parent, [System.IO.Path]::GetFileName($destination), $false)
+        }
+        else {
+            $item.Rename($destination)
+        }
+        if ($null -ne $ownerSid) {
+            $parentHandle = [LoopbreakerSafePath]::OpenDirectory([System.IO.Path]::GetDirectoryName($destination), $false)
+            try {
+                $item.SetOwnerInherited($ownerSid, $parentHandle)
+            }
+            finally {
+                $parentHandle.Dispose()
+            }
+        }
+        foreach ($lease in @($sourceLease, $destinationLease)) {
+            if ($null -ne $lease) { $lease.Recheck() }
+        }
     }
-    else {
-        [System.IO.File]::Move($source, $destination)
+    finally {
+        if ($null -ne $item) { $item.Dispose() }
+        Close-BridgeLease -Lease $destinationLease
+        Close-BridgeLease -Lease $sourceLease
+        $enabler.Dispose()
     }
     return [ordered]@{ moved = $true; missing = $false }
 }
@@ -1422,18 +1715,21 @@ function Invoke-BridgeOp_remove_path {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $path = [string]$Params.path
-    Assert-BridgeNoReparseAncestor -Path $path
-    if ([System.IO.Directory]::Exists($path)) {
-        Remove-BridgeTree -Path $path
+    $path = [LoopbreakerSafePath]::Normalize([string]$Params.path)
+    $lease = $null
+    $enabler = New-BridgePrivilegeEnabler
+    try {
+        $lease = Open-BridgeLease -Path $path -Within (Get-BridgeWithin -Params $Params)
+        if (-not [LoopbreakerSafePath]::Inspect($path).Exists) {
+            return [ordered]@{ removed = $false; missing = $true }
+        }
+        # Every entry deleted through its own handle, checked to be inside its held folder; a link is removed
+        # as a link, never walked into.
+        [LoopbreakerSafePath]::RemoveTree($path, $lease)
     }
-    elseif ([System.IO.File]::Exists($path)) {
-        $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $path
-        if ($file.IsReadOnly) { $file.IsReadOnly = $false }
-        $file.Delete()
-    }
-    else {
-        return [ordered]@{ removed = $false; missing = $true }
+    finally {
+        Close-BridgeLease -Lease $lease
+        $enabler.Dispose()
     }
     return [ordered]@{ removed = $true; missing = $false }
 }
@@ -1826,6 +2122,12 @@ function Invoke-BridgeOp_run_as_user {
     $executable = Resolve-BridgeExecutable -Path ([string]$Params.executable)
     $commandLine = Join-BridgeCommandLine -Arguments $Params.arguments
     $taskName = $TaskNamePrefix + [guid]::NewGuid().ToString()
+    $pinned = $null
+    if ($Params.sha256 -or $null -ne $Params.signer) {
+        # Verified in this step and held (no write or delete sharing, every folder on the way too) until
+        # the task has ended: what was checked is what runs.
+        $pinned = Open-BridgeVerifiedProgram -Executable $executable -ExpectedHash $Params.sha256 -ExpectedSigner $Params.signer
+    }
     try {
         # Task Scheduler bypasses ExecutionTimeLimit for on-demand runs; the wait below is the real limit.
         Register-BridgeUserTask -TaskName $taskName -User $user -Executable $executable -Arguments $commandLine `
@@ -1846,6 +2148,10 @@ function Invoke-BridgeOp_run_as_user {
     }
     finally {
         Remove-BridgeUserTask -TaskName $taskName -Context $Context
+        if ($null -ne $pinned) {
+            $pinned.Stream.Dispose()
+            $pinned.Lease.Dispose()
+        }
     }
 }
 
@@ -1953,6 +2259,236 @@ function Invoke-BridgeOp_list_packages {
         }
     }
     return [ordered]@{ packages = $packages }
+}
+
+function Invoke-BridgeOp_read_records {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $namespace = [string]$Params.namespace
+    $records = New-BridgeList
+    $key = Open-BridgeRecordKey -Namespace $namespace
+    if ($null -ne $key) {
+        try {
+            $names = [string[]]@($key.GetValueNames() | Where-Object { $_ -and $key.GetValueKind($_) -eq 'String' })
+            [System.Array]::Sort($names, [System.StringComparer]::Ordinal)
+            foreach ($name in $names) {
+                $records.Add([ordered]@{ key = $name; content = [string]$key.GetValue($name) })
+            }
+        }
+        finally {
+            $key.Close()
+        }
+    }
+    return [ordered]@{ records = $records; store = "HKLM\$RecordsKey\$namespace" }
+}
+
+function Invoke-BridgeOp_write_record {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $name = [string]$Params.key
+    Assert-BridgeRecordName -Name $name
+    $content = [string]$Params.content
+    $key = Open-BridgeRecordKey -Namespace ([string]$Params.namespace) -Create
+    try {
+        $key.SetValue($name, $content, [Microsoft.Win32.RegistryValueKind]::String)
+    }
+    finally {
+        $key.Close()
+    }
+    return [ordered]@{ updated = $true; bytes = (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false).GetByteCount($content) }
+}
+
+function Invoke-BridgeOp_remove_record {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $name = [string]$Params.key
+    Assert-BridgeRecordName -Name $name
+    $key = Open-BridgeRecordKey -Namespace ([string]$Params.namespace)
+    if ($null -eq $key) { return [ordered]@{ removed = $false; missing = $true } }
+    $key.Close()
+    $key = $RegistryMachine.OpenSubKey("$RecordsKey\$([string]$Params.namespace)", $true)
+    try {
+        $actual = Find-BridgeValueName -Present ([string[]]$key.GetValueNames()) -Name $name
+        if ($null -eq $actual) { return [ordered]@{ removed = $false; missing = $true } }
+        $key.DeleteValue($actual)
+    }
+    finally {
+        $key.Close()
+    }
+    return [ordered]@{ removed = $true; missing = $false }
+}
+
+function Assert-BridgeAdminFolder {
+    # ensure_admin_dir's rule for one existing folder, through a handle that does not follow links.
+    param(
+        $Handle,
+        [string]$Path,
+        [bool]$Last
+    )
+    $shown = $Handle.Path
+    if ($Handle.Info.IsLink) { throw "Refusing '$Path': '$shown' is a junction or symbolic link." }
+    if (-not $Handle.Info.IsDirectory) { throw "Refusing '$Path': '$shown' is a file." }
+    $descriptor = $Handle.ReadSecurity()
+    if (-not (Test-BridgeTrustedSid -Sid $descriptor.Owner)) {
+        throw ("Refusing '{0}': '{1}' is owned by {2}, not by Administrators or SYSTEM (a user created it, and may " +
+            'control what is in it). Remove it and run again.') -f $Path, $shown, $descriptor.Owner.Value
+    }
+    $mask = $TakeControlRights
+    $rights = 'take control of'
+    if ($Last) {
+        $mask = $WriteRights
+        $rights = 'write to'
+    }
+    $others = @([LoopbreakerSafePath]::OthersAllowed($descriptor, $mask))
+    if ($others.Count -gt 0) {
+        throw "Refusing '$Path': $($others -join ', ') may $rights '$shown', which only administrators may change. Remove it and run again."
+    }
+    return $descriptor
+}
+
+function Invoke-BridgeOp_ensure_admin_dir {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $given = [string]$Params.path
+    if (-not $given -or -not [System.IO.Path]::IsPathRooted($given) -or $given -notmatch '^[A-Za-z]:\\') {
+        throw "'$given' is not an absolute local path."
+    }
+    $path = [LoopbreakerSafePath]::Normalize($given)
+    $root = [System.IO.Path]::GetPathRoot($path)
+    $parts = @($path.Substring($root.Length).Split([char[]]@('\'), [System.StringSplitOptions]::RemoveEmptyEntries))
+    $wanted = New-BridgeSecurityDescriptor -Sddl $AdminDirSddl
+    # Every folder on the way is held open (no delete sharing) until the operation ends.
+    $held = New-Object -TypeName System.Collections.Generic.List[object]
+    $created = $false
+    $corrected = $false
+    $enabler = New-BridgePrivilegeEnabler
+    try {
+        $current = $root.TrimEnd('\')
+        for ($index = 0; $index -lt $parts.Count; $index++) {
+            $current = $current + '\' + $parts[$index]
+            $last = $index -eq $parts.Count - 1
+            $handle = [LoopbreakerSafePath]::OpenDirectory($current, $last)
+            if ($null -eq $handle) {
+                if ($last) {
+                    # Created with its security descriptor: there is no moment a user could open it.
+                    [LoopbreakerSafePath]::CreateDirectoryWithSecurity($current, $wanted)
+                    $created = $true
+                }
+                else {
+                    [void][System.IO.Directory]::CreateDirectory($current)
+                }
+                $handle = [LoopbreakerSafePath]::OpenDirectory($current, $last)
+                if ($null -eq $handle) { throw "Cannot create '$current'." }
+            }
+            $held.Add($handle)
+            $descriptor = Assert-BridgeAdminFolder -Handle $handle -Path $given -Last $last
+        }
+        if ((Get-BridgeDescriptorSignature -Descriptor $descriptor) -cne (Get-BridgeDescriptorSignature -Descriptor $wanted)) {
+            $held[$held.Count - 1].WriteSecurity($wanted, $true)
+            $corrected = -not $created
+        }
+    }
+    finally {
+        foreach ($handle in $held) { $handle.Dispose() }
+        $enabler.Dispose()
+    }
+    return [ordered]@{ created = $created; acl_corrected = $corrected }
+}
+
+function Open-BridgeVerifiedProgram {
+    # run_as_user with sha256/signer: every folder on the way and the program itself held open so that
+    # nothing on the path can be renamed, replaced or written until the task ends; verified through that.
+    param(
+        [string]$Executable,
+        $ExpectedHash,
+        $ExpectedSigner
+    )
+    $lease = [LoopbreakerSafePath]::Lease($Executable, [System.IO.Path]::GetPathRoot($Executable))
+    $stream = $null
+    try {
+        if ([LoopbreakerSafePath]::Inspect($Executable).IsLink) {
+            throw "Refusing '$Executable': it is a junction or symbolic link."
+        }
+        # Read sharing only: the image loader can open it, nobody can write, rename or delete it.
+        $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Executable, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
+        if ($ExpectedHash) {
+            $sha = New-BridgeSha256
+            try {
+                $actual = ConvertTo-BridgeHex -Bytes $sha.ComputeHash($stream)
+            }
+            finally {
+                $sha.Dispose()
+            }
+            $expected = ([string]$ExpectedHash).ToLowerInvariant()
+            if ($actual -cne $expected) { throw "'$Executable' has SHA-256 $actual, expected $expected." }
+        }
+        if ($null -ne $ExpectedSigner) {
+            $signature = Get-BridgeSignature -Path $Executable
+            if ($signature.status -cne 'Valid') {
+                throw "'$Executable' has no valid signature (status $($signature.status))."
+            }
+            if ($signature.signer -cne [string]$ExpectedSigner) {
+                throw "'$Executable' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
+            }
+        }
+        return @{ Lease = $lease; Stream = $stream }
+    }
+    catch {
+        if ($null -ne $stream) { $stream.Dispose() }
+        $lease.Dispose()
+        throw
+    }
+}
+
+# ------------------------------------------------------------------ host-wide lock
+
+function Enter-BridgeHostLock {
+    # The named mutex every run that changes something holds; returns it, or the failure message.
+    $administrators = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $AdministratorsSid
+    $system = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $SystemSid
+    $security = New-Object -TypeName System.Security.AccessControl.MutexSecurity
+    $security.SetAccessRuleProtection($true, $false)
+    foreach ($sid in @($administrators, $system)) {
+        $security.AddAccessRule((New-Object -TypeName System.Security.AccessControl.MutexAccessRule -ArgumentList @(
+                    $sid, [System.Security.AccessControl.MutexRights]::FullControl, [System.Security.AccessControl.AccessControlType]::Allow)))
+    }
+    $createdNew = $false
+    try {
+        $mutex = [System.Threading.Mutex]::new($false, $LockName, [ref]$createdNew, $security)
+    }
+    catch {
+        return @{ Mutex = $null; Message = "Cannot open the host-wide lock ${LockName}: $(Get-BridgeErrorMessage -ErrorRecord $_). Nothing was changed." }
+    }
+    if (-not $createdNew) {
+        # Anyone may create a Global\ mutex first; one a standard user made is theirs to hold forever.
+        $owner = $mutex.GetAccessControl().GetOwner([System.Security.Principal.SecurityIdentifier])
+        if (-not (Test-BridgeTrustedSid -Sid $owner)) {
+            $mutex.Dispose()
+            return @{ Mutex = $null; Message = "The host-wide lock $LockName was created by $($owner.Value), not by an administrator: refusing to use it. Nothing was changed." }
+        }
+    }
+    $warning = $null
+    try {
+        $acquired = $mutex.WaitOne([timespan]::FromSeconds($LockTimeoutSeconds))
+    }
+    catch [System.Threading.AbandonedMutexException] {
+        # The previous holder ended without releasing it: we own it now.
+        $acquired = $true
+        $warning = "The host-wide lock $LockName was abandoned by a run that ended without releasing it (another process); this run took it over."
+    }
+    if (-not $acquired) {
+        $mutex.Dispose()
+        return @{ Mutex = $null; Message = "Another run of loopbreaker.notion holds the host-wide lock $LockName (another process); gave up after $LockTimeoutSeconds s. Nothing was changed." }
+    }
+    return @{ Mutex = $mutex; Message = $null; Warning = $warning }
 }
 
 # ------------------------------------------------------------------------ batch
@@ -2146,7 +2682,30 @@ $context = @{
     Profiles = New-BridgeList
 }
 
-$results = Invoke-BridgeBatch -Operations $operations -Context $context
+# A batch that may change something holds the host-wide lock for its whole run; one that cannot get it
+# fails before any operation ran (read-only batches and check mode need no lock).
+$lock = $null
+if (-not $module.CheckMode -and @($operations | Where-Object { $MutatingOperations -contains [string]$_['op'] }).Count -gt 0) {
+    $lock = Enter-BridgeHostLock
+    if ($null -eq $lock.Mutex) {
+        $module.FailJson($lock.Message)
+    }
+    if ($lock.Warning) { $context.Warnings.Add($lock.Warning) }
+}
+try {
+    $results = Invoke-BridgeBatch -Operations $operations -Context $context
+}
+finally {
+    if ($null -ne $lock -and $null -ne $lock.Mutex) {
+        try {
+            $lock.Mutex.ReleaseMutex()
+        }
+        catch {
+            $context.Warnings.Add("Could not release the host-wide lock ${LockName}: $(Get-BridgeErrorMessage -ErrorRecord $_)")
+        }
+        $lock.Mutex.Dispose()
+    }
+}
 
 $changed = $false
 foreach ($result in $results) {

@@ -14,7 +14,8 @@ description:
   - Runs a batch of primitive operations (enumerate profiles, stat/read/write/move/remove paths, read and
     write registry values and list subkeys in HKLM or in a user's hive, list and stop processes,
     list/set/remove firewall rules, identify and verify files, download files, run or start a program as a
-    logged-on user, list MSIX packages) and returns one result per operation. It has no knowledge of Notion; callers send paths, names
+    logged-on user, list MSIX packages, keep records in an administrator-only store, make an
+    administrator-only folder) and returns one result per operation. It has no knowledge of Notion; callers send paths, names
     and values and interpret the data themselves.
   - The vocabulary of operations and their parameters is fixed in
     C(plugins/module_utils/_bridge_vocabulary.py); a contract test keeps this module and its Python twin
@@ -22,7 +23,12 @@ description:
   - Operations run in order. An operation that fails (status C(error)) marks every later operation with
     the same C(group) as C(skipped); operations of other groups, and operations with no group,
     still run. The module itself only fails for malformed input (an unknown operation, an unknown or missing
-    parameter), before anything runs.
+    parameter), or when it cannot take the host-wide lock, before anything runs.
+  - A batch with mutating operations (not in check mode) holds the named mutex C(Global\loopbreaker.notion)
+    (ACL Administrators and SYSTEM) while it runs. A second run waits up to 60 s and then fails the whole call
+    with C(Another run of loopbreaker.notion holds the host-wide lock ...; gave up after 60 s. Nothing was
+    changed.); a mutex of that name created by a non-administrator is refused the same way. A lock abandoned
+    by a run that died is taken over with a warning.
   - An operation naming a C(sid) whose hive is not loaded (the user is logged off) loads that
     user's C(NTUSER.DAT) under C(HKEY_USERS\loopbreaker_<sid>) and reuses it for the rest of the batch;
     every hive loaded by the batch is unloaded at the end, whether operations failed or not.
@@ -62,9 +68,21 @@ attributes:
 notes:
   - Requires administrator rights on the host (loading other users' hives, reading their processes and
     profiles, setting directory owners, managing firewall rules). Works on Windows PowerShell 5.1.
-  - Never goes through a junction or symbolic link - pattern matches reached through one are not
-    reported, and C(write_file), C(ensure_private_dir), C(move_path) and C(remove_path) refuse a path
-    with one above it - so a user's own links cannot turn an administrator's run against other data.
+  - "WITHIN: C(stat_paths), C(read_files), C(write_file), C(ensure_private_dir), C(move_path) and C(remove_path)
+    take an optional C(within) (normally the user's profile). A path outside it is refused. Every component
+    strictly below within, up to the path's parent, is opened with C(FILE_FLAG_OPEN_REPARSE_POINT) (never
+    followed), checked through that handle (any reparse point is refused with C(Refusing '<path>':
+    '<component>' is a junction or symbolic link below '<within>'.)) and held open without
+    C(FILE_SHARE_DELETE) while the operation runs, so it cannot be renamed or replaced by a junction between
+    the check and the use. A held folder can still become a junction while it is empty, so each entry opened
+    by name is also checked, from the final paths of the two handles, to be the entry of that name inside its
+    held folder, and new files and renames are made relative to that folder's handle, never by its path.
+    within itself may be reached through a junction (a relocated profile). Pattern
+    walks never descend into a link; a link that is itself a match is reported (type C(junction) or
+    C(symlink), 0 bytes), moved and removed as a link, never followed. Without within the older rule
+    applies: no junction or link anywhere above the path."
+  - The handle-based checks are in the collection's C# module_util C(SafePath)
+    (C(plugins/module_utils/SafePath.cs)).
   - "Operations (parameters; optional ones in brackets; mutating operations marked *):"
   - "C(get_profiles) (shell_folders): every subkey of C(HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList),
     logged-off users included. shell_folders maps value names of the user's C(User Shell Folders) key to
@@ -72,17 +90,30 @@ notes:
     loaded, special, folders, folder_source, error}]}); folders are absolute, with C(%USERPROFILE%) expanded
     to that profile's own path; folder_source tells C(registry) or C(default) per folder; error is set (and
     the defaults used) when the user's hive could not be loaded."
-  - "C(stat_paths) (patterns): absolute paths with C(*) allowed in any segment. Returns C({entries: [{pattern,
-    path, type, bytes, files, modified}]}); type is C(file) or C(directory), bytes and files are recursive for a
-    directory, modified is UTC ISO 8601. Patterns matching nothing add no entries."
-  - "C(read_files) (patterns): returns C({files: [{path, content}]}), the UTF-8 text of each matching file."
-  - "C(write_file)* (path, content): writes UTF-8 without BOM, creating parent directories. Returns C({bytes})."
-  - "C(ensure_private_dir)* (path, owner_sid): creates the directory and its parents, and makes its ACL grant
-    Full Control only to owner_sid, Administrators and SYSTEM, inheritance from the parent disabled, owner
-    set to owner_sid. Returns C({created, acl_corrected})."
-  - "C(move_path)* (source, destination): a rename on the same volume; a missing source is reported, an
-    existing destination is an error. Returns C({moved, missing})."
-  - "C(remove_path)* (path): deletes a file or a directory tree (links are removed, not followed). Returns
+  - "C(stat_paths) (patterns, [within]): absolute paths with C(*) allowed in any segment. Returns C({entries:
+    [{pattern, path, type, bytes, files, modified, owner_sid, links}]}); type is C(file), C(directory),
+    C(junction) or C(symlink), bytes and files are recursive for a directory (0 for a link), modified is UTC
+    ISO 8601, owner_sid the owner's SID and links the hard-link count. Patterns matching nothing add no entries."
+  - "C(read_files) (patterns, [within], [max_bytes=1048576]): returns C({files: [{path, content, error}]}), the
+    UTF-8 text of each matching file, read through a handle that does not follow links; a link, a file larger
+    than max_bytes or one that is not UTF-8 has content null and error C(a junction or symbolic link),
+    C(larger than <max_bytes> bytes) or C(not UTF-8 text)."
+  - "C(write_file)* (path, content, [within]): writes UTF-8 without BOM to a new file beside the target, then
+    renames it over the target; parent directories are created (with within: one by one, each checked). A link
+    at the target is removed and replaced, never written through. Returns C({bytes})."
+  - "C(ensure_private_dir)* (path, owner_sid, [within]): creates the directory and its parents, and makes its ACL
+    grant Full Control only to owner_sid, Administrators and SYSTEM, inheritance from the parent disabled, owner
+    set to owner_sid, read and written through a handle on the directory itself; a link there is refused.
+    Returns C({created, acl_corrected})."
+  - "C(move_path)* (source, destination, [within], [expect_type], [attributes]): renames the source through a
+    handle opened on it without following links (what was checked is what moves); a missing source is
+    reported, an existing destination is an error, another volume is an error. expect_type C(file) or
+    C(directory): anything else (a link included) is refused, and a file must have one hard link. attributes
+    C({owner_sid}): the moved item's owner is set, its explicit ACEs removed and its DACL inherited from its
+    new parent, written with C(NtSetSecurityObject) through the same handle (nothing below it is touched).
+    Returns C({moved, missing})."
+  - "C(remove_path)* (path, [within]): deletes a file or a directory tree, each entry opened without following
+    links and deleted through its own handle, so a link inside is removed, never walked into. Returns
     C({removed, missing})."
   - "C(list_processes) (names): processes whose image name (for example C(Notion.exe)) matches one of names,
     case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id}]})."
@@ -123,14 +154,17 @@ notes:
     nothing behind. Returns C({bytes, sha256}); an error is
     the exception message followed by the URL in brackets. The file gets no mark of the web and inherits its
     folder's ACL, so a program for C(run_as_user) must be saved where its user can read it."
-  - "C(run_as_user)* (sid, executable, arguments, [timeout_seconds=600], [success_codes=[0]]): runs the
+  - "C(run_as_user)* (sid, executable, arguments, [timeout_seconds=600], [success_codes=[0]], [sha256],
+    [signer]): runs the
     program as that user in their own interactive session through a one-shot scheduled task named
     C(loopbreaker.notion-<guid>) (principal the user, logon type Interactive, run level Limited, working
     directory the program's folder), waits for it, and deletes the task whatever happened. Each argument is
     quoted by the C runtime's rules, except an NSIS C(/D=<dir>) or C(_?=<dir>) argument, which is moved last
     and left unquoted as NSIS requires. A program still running at the timeout is stopped and the operation
-    fails, and so does an exit code outside success_codes. Returns C({exit_code}), signed like a process exit
-    code."
+    fails, and so does an exit code outside success_codes. With sha256 and/or signer the program is opened
+    sharing only reads (every folder on its path held too, no link allowed) and verified as C(verify_file)
+    does before the task is registered, and stays so until the task has ended: nobody can replace it between
+    the check and the run. Returns C({exit_code}), signed like a process exit code."
   - "C(verify_file) (path, [sha256], [signer]): fails unless the file exists, has that SHA-256 when sha256 is
     given and, when signer is given, a C(Valid) signature whose signer (as C(get_file_info) reports it) is
     exactly signer. Returns the file's C(get_file_info) entry."
@@ -143,6 +177,21 @@ notes:
     each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
     package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
     the package is installed, not merely staged."
+  - "C(read_records) (namespace): the REG_SZ values of C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>)
+    as C({records: [{key, content}], store}), ordered by name; a missing namespace has none; a store owned by
+    or writable by anyone but Administrators and SYSTEM is an error. Names match
+    C([A-Za-z0-9][A-Za-z0-9._-]{0,127})."
+  - "C(write_record)* (namespace, key, content): creates or replaces one record (the namespace key is created
+    with an ACL for Administrators and SYSTEM only). Returns C({updated, bytes})."
+  - "C(remove_record)* (namespace, key): returns C({removed, missing})."
+  - "C(ensure_admin_dir)* (path): a machine-wide folder only administrators can change (the installer
+    staging folder). Every folder on the way is opened without following links and held: it must be a
+    directory owned by Administrators, SYSTEM or TrustedInstaller that lets no one else take control of it
+    (create rights, like C(C:\\ProgramData) gives Users, are fine). The folder itself is created with its
+    security descriptor (owner Administrators; Administrators and SYSTEM full control, Users read and execute,
+    protected). An existing one owned by anyone else, or that lets anyone else write, is refused, never taken
+    over (C(Remove it and run again.)); one that is only different is corrected. Returns C({created,
+    acl_corrected})."
   - "A user counts as logged on for C(run_as_user) and C(start_as_user) when they own an C(explorer.exe)
     outside session 0 (a loaded hive is not enough: services and remote logons load one without a desktop);
     otherwise the operation fails with C('<user>' is not logged on: there is no interactive session to run a
@@ -196,6 +245,9 @@ EXAMPLES = r"""
 - name: Install Notion for a logged-on user from a verified installer; nothing runs if the check fails
   loopbreaker.notion.win_bridge:
     operations:
+      - op: ensure_admin_dir
+        group: S-1-5-21-1-2-3-1001
+        path: C:\ProgramData\loopbreaker\installers
       - op: verify_file
         group: S-1-5-21-1-2-3-1001
         path: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
@@ -206,6 +258,7 @@ EXAMPLES = r"""
         executable: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
         arguments: [/S]
         timeout_seconds: 600
+        signer: Notion Labs, Inc
 """
 
 RETURN = r"""

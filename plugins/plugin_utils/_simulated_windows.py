@@ -11,7 +11,18 @@ ProfileList with logged-off users, per-user hives that must be loaded and
 unloaded, a case-insensitive file system with volumes and open-file locks,
 processes with owners, and firewall rules. ``faults`` lets a test inject what
 goes wrong on real machines (a path vanishing between probe and apply, a hive
-that fails to load, an operation that fails after a hive was loaded).
+that fails to load, an operation that fails after a hive was loaded) and what a
+user does to attack the bridge (a directory swapped for a junction, a staged
+installer replaced) between two operations of a batch.
+
+File-system entries have an ``owner`` (a SID; None: installed with the system)
+and an ``acl`` (None: inherited from the nearest folder above that has one).
+An ACL is ``{owner, allow: [full control], read: [read and execute],
+create: [create files and folders], protected}``; a standard user controls
+everything below a folder they own or have full control of, as on Windows
+(an owner can always rewrite the DACL). ``junction`` entries carry a
+``target``: by-name operations follow them like Windows does, WITHIN refuses
+them below ``within``.
 """
 from __future__ import annotations
 
@@ -26,14 +37,30 @@ import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
+    LOCK_NAME,
+    LOCK_TIMEOUT_SECONDS,
     RECORD_NAME_PATTERN,
     RECORDS_KEY,
+    mutating,
     validate_operations,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError
 
 State = dict[str, t.Any]
 SYSTEM_SID = 'S-1-5-18'
 ADMINISTRATORS_SID = 'S-1-5-32-544'
+USERS_SID = 'S-1-5-32-545'
+TRUSTED_INSTALLER_SID = 'S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464'
+# Owners that no standard user can be: what an administrator-only folder may be owned by.
+TRUSTED_OWNERS = (ADMINISTRATORS_SID, SYSTEM_SID, TRUSTED_INSTALLER_SID)
+# C:\ProgramData as Windows ships it: Users may create files and folders (and own what they create).
+PROGRAM_DATA_ACL = {'owner': SYSTEM_SID, 'allow': [SYSTEM_SID, ADMINISTRATORS_SID], 'read': [USERS_SID],
+                    'create': [USERS_SID], 'protected': True}
+# What ensure_admin_dir gives a folder: Administrators and SYSTEM full control, Users read and execute
+# (per-user installers run as the user and must read the file), nobody else, inheritance disabled.
+ADMIN_DIR_ACL = {'owner': ADMINISTRATORS_SID, 'allow': [ADMINISTRATORS_SID, SYSTEM_SID], 'read': [USERS_SID],
+                 'protected': True}
+MAX_LINK_DEPTH = 31
 PROFILE_LIST_KEY = r'SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
 SHELL_FOLDERS_KEY = r'Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders'
 NOTION_UNINSTALL_KEY = r'Software\Microsoft\Windows\CurrentVersion\Uninstall\661f0cc6-343a-59cb-a5e8-8f6324cc6998'
@@ -55,6 +82,8 @@ def empty_state(hostname: str = 'WS01') -> State:
         'downloads': {},
         'packages': [],
         'tasks_run': [],
+        'lock': None,
+        'denied': [],
     }
 
 
@@ -86,7 +115,9 @@ class SimulatedWindows(BatchRunner):
         profile = {'sid': sid, 'username': username, 'account': f'{self.state["hostname"]}\\{username}',
                    'profile_path': path, 'loaded': loaded, 'hive_error': hive_error}
         self.state['profiles'].append(profile)
-        self.mkdir(path)
+        # As Windows creates a profile: SYSTEM owns it, its user has full control (so controls all below).
+        acl = {'owner': SYSTEM_SID, 'allow': sorted({SYSTEM_SID, ADMINISTRATORS_SID, sid}), 'protected': True}
+        self.mkdir(path, owner=SYSTEM_SID, acl=acl)
         self.write(ntpath.join(path, 'NTUSER.DAT'), 'hive')
         hive = self.state['hives'].setdefault(sid, {})
         if shell_folders:
@@ -100,8 +131,10 @@ class SimulatedWindows(BatchRunner):
             self.add_process('explorer.exe', 'C:\\Windows\\explorer.exe', sid)
         return profile
 
-    def mkdir(self, path: str) -> None:
-        parts = ntpath.normpath(path).split('\\')
+    def mkdir(self, path: str, *, owner: str | None = None, acl: dict[str, t.Any] | None = None) -> None:
+        """Create a directory and its parents (through junctions, as Windows would); ``owner``/``acl`` for new ones."""
+        real = self._real(path)
+        parts = real.split('\\')
         for depth in range(1, len(parts) + 1):
             current = '\\'.join(parts[:depth])
             if depth == 1:
@@ -110,27 +143,65 @@ class SimulatedWindows(BatchRunner):
             if entry is None:
                 self.state['files'][_norm(current)] = {'path': ntpath.normpath(current), 'type': 'directory',
                                                        'modified': FIXED_TIME, 'acl': None}
+                if owner is not None:
+                    self.state['files'][_norm(current)]['owner'] = owner
             elif entry['type'] != 'directory':
                 raise BridgeOperationError(f"Cannot create '{current}': a file of that name exists.")
+        if acl is not None:
+            self.state['files'][_norm(real)]['acl'] = copy.deepcopy(acl)
 
     def write(self, path: str, content: str | bytes, *, locked_by: int | None = None,
-              meta: dict[str, t.Any] | None = None) -> None:
+              meta: dict[str, t.Any] | None = None, owner: str | None = None, links: int = 1) -> None:
         """Write a file; ``meta`` describes executables (kind, version, signer, signature, hangs)."""
-        self.mkdir(ntpath.dirname(ntpath.normpath(path)))
+        real = ntpath.join(self._real(ntpath.dirname(ntpath.normpath(path))), ntpath.basename(ntpath.normpath(path)))
+        self.mkdir(ntpath.dirname(real))
         data = content.encode() if isinstance(content, str) else content
-        self.state['files'][_norm(path)] = {
-            'path': ntpath.normpath(path), 'type': 'file', 'modified': FIXED_TIME, 'acl': None,
-            'content': base64.b64encode(data).decode(), 'locked_by': locked_by, 'meta': meta,
-        }
+        entry = {'path': real, 'type': 'file', 'modified': FIXED_TIME, 'acl': None,
+                 'content': base64.b64encode(data).decode(), 'locked_by': locked_by, 'meta': meta}
+        if owner is not None:
+            entry['owner'] = owner
+        if links != 1:
+            entry['links'] = links
+        self.state['files'][_norm(real)] = entry
+
+    def add_junction(self, path: str, target: str, *, owner: str | None = None) -> None:
+        """A directory junction (mount point) at path pointing to target; whatever was at path is gone."""
+        self._remove_tree(path)
+        self.mkdir(ntpath.dirname(ntpath.normpath(path)))
+        entry = {'path': ntpath.normpath(path), 'type': 'junction', 'target': ntpath.normpath(target),
+                 'modified': FIXED_TIME, 'acl': None}
+        if owner is not None:
+            entry['owner'] = owner
+        self.state['files'][_norm(path)] = entry
 
     def read(self, path: str) -> bytes:
-        entry = self.state['files'].get(_norm(path))
+        entry = self.state['files'].get(_norm(self._real(path)))
         if entry is None or entry['type'] != 'file':
             raise BridgeOperationError(f"Could not find file '{path}'.")
         return base64.b64decode(entry['content'])
 
     def exists(self, path: str) -> bool:
         return _norm(path) in self.state['files']
+
+    def _real(self, path: str, *, follow_last: bool = True, depth: int = 0) -> str:
+        """The path with every junction on the way resolved, as Windows resolves a path by name."""
+        parts = ntpath.normpath(path).split('\\')
+        current = parts[0] + '\\' if parts[0].endswith(':') else parts[0]
+        for index, part in enumerate(parts[1:], start=1):
+            if not part:
+                continue
+            candidate = ntpath.join(current, part)
+            entry = self.state['files'].get(_norm(candidate))
+            if entry is not None and entry['type'] == 'junction' and (follow_last or index < len(parts) - 1):
+                if depth >= MAX_LINK_DEPTH:
+                    raise BridgeOperationError(f"The name of the file cannot be resolved by the system: '{path}'.")
+                candidate = self._real(entry['target'], depth=depth + 1)
+            current = candidate
+        return ntpath.normpath(current)
+
+    def _entry(self, path: str) -> dict[str, t.Any] | None:
+        """The entry a by-name operation reaches (junctions followed, the last one too)."""
+        return self.state['files'].get(_norm(self._real(path)))
 
     def add_process(self, name: str, path: str, owner_sid: str, *, session_id: int = 1,
                     unkillable: bool = False) -> int:
@@ -152,13 +223,67 @@ class SimulatedWindows(BatchRunner):
         return {entry['path'][len(root):].lower(): entry.get('content', '<dir>')
                 for key, entry in sorted(self.state['files'].items()) if key.startswith(prefix)}
 
+    # ------------------------------------------------------------ who may write
+    def _effective_acl(self, path: str) -> dict[str, t.Any] | None:
+        """The entry's own ACL, else the nearest one above it (inherited); None: the system default."""
+        key = _norm(path)
+        while True:
+            entry = self.state['files'].get(key)
+            if entry is not None and entry.get('acl') is not None:
+                return t.cast(dict[str, t.Any], entry['acl'])
+            parent = _norm(ntpath.dirname(key + '\\' if key.endswith(':') else key))
+            if parent == key or not parent:
+                return None
+            key = parent
+
+    @staticmethod
+    def _grants(acl: dict[str, t.Any] | None, sid: str, right: str) -> bool:
+        """Whether an ACL gives sid (a standard user, a member of Users) full control or the right to create."""
+        if acl is None:
+            return False
+        holders = set(acl.get('allow', []))
+        if right == 'create':
+            holders |= set(acl.get('create', []))
+        return sid in holders or (USERS_SID in holders and sid.startswith('S-1-5-21-'))
+
+    def user_controls(self, sid: str, path: str) -> bool:
+        """Whether a standard user can create or replace what is at path (an owner can rewrite any DACL)."""
+        key = _norm(path)
+        parts = key.split('\\')
+        for depth in range(2, len(parts)):
+            above = self.state['files'].get('\\'.join(parts[:depth]))
+            if above is not None and (above.get('owner') == sid or
+                                      self._grants(self._effective_acl(above['path']), sid, 'full')):
+                return True
+        entry = self.state['files'].get(key)
+        if entry is not None:
+            return entry.get('owner') == sid or self._grants(self._effective_acl(key), sid, 'full')
+        parent = ntpath.dirname(key)
+        return parent in self.state['files'] and self._grants(self._effective_acl(parent), sid, 'create')
+
     # -------------------------------------------------------------- execution
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
         """Run one bridge call and log it; the same envelope win_bridge.ps1 returns."""
         validate_operations(operations)
         self.state['calls'].append({'operations': [op['op'] for op in operations], 'check_mode': check_mode})
         self._apply_faults('before_call', len(self.state['calls']))
-        return super().run_batch(operations, check_mode=check_mode)
+        warnings = self._take_lock() if mutating(operations) and not check_mode else []
+        envelope = super().run_batch(operations, check_mode=check_mode)
+        if warnings:
+            envelope['warnings'] = warnings
+        return envelope
+
+    def _take_lock(self) -> list[str]:
+        """The host-wide mutex: a batch that would change something waits for it, then fails untouched."""
+        lock = self.state.get('lock')
+        if not lock:
+            return []
+        if lock.get('abandoned'):
+            self.state['lock'] = None
+            return [f"The host-wide lock {LOCK_NAME} was abandoned by a run that ended without releasing it "
+                    f"({lock.get('holder', 'unknown')}); this run took it over."]
+        raise HostError(f"Another run of loopbreaker.notion holds the host-wide lock {LOCK_NAME} "
+                        f"({lock.get('holder', 'unknown')}); gave up after {LOCK_TIMEOUT_SECONDS} s. Nothing was changed.")
 
     def begin_batch(self, operations: list[dict[str, t.Any]]) -> None:
         self._batch_hives = []
@@ -174,11 +299,27 @@ class SimulatedWindows(BatchRunner):
         return super().dispatch(name, params)
 
     def _apply_faults(self, when: str, value: t.Any) -> None:
+        """Faults fire just before the call or operation they name; the attacks in them fire once.
+
+        ``replace_with_junction: {path, target}`` puts a junction where a directory (or file) was;
+        ``replace_file: {path, content, meta}`` replaces a file's content. With ``as_user`` the attack is what
+        that user can do: refused (logged in ``denied``) where the ACLs do not let them write.
+        """
         for fault in self.state['faults']:
             if fault.get(when) != value:
                 continue
             if fault.get('remove_path'):
                 self._remove_tree(fault['remove_path'])
+            attack = fault.get('replace_with_junction') or fault.get('replace_file')
+            if attack and not fault.get('fired'):
+                fault['fired'] = True
+                user = fault.get('as_user')
+                if user is not None and not self.user_controls(user, attack['path']):
+                    self.state['denied'].append({'user': user, 'path': attack['path'], 'fault': when, 'at': value})
+                elif fault.get('replace_with_junction'):
+                    self.add_junction(attack['path'], attack['target'], owner=user)
+                else:
+                    self.write(attack['path'], attack['content'], meta=copy.deepcopy(attack.get('meta')), owner=user)
             if fault.get('raise'):
                 raise BridgeOperationError(fault['raise'])
 
@@ -232,15 +373,28 @@ class SimulatedWindows(BatchRunner):
                              'folders': folders, 'folder_source': sources, 'error': error})
         return {'profiles': profiles}
 
-    def _glob(self, pattern: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
-        """Entries matching a pattern with ``*`` in any segment, walked segment by segment."""
+    def _glob(self, pattern: str, keys: list[str] | None = None, *, root: str | None = None,
+              shown_root: str | None = None) -> list[dict[str, t.Any]]:
+        """Entries matching a pattern with ``*`` in any segment, walked segment by segment.
+
+        Never descends through a junction: one is a match only as the last segment, reported as itself.
+        ``root`` (a real path, already checked) is where the walk starts; matches are reported under
+        ``shown_root`` (the caller's spelling of within, perhaps through a junction above it).
+        """
         files = self.state['files']
         keys = keys if keys is not None else sorted(files)
-        parts = _norm(pattern).split('\\')
-        matches = [parts[0] + '\\'] if _norm(parts[0] + '\\') in files else []
-        for part in parts[1:]:
+        if root is None:
+            parts = _norm(pattern).split('\\')
+            matches = [parts[0] + '\\'] if _norm(parts[0] + '\\') in files else []
+            rest = parts[1:]
+        else:
+            matches = [_norm(root)] if _norm(root) in files else []
+            rest = _norm(pattern)[len(_norm(t.cast(str, shown_root))) + 1:].split('\\')
+        for part in rest:
             following = []
             for base in matches:
+                if files[_norm(base)]['type'] != 'directory':
+                    continue
                 prefix = base.rstrip('\\') + '\\'
                 if '*' not in part:
                     if prefix + part in files:
@@ -249,7 +403,10 @@ class SimulatedWindows(BatchRunner):
                 following += [key for key in self._keys_under(prefix, keys)
                               if '\\' not in key[len(prefix):] and fnmatch.fnmatchcase(key[len(prefix):], part)]
             matches = following
-        return [files[key] for key in sorted(matches)]
+        found = [files[key] for key in sorted(matches)]
+        if root is None or _norm(root) == _norm(t.cast(str, shown_root)):
+            return found
+        return [dict(entry, path=t.cast(str, shown_root) + entry['path'][len(root):]) for entry in found]
 
     def _keys_under(self, prefix: str, keys: list[str] | None = None) -> list[str]:
         """Keys starting with prefix, found by bisection in the sorted key list."""
@@ -261,52 +418,103 @@ class SimulatedWindows(BatchRunner):
     def _children(self, path: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
         return [self.state['files'][key] for key in self._keys_under(_norm(path) + '\\', keys)]
 
-    def _inside(self, path: str, within: str | None) -> None:
-        """WITHIN of the vocabulary: refuse a path outside ``within``."""
-        if within is not None and not _norm(path).startswith(_norm(within) + '\\'):
+    def _guard(self, path: str, within: str | None) -> str:
+        """WITHIN of the vocabulary; returns the real path to act on (the last component not followed).
+
+        With within: path must lie strictly inside it, and no component strictly below within, up to the
+        parent of path, may be a junction (within itself and what is above it are resolved as Windows does,
+        so a relocated profile works). Without within: no junction anywhere above path, from the drive root.
+        """
+        normal = ntpath.normpath(path)
+        if within is None:
+            parts = normal.split('\\')
+            for depth in range(2, len(parts)):
+                above = '\\'.join(parts[:depth])
+                entry = self.state['files'].get(_norm(above))
+                if entry is not None and entry['type'] == 'junction':
+                    raise BridgeOperationError(f"Refusing to follow the junction or symbolic link '{entry['path']}' on "
+                                               f"the way to '{path}'.")
+            return normal
+        if not _norm(normal).startswith(_norm(within) + '\\'):
             raise BridgeOperationError(f"Refusing '{path}': it is not inside '{within}'.")
+        current = self._real(within)
+        below = normal[len(ntpath.normpath(within).rstrip('\\')) + 1:].split('\\')
+        for index, part in enumerate(below):
+            current = ntpath.join(current, part)
+            entry = self.state['files'].get(_norm(current))
+            if index < len(below) - 1 and entry is not None and entry['type'] == 'junction':
+                shown = ntpath.join(ntpath.normpath(within), *below[:index + 1])
+                raise BridgeOperationError(f"Refusing '{path}': '{shown}' is a junction or symbolic link below "
+                                           f"'{within}'.")
+        return current
 
     def op_stat_paths(self, patterns: list[str], within: str | None = None) -> dict[str, t.Any]:
         entries = []
         keys = sorted(self.state['files'])  # read-only operation: one sorted index for every pattern
         for pattern in patterns:
-            self._inside(pattern, within)
-            for entry in self._glob(pattern, keys):
-                inside = [e for e in self._children(entry['path'], keys) if e['type'] == 'file'] \
-                    if entry['type'] == 'directory' else [entry]
+            found = self._matches(pattern, within, keys)
+            for entry in found:
+                real = self._real(entry['path'], follow_last=False)
+                if entry['type'] == 'directory':
+                    inside = [e for e in self._children(real, keys) if e['type'] == 'file']
+                elif entry['type'] == 'file':
+                    inside = [entry]
+                else:
+                    inside = []  # a link is reported as itself, never followed
                 entries.append({'pattern': pattern, 'path': entry['path'], 'type': entry['type'],
                                 'bytes': sum(len(base64.b64decode(e['content'])) for e in inside),
                                 'files': len(inside), 'modified': entry['modified'],
                                 'owner_sid': entry.get('owner'), 'links': entry.get('links', 1)})
         return {'entries': entries}
 
+    def _matches(self, pattern: str, within: str | None, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
+        """Pattern matches; with within, the walk starts at within, resolved, and never crosses a junction."""
+        if within is None:
+            # Legacy rule: a match reached through a junction anywhere is dropped.
+            return [entry for entry in self._glob(pattern, keys) if self._no_junction_above(entry['path'])]
+        if not _norm(pattern).startswith(_norm(within) + '\\'):
+            raise BridgeOperationError(f"Refusing '{pattern}': it is not inside '{within}'.")
+        return self._glob(pattern, keys, root=self._real(within), shown_root=ntpath.normpath(within))
+
+    def _no_junction_above(self, path: str) -> bool:
+        parts = ntpath.normpath(path).split('\\')
+        return not any((self.state['files'].get(_norm('\\'.join(parts[:depth]))) or {}).get('type') == 'junction'
+                       for depth in range(2, len(parts)))
+
     def op_read_files(self, patterns: list[str], within: str | None = None,
                       max_bytes: int = 1048576) -> dict[str, t.Any]:
         files = []
         for pattern in patterns:
-            self._inside(pattern, within)
-            for entry in self._glob(pattern):
+            for entry in self._matches(pattern, within):
                 if entry['type'] == 'file':
                     files.append(_read_text(entry, max_bytes))
+                elif entry['type'] == 'junction':
+                    files.append({'path': entry['path'], 'content': None, 'error': 'a junction or symbolic link'})
         return {'files': files}
 
     def op_write_file(self, path: str, content: str, within: str | None = None) -> dict[str, t.Any]:
-        self._inside(path, within)
-        existing = self.state['files'].get(_norm(path))
+        real = self._guard(path, within)
+        existing = self.state['files'].get(_norm(real))
         if existing is not None and existing['type'] == 'directory':
             raise BridgeOperationError(f"Cannot write '{path}': it is a directory.")
-        self._check_unlocked(path)
-        self.write(path, content)
+        self._check_unlocked(real)
+        if existing is not None and existing['type'] == 'junction':
+            self._remove_tree(real)  # the link is replaced, never written through
+        self.write(real, content, owner=ADMINISTRATORS_SID)
         return {'bytes': len(content.encode())}
 
     def op_ensure_private_dir(self, path: str, owner_sid: str, within: str | None = None) -> dict[str, t.Any]:
-        self._inside(path, within)
-        created = not self.exists(path)
-        self.mkdir(path)
+        real = self._guard(path, within)
+        existing = self.state['files'].get(_norm(real))
+        if existing is not None and existing['type'] == 'junction':
+            raise BridgeOperationError(f"Refusing '{path}': it is a junction or symbolic link.")
+        created = existing is None
+        self.mkdir(real, owner=ADMINISTRATORS_SID)
         wanted = {'owner': owner_sid, 'allow': sorted({owner_sid, ADMINISTRATORS_SID, SYSTEM_SID}), 'protected': True}
-        entry = self.state['files'][_norm(path)]
+        entry = self.state['files'][_norm(real)]
         corrected = not created and entry.get('acl') != wanted
         entry['acl'] = wanted
+        entry['owner'] = owner_sid
         return {'created': created, 'acl_corrected': corrected}
 
     def _running_pids(self) -> set[int]:
@@ -322,30 +530,31 @@ class SimulatedWindows(BatchRunner):
 
     def op_move_path(self, source: str, destination: str, within: str | None = None, expect_type: str | None = None,
                      attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        self._inside(source, within)
-        self._inside(destination, within)
-        if not self.exists(source):
+        real_source = self._guard(source, within)
+        real_destination = self._guard(destination, within)
+        found = self.state['files'].get(_norm(real_source))
+        if found is None:
             return {'moved': False, 'missing': True}
-        found = self.state['files'][_norm(source)]
         if expect_type is not None and found['type'] != expect_type:
             raise BridgeOperationError(f"Refusing to move '{source}': it is a {found['type']}, expected a {expect_type}.")
         if expect_type == 'file' and found.get('links', 1) != 1:
             raise BridgeOperationError(f"Refusing to move '{source}': it has {found['links']} hard links.")
-        if self.exists(destination):
+        if _norm(real_destination) in self.state['files']:
             raise BridgeOperationError(f"Cannot create '{destination}' because a file or directory with the same "
                                        'name already exists.')
-        if ntpath.splitdrive(source)[0].lower() != ntpath.splitdrive(destination)[0].lower():
+        if ntpath.splitdrive(real_source)[0].lower() != ntpath.splitdrive(real_destination)[0].lower():
             raise BridgeOperationError('Source and destination path must have identical roots. Move will not work '
                                        'across volumes.')
-        self._check_unlocked(source)
-        self.mkdir(ntpath.dirname(ntpath.normpath(destination)))
-        old_prefix, new_root = _norm(source), ntpath.normpath(destination)
+        self._check_unlocked(real_source)
+        self.mkdir(ntpath.dirname(real_destination), owner=ADMINISTRATORS_SID)
+        # A junction moves as a link: its entry (and target) moves, nothing under the target does.
+        old_prefix, new_root = _norm(real_source), ntpath.normpath(real_destination)
         for key in [k for k in self.state['files'] if k == old_prefix or k.startswith(old_prefix + '\\')]:
             entry = self.state['files'].pop(key)
-            entry['path'] = new_root + entry['path'][len(ntpath.normpath(source)):]
+            entry['path'] = new_root + entry['path'][len(ntpath.normpath(real_source)):]
             self.state['files'][_norm(entry['path'])] = entry
         if attributes and attributes.get('owner_sid'):
-            moved = self.state['files'][_norm(destination)]
+            moved = self.state['files'][_norm(real_destination)]
             moved.update(owner=attributes['owner_sid'], acl=None)  # owner set, explicit ACL dropped: inherited
         return {'moved': True, 'missing': False}
 
@@ -357,11 +566,11 @@ class SimulatedWindows(BatchRunner):
         return bool(doomed)
 
     def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
-        self._inside(path, within)
-        if not self.exists(path):
+        real = self._guard(path, within)
+        if _norm(real) not in self.state['files']:
             return {'removed': False, 'missing': True}
-        self._check_unlocked(path)
-        self._remove_tree(path)
+        self._check_unlocked(real)
+        self._remove_tree(real)  # a junction is removed as a link; its target is not under it
         return {'removed': True, 'missing': False}
 
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
@@ -441,7 +650,7 @@ class SimulatedWindows(BatchRunner):
     def op_get_file_info(self, paths: list[str]) -> dict[str, t.Any]:
         files = []
         for path in paths:
-            entry = self.state['files'].get(_norm(path))
+            entry = self._entry(path)
             if entry is None or entry['type'] != 'file':
                 files.append({'path': path, 'exists': False, 'bytes': None, 'version': None, 'sha256': None,
                               'signature': None})
@@ -465,14 +674,14 @@ class SimulatedWindows(BatchRunner):
         data = base64.b64decode(served['content'])
         if sha256 or signer is not None:
             staging = destination + '.part'
-            self.write(staging, data, meta=copy.deepcopy(served.get('meta')))
+            self.write(staging, data, meta=copy.deepcopy(served.get('meta')), owner=ADMINISTRATORS_SID)
             try:
                 self.op_verify_file(staging, sha256, signer)
             except BridgeOperationError as error:
                 raise BridgeOperationError(str(error).replace(staging, url)) from None
             finally:
                 self._remove_tree(staging)
-        self.write(destination, data, meta=copy.deepcopy(served.get('meta')))
+        self.write(destination, data, meta=copy.deepcopy(served.get('meta')), owner=ADMINISTRATORS_SID)
         return {'bytes': len(data), 'sha256': hashlib.sha256(data).hexdigest()}
 
     def _interactive(self, sid: str) -> dict[str, t.Any]:
@@ -484,11 +693,16 @@ class SimulatedWindows(BatchRunner):
         return profile
 
     def op_run_as_user(self, sid: str, executable: str, arguments: list[str], timeout_seconds: int = 600,
-                       success_codes: list[int] | None = None) -> dict[str, t.Any]:
+                       success_codes: list[int] | None = None, sha256: str | None = None,
+                       signer: str | None = None) -> dict[str, t.Any]:
         profile = self._interactive(sid)
-        entry = self.state['files'].get(_norm(executable))
-        if entry is None:
+        entry = self._entry(executable)
+        if entry is None or entry['type'] != 'file':
             raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
+        if sha256 or signer is not None:
+            # Verified here, in the operation that runs it: the real bridge holds it open denying writes and
+            # deletes from this check until the task ends, so the twin runs it in the same step.
+            self.op_verify_file(executable, sha256, signer)
         meta = entry.get('meta') or {}
         run = {'sid': sid, 'executable': entry['path'], 'arguments': list(arguments), 'exit_code': None,
                'timed_out': False}
@@ -571,7 +785,7 @@ class SimulatedWindows(BatchRunner):
 
     def op_start_as_user(self, sid: str, executable: str, arguments: list[str] | None = None) -> dict[str, t.Any]:
         self._interactive(sid)
-        if not self.exists(executable):
+        if self._entry(executable) is None:
             raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
         pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid)
         return {'started': True, 'pid': pid}
@@ -599,6 +813,49 @@ class SimulatedWindows(BatchRunner):
             return {'removed': False, 'missing': True}
         del entry['values'][key]
         return {'removed': True, 'missing': False}
+
+    # ------------------------------------------------------ installer staging
+    def op_ensure_admin_dir(self, path: str) -> dict[str, t.Any]:
+        normal = ntpath.normpath(path)
+        parts = normal.split('\\')
+        if len(parts) < 2 or not parts[0].endswith(':'):
+            raise BridgeOperationError(f"'{path}' is not an absolute local path.")
+        for depth in range(2, len(parts) + 1):
+            current = '\\'.join(parts[:depth])
+            entry = self.state['files'].get(_norm(current))
+            if entry is None:
+                break
+            self._assert_admin_folder(entry, path, last=depth == len(parts))
+        existing = self.state['files'].get(_norm(normal))
+        if existing is None:
+            # Created with its security descriptor in one step: there is no moment a user could open it.
+            self.mkdir(normal, owner=ADMINISTRATORS_SID)
+            self.state['files'][_norm(normal)].update(owner=ADMINISTRATORS_SID, acl=copy.deepcopy(ADMIN_DIR_ACL))
+            return {'created': True, 'acl_corrected': False}
+        corrected = existing.get('acl') != ADMIN_DIR_ACL
+        existing['acl'] = copy.deepcopy(ADMIN_DIR_ACL)
+        return {'created': False, 'acl_corrected': corrected}
+
+    def _assert_admin_folder(self, entry: dict[str, t.Any], path: str, *, last: bool) -> None:
+        """ensure_admin_dir's rule for one existing folder on the way (last: the folder itself)."""
+        shown = entry['path']
+        if entry['type'] == 'junction':
+            raise BridgeOperationError(f"Refusing '{path}': '{shown}' is a junction or symbolic link.")
+        if entry['type'] != 'directory':
+            raise BridgeOperationError(f"Refusing '{path}': '{shown}' is a file.")
+        owner = entry.get('owner') or SYSTEM_SID  # None: installed with the system
+        if owner not in TRUSTED_OWNERS:
+            raise BridgeOperationError(f"Refusing '{path}': '{shown}' is owned by {owner}, not by Administrators or "
+                                       'SYSTEM (a user created it, and may control what is in it). Remove it and run '
+                                       'again.')
+        acl = self._effective_acl(shown) or {}
+        others = {sid for sid in acl.get('allow', []) if sid not in TRUSTED_OWNERS}
+        if last:
+            others |= {sid for sid in acl.get('create', []) if sid not in TRUSTED_OWNERS}
+        if others:
+            rights = 'write to' if last else 'take control of'
+            raise BridgeOperationError(f"Refusing '{path}': {', '.join(sorted(others))} may {rights} '{shown}', which "
+                                       'only administrators may change. Remove it and run again.')
 
     def op_list_packages(self, names: list[str]) -> dict[str, t.Any]:
         patterns = [n.lower() for n in names]

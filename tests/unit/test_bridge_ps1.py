@@ -9,6 +9,7 @@ that every check catches a doctored copy of the script.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,11 @@ import yaml
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     COMMON_PARAMETERS,
+    LOCK_NAME,
+    LOCK_TIMEOUT_SECONDS,
     OPERATIONS,
+    RECORD_NAME_PATTERN,
+    RECORDS_KEY,
 )
 
 try:
@@ -82,6 +87,19 @@ def function_problems(text: str) -> list[str]:
     return problems
 
 
+def constant_problems(text: str) -> list[str]:
+    """The constants the bridge mirrors from the vocabulary: record store, record names, the lock."""
+    expected = {'RecordsKey': RECORDS_KEY, 'RecordNamePattern': RECORD_NAME_PATTERN, 'LockName': LOCK_NAME,
+                'LockTimeoutSeconds': str(LOCK_TIMEOUT_SECONDS)}
+    problems = []
+    for variable, value in expected.items():
+        found = re.findall(rf"(?m)^\${variable} = (?:'([^']*)'|(\d+))$", text)
+        declared = [quoted or number for quoted, number in found]
+        if declared != [value]:
+            problems.append(f'${variable} is {declared}, the vocabulary {value!r}')
+    return problems
+
+
 def header_problems(text: str) -> list[str]:
     lines = text.splitlines()
     problems = []
@@ -116,6 +134,10 @@ def test_every_operation_has_exactly_its_function(ps1_text: str) -> None:
     assert function_problems(ps1_text) == []
 
 
+def test_constants_match_vocabulary(ps1_text: str) -> None:
+    assert constant_problems(ps1_text) == []
+
+
 def test_module_header(ps1_text: str) -> None:
     assert header_problems(ps1_text) == []
 
@@ -140,15 +162,15 @@ def _doctor(text: str, old: str, new: str) -> str:
 
 DOCTORED: list[tuple[str, str, str, Callable[[str], list[str]]]] = [
     ('renamed parameter',
-     "    write_file = @('path', 'content')\n", "    write_file = @('path', 'text')\n", table_problems),
+     "    write_file = @('path', 'content', 'within')\n", "    write_file = @('path', 'text', 'within')\n", table_problems),
     ('parameters out of order',
-     "    write_file = @('path', 'content')\n", "    write_file = @('content', 'path')\n", table_problems),
+     "    write_file = @('path', 'content', 'within')\n", "    write_file = @('content', 'path', 'within')\n", table_problems),
     ('optional parameter dropped',
      "    stop_processes = @('pids', 'timeout_seconds')\n", "    stop_processes = @('pids')\n", table_problems),
     ('operation missing from the table',
-     "    remove_path = @('path')\n    list_processes", '    list_processes', table_problems),
+     "    remove_path = @('path', 'within')\n    list_processes", '    list_processes', table_problems),
     ('unknown operation in the table',
-     "    remove_path = @('path')\n", "    remove_path = @('path')\n    format_disk = @('drive')\n",
+     "    remove_path = @('path', 'within')\n", "    remove_path = @('path', 'within')\n    format_disk = @('drive')\n",
      table_problems),
     ('optional tail wrong',
      "    read_registry = @('sid', 'names')\n", "    read_registry = @('names')\n", optional_problems),
@@ -165,6 +187,10 @@ DOCTORED: list[tuple[str, str, str, Callable[[str], list[str]]]] = [
     ('broken syntax',
      '    return [ordered]@{ created_key = $createdKey }\n', '    return [ordered]@{ created_key = $createdKey\n',
      bridge_ps1.syntax_errors),
+    ('lock timeout drifted',
+     '$LockTimeoutSeconds = 60\n', '$LockTimeoutSeconds = 30\n', constant_problems),
+    ('record name pattern drifted',
+     "$RecordNamePattern = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}'\n", "$RecordNamePattern = '.*'\n", constant_problems),
     ('no Ansible.Basic',
      '#AnsibleRequires -CSharpUtil Ansible.Basic\n', '', header_problems),
 ]
@@ -177,10 +203,11 @@ def test_check_catches_doctored_script(ps1_text: str, old: str, new: str, check:
 
 
 @pytest.mark.parametrize(('old', 'new'), [
-    ("    write_file = @('path', 'content')\n", '    write_file = @("path", "content")\n'),
-    ("    write_file = @('path', 'content')\n    ensure_private_dir", "    write_file = @('path', 'content'); ensure_private_dir"),
-    ("    write_file = @('path', 'content')\n", "    write_file = 'path', 'content'\n"),
-    ("    write_file = @('path', 'content')\n", "    write_file = @('path',\n        'content')\n"),
+    ("    write_file = @('path', 'content', 'within')\n", '    write_file = @("path", "content", "within")\n'),
+    ("    write_file = @('path', 'content', 'within')\n    ensure_private_dir",
+     "    write_file = @('path', 'content', 'within'); ensure_private_dir"),
+    ("    write_file = @('path', 'content', 'within')\n", "    write_file = 'path', 'content', 'within'\n"),
+    ("    write_file = @('path', 'content', 'within')\n", "    write_file = @('path',\n        'content', 'within')\n"),
     ('$OperationParameters = @{', '$OperationParameters = [ordered]@{'),
 ], ids=['double quotes', 'two entries on one line', 'not an @() array', 'entry over two lines', 'not a plain @{}'])
 def test_table_reader_rejects_other_forms(ps1_text: str, old: str, new: str) -> None:

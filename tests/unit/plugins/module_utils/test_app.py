@@ -236,9 +236,14 @@ def test_a_failed_download_fails_the_users_and_changes_nothing() -> None:
     for user in result['users']:
         assert user['reason'].startswith(f"verify_file: Cannot verify '{DOWNLOADED}': the file does not exist.")
         assert user['reason'].endswith(error)
-    assert result['changed'] is False and result['failed'] is True
-    assert without_calls(twin.state) == before
-    assert apply_ops(twin)[0] == 'download_file'
+    # The one change: the administrator-only staging folder, created before the download was tried.
+    assert result['changed'] is True and result['failed'] is True
+    after = without_calls(twin.state)
+    staging = {key: after['files'].pop(key) for key in ('c:\\programdata', 'c:\\programdata\\loopbreaker',
+                                                        'c:\\programdata\\loopbreaker\\installers')}
+    assert staging['c:\\programdata\\loopbreaker\\installers']['acl']['allow'] == ['S-1-5-32-544', 'S-1-5-18']
+    assert after == before
+    assert apply_ops(twin)[:2] == ['ensure_admin_dir', 'download_file']
 
 
 def test_a_downloaded_installer_is_verified_then_installed() -> None:
@@ -260,7 +265,7 @@ def test_a_downloaded_installer_with_the_wrong_signer_changes_no_user() -> None:
     assert statuses(result) == {'alice': ('failed', f"verify_file: Cannot verify '{DOWNLOADED}': the file does not exist.; "
                                                     f"download_file: '{URL}' is signed by 'Totally Notion Ltd', "
                                                     "expected 'Notion Labs, Inc'.")}
-    assert result['changed'] is False
+    assert result['changed'] is True  # the staging folder was created
     files_after = {k: v for k, v in twin.state['files'].items() if v['type'] == 'file'}
     assert files_after == files_before, 'the refused download left no file behind (its folder may stay)'
     assert twin.state['tasks_run'] == []

@@ -8,13 +8,17 @@ change (the ``calls`` log aside, which records every bridge call by design).
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import typing as t
 
 import pytest
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import VocabularyError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
+    ADMIN_DIR_ACL,
     ADMINISTRATORS_SID,
+    PROGRAM_DATA_ACL,
     SHELL_FOLDERS_KEY,
     SYSTEM_SID,
     SimulatedWindows,
@@ -247,7 +251,8 @@ def test_each_profile_substitutes_resolved_shell_folders(twin: SimulatedWindows)
     by_sid = envelope['results'][1]['data']['by_sid']
     assert set(by_sid) == {ALICE, BOB, SYSTEM_SID, CAROL}
     assert by_sid[CAROL]['data']['entries'] == [{'pattern': 'D:\\R\\carol\\Notion\\Cookies', 'path': 'D:\\R\\carol\\Notion\\Cookies',
-                                                 'type': 'file', 'bytes': 3, 'files': 1, 'modified': '2026-01-01T00:00:00Z'}]
+                                                 'type': 'file', 'bytes': 3, 'files': 1, 'modified': '2026-01-01T00:00:00Z',
+                                                 'owner_sid': None, 'links': 1}]
     assert by_sid[ALICE]['data']['entries'] == []
 
 
@@ -294,9 +299,9 @@ def test_stat_paths_reports_the_pattern_and_time(twin: SimulatedWindows) -> None
     entries = one(twin, {'op': 'stat_paths', 'patterns': [NOTION + '\\P*']})['data']['entries']
     assert entries == [
         {'pattern': NOTION + '\\P*', 'path': NOTION + '\\Partitions', 'type': 'directory', 'bytes': 13, 'files': 2,
-         'modified': '2026-01-01T00:00:00Z'},
+         'modified': '2026-01-01T00:00:00Z', 'owner_sid': None, 'links': 1},
         {'pattern': NOTION + '\\P*', 'path': NOTION + '\\Preferences', 'type': 'file', 'bytes': 2, 'files': 1,
-         'modified': '2026-01-01T00:00:00Z'},
+         'modified': '2026-01-01T00:00:00Z', 'owner_sid': None, 'links': 1},
     ]
 
 
@@ -306,8 +311,8 @@ def test_read_files(twin: SimulatedWindows) -> None:
     twin.mkdir('C:\\q\\20260103T000000Z-000000\\manifest.json')          # a directory is not a file
     result = one(twin, {'op': 'read_files', 'patterns': ['C:\\Q\\*\\MANIFEST.json', 'C:\\q\\none\\*']})
     assert result['data'] == {'files': [
-        {'path': 'C:\\q\\20260101T000000Z-000000\\manifest.json', 'content': '{"a": "é"}'},
-        {'path': 'C:\\q\\20260102T000000Z-000000\\manifest.json', 'content': '{}'},
+        {'path': 'C:\\q\\20260101T000000Z-000000\\manifest.json', 'content': '{"a": "é"}', 'error': None},
+        {'path': 'C:\\q\\20260102T000000Z-000000\\manifest.json', 'content': '{}', 'error': None},
     ]}
 
 
@@ -732,3 +737,236 @@ def test_tree_snapshot(twin: SimulatedWindows) -> None:
         '\\notion\\network\\cookies': 'Y29va2ll',
         '\\other': '<dir>',
     }
+
+
+# ------------------------------------------------- junctions, WITHIN, owners and the lock
+
+PROFILE = 'C:\\Users\\alice'
+BOB_DOCS = 'C:\\Users\\bob\\Documents'
+
+
+@pytest.fixture
+def linked(twin: SimulatedWindows) -> SimulatedWindows:
+    """alice's Notion\\Partitions\\other is a junction to bob's Documents, which hold a file."""
+    twin.write(BOB_DOCS + '\\tax.pdf', 'bob')
+    twin.add_junction(NOTION + '\\Partitions\\other', BOB_DOCS, owner=ALICE)
+    return twin
+
+
+def test_glob_reports_a_junction_as_itself_and_never_walks_through_it(linked: SimulatedWindows) -> None:
+    result = one(linked, {'op': 'stat_paths', 'patterns': [NOTION + '\\Partitions\\*', NOTION + '\\Partitions\\*\\*'],
+                          'within': PROFILE})
+    assert [(e['path'], e['type'], e['bytes'], e['files'], e['owner_sid']) for e in result['data']['entries']] == [
+        (NOTION + '\\Partitions\\notion', 'directory', 13, 2, None),
+        (NOTION + '\\Partitions\\other', 'junction', 0, 0, ALICE),
+        (NOTION + '\\Partitions\\notion\\Cache', 'directory', 7, 1, None),
+        (NOTION + '\\Partitions\\notion\\Network', 'directory', 6, 1, None)]
+
+
+def test_without_within_a_match_reached_through_a_junction_is_dropped(linked: SimulatedWindows) -> None:
+    linked.add_junction('C:\\Users\\alice\\AppData\\Roaming\\Link', NOTION)
+    result = one(linked, {'op': 'stat_paths', 'patterns': ['C:\\Users\\alice\\AppData\\Roaming\\*\\Preferences']})
+    assert [e['path'] for e in result['data']['entries']] == [NOTION + '\\Preferences']
+
+
+def test_read_files_lists_a_junction_with_an_error(linked: SimulatedWindows) -> None:
+    linked.add_junction(NOTION + '\\Local State', BOB_DOCS + '\\tax.pdf')
+    result = one(linked, {'op': 'read_files', 'patterns': [NOTION + '\\*'], 'within': PROFILE})
+    assert {f['path']: f['error'] for f in result['data']['files']} == {
+        NOTION + '\\Local State': 'a junction or symbolic link', NOTION + '\\Preferences': None}
+
+
+@pytest.mark.parametrize('operation', [
+    {'op': 'stat_paths', 'patterns': [NOTION + '\\Partitions\\other\\*']},
+    {'op': 'read_files', 'patterns': [NOTION + '\\Partitions\\other\\*']},
+])
+def test_read_only_operations_find_nothing_below_a_junction(linked: SimulatedWindows, operation: dict[str, t.Any]) -> None:
+    result = one(linked, {**operation, 'within': PROFILE})
+    assert result['status'] == 'ok' and list(result['data'].values()) == [[]]
+
+
+@pytest.mark.parametrize('operation', [
+    {'op': 'write_file', 'path': NOTION + '\\Partitions\\other\\x', 'content': 'x'},
+    {'op': 'ensure_private_dir', 'path': NOTION + '\\Partitions\\other\\q', 'owner_sid': ALICE},
+    {'op': 'remove_path', 'path': NOTION + '\\Partitions\\other\\tax.pdf'},
+    {'op': 'move_path', 'source': NOTION + '\\Partitions\\other\\tax.pdf', 'destination': NOTION + '\\tax.pdf'},
+    {'op': 'move_path', 'source': NOTION + '\\Preferences', 'destination': NOTION + '\\Partitions\\other\\P'},
+], ids=['write_file', 'ensure_private_dir', 'remove_path', 'move_path source', 'move_path destination'])
+def test_path_operations_refuse_a_junction_below_within(linked: SimulatedWindows, operation: dict[str, t.Any]) -> None:
+    path = operation.get('path') or (operation['source'] if 'other' in operation['source'] else operation['destination'])
+    assert_error(linked, {**operation, 'within': PROFILE},
+                 f"Refusing '{path}': '{NOTION}\\Partitions\\other' is a junction or symbolic link below '{PROFILE}'.")
+
+
+def test_without_within_a_junction_anywhere_above_is_refused(linked: SimulatedWindows) -> None:
+    assert_error(linked, {'op': 'remove_path', 'path': NOTION + '\\Partitions\\other\\tax.pdf'},
+                 f"Refusing to follow the junction or symbolic link '{NOTION}\\Partitions\\other' on the way to "
+                 f"'{NOTION}\\Partitions\\other\\tax.pdf'.")
+
+
+def test_a_path_outside_within_is_refused(twin: SimulatedWindows) -> None:
+    assert_error(twin, {'op': 'remove_path', 'path': 'C:\\Users\\alicex\\x', 'within': PROFILE},
+                 f"Refusing 'C:\\Users\\alicex\\x': it is not inside '{PROFILE}'.")
+
+
+def test_remove_path_removes_a_junction_not_its_target(linked: SimulatedWindows) -> None:
+    assert one(linked, {'op': 'remove_path', 'path': NOTION + '\\Partitions\\other', 'within': PROFILE})['status'] == 'ok'
+    assert not linked.exists(NOTION + '\\Partitions\\other')
+    assert linked.read(BOB_DOCS + '\\tax.pdf') == b'bob'
+
+
+def test_write_file_replaces_a_junction_at_the_target_never_writes_through(linked: SimulatedWindows) -> None:
+    linked.add_junction(NOTION + '\\Local State', BOB_DOCS + '\\tax.pdf')
+    assert one(linked, {'op': 'write_file', 'path': NOTION + '\\Local State', 'content': 'new', 'within': PROFILE})[
+        'status'] == 'ok'
+    assert linked.state['files'][(NOTION + '\\Local State').lower()]['type'] == 'file'
+    assert linked.read(BOB_DOCS + '\\tax.pdf') == b'bob'
+
+
+def test_ensure_private_dir_refuses_a_junction_as_the_directory(linked: SimulatedWindows) -> None:
+    assert_error(linked, {'op': 'ensure_private_dir', 'path': NOTION + '\\Partitions\\other', 'owner_sid': ALICE,
+                          'within': PROFILE},
+                 f"Refusing '{NOTION}\\Partitions\\other': it is a junction or symbolic link.")
+
+
+def test_move_path_moves_a_junction_as_a_link_and_expect_type_refuses_it(linked: SimulatedWindows) -> None:
+    source, destination = NOTION + '\\Partitions\\other', PROFILE + '\\q\\000-other'
+    assert_error(linked, {'op': 'move_path', 'source': source, 'destination': destination, 'within': PROFILE,
+                          'expect_type': 'directory'},
+                 f"Refusing to move '{source}': it is a junction, expected a directory.")
+    assert one(linked, {'op': 'move_path', 'source': source, 'destination': destination, 'within': PROFILE,
+                        'attributes': {'owner_sid': ALICE}})['data'] == {'moved': True, 'missing': False}
+    moved = linked.state['files'][destination.lower()]
+    assert (moved['type'], moved['target'], moved['owner']) == ('junction', BOB_DOCS, ALICE)
+    assert linked.read(BOB_DOCS + '\\tax.pdf') == b'bob' and linked.state['files'][BOB_DOCS.lower()].get('owner') is None
+
+
+def test_move_path_expect_type_file_refuses_a_second_hard_link(twin: SimulatedWindows) -> None:
+    twin.write(NOTION + '\\linked', 'x', links=2)
+    assert_error(twin, {'op': 'move_path', 'source': NOTION + '\\linked', 'destination': NOTION + '\\moved',
+                        'within': PROFILE, 'expect_type': 'file'},
+                 f"Refusing to move '{NOTION}\\linked': it has 2 hard links.")
+
+
+def test_within_may_itself_be_reached_through_a_junction(twin: SimulatedWindows) -> None:
+    # A relocated profile: C:\Users\carol is a junction to D:\Profiles\carol. Only what is below within counts.
+    twin.write('D:\\Profiles\\carol\\AppData\\Roaming\\Notion\\Preferences', '{}')
+    twin.add_junction('C:\\Users\\carol', 'D:\\Profiles\\carol')
+    carol = 'C:\\Users\\carol'
+    stat = one(twin, {'op': 'stat_paths', 'patterns': [carol + '\\AppData\\Roaming\\Notion\\*'], 'within': carol})
+    assert [e['path'] for e in stat['data']['entries']] == [carol + '\\AppData\\Roaming\\Notion\\Preferences']
+    moved = one(twin, {'op': 'move_path', 'source': carol + '\\AppData\\Roaming\\Notion',
+                       'destination': carol + '\\q\\Notion', 'within': carol, 'expect_type': 'directory'})
+    assert moved['data'] == {'moved': True, 'missing': False}
+    assert twin.read('D:\\Profiles\\carol\\q\\Notion\\Preferences') == b'{}'
+
+
+def test_the_junction_fault_fires_once_just_before_the_named_operation(twin: SimulatedWindows) -> None:
+    twin.state['faults'].append({'during_op': 'remove_path', 'replace_with_junction': {'path': NOTION + '\\Cache',
+                                                                                       'target': BOB_DOCS}})
+    envelope = twin.run_batch([
+        {'op': 'stat_paths', 'patterns': [NOTION + '\\Cache'], 'within': PROFILE},
+        {'op': 'remove_path', 'path': NOTION + '\\Cache\\index', 'within': PROFILE},
+        {'op': 'remove_path', 'path': NOTION + '\\Cache\\index', 'within': PROFILE},
+    ])
+    assert envelope['results'][0]['data']['entries'][0]['type'] == 'directory'
+    message = f"Refusing '{NOTION}\\Cache\\index': '{NOTION}\\Cache' is a junction or symbolic link below '{PROFILE}'."
+    assert [(r['status'], r['error']) for r in envelope['results'][1:]] == [('error', message), ('error', message)]
+    assert twin.state['faults'][0]['fired'] is True
+
+
+def test_by_name_operations_follow_junctions_as_windows_does(linked: SimulatedWindows) -> None:
+    info = one(linked, {'op': 'get_file_info', 'paths': [NOTION + '\\Partitions\\other\\tax.pdf']})
+    assert info['data']['files'][0]['path'] == BOB_DOCS + '\\tax.pdf'
+
+
+def test_a_user_controls_their_profile_not_others_or_programdata_folders_of_administrators(twin: SimulatedWindows) -> None:
+    twin.mkdir('C:\\ProgramData', owner=SYSTEM_SID, acl=PROGRAM_DATA_ACL)
+    twin.mkdir('C:\\ProgramData\\Vendor', owner=ADMINISTRATORS_SID)
+    twin.write('C:\\ProgramData\\Vendor\\app.exe', 'MZ', owner=ADMINISTRATORS_SID)
+    assert twin.user_controls(ALICE, NOTION + '\\Preferences')
+    assert not twin.user_controls(ALICE, 'C:\\Users\\bob\\NTUSER.DAT')
+    assert twin.user_controls(ALICE, 'C:\\ProgramData\\Mine')                # Users may create folders there
+    assert twin.user_controls(ALICE, 'C:\\ProgramData\\Vendor\\new.dll')      # ... and files, inherited
+    assert not twin.user_controls(ALICE, 'C:\\ProgramData\\Vendor\\app.exe')  # but not replace an admin's
+    twin.mkdir('C:\\ProgramData\\Mine', owner=ALICE)
+    assert twin.user_controls(ALICE, 'C:\\ProgramData\\Mine\\deep\\x')
+
+
+STAGE = 'C:\\ProgramData\\loopbreaker\\installers'
+
+
+def test_ensure_admin_dir_creates_an_administrator_only_folder_and_checks_it_again(twin: SimulatedWindows) -> None:
+    twin.mkdir('C:\\ProgramData', owner=SYSTEM_SID, acl=PROGRAM_DATA_ACL)
+    assert one(twin, {'op': 'ensure_admin_dir', 'path': STAGE})['data'] == {'created': True, 'acl_corrected': False}
+    entry = twin.state['files'][STAGE.lower()]
+    assert (entry['owner'], entry['acl']) == (ADMINISTRATORS_SID, ADMIN_DIR_ACL)
+    assert not twin.user_controls(ALICE, STAGE + '\\Notion Setup.exe')
+    assert one(twin, {'op': 'ensure_admin_dir', 'path': STAGE})['data'] == {'created': False, 'acl_corrected': False}
+
+
+def test_ensure_admin_dir_corrects_an_administrator_folder_nobody_else_could_write(twin: SimulatedWindows) -> None:
+    twin.mkdir(STAGE, owner=ADMINISTRATORS_SID, acl={'owner': ADMINISTRATORS_SID, 'allow': [ADMINISTRATORS_SID],
+                                                     'protected': True})
+    assert one(twin, {'op': 'ensure_admin_dir', 'path': STAGE})['data'] == {'created': False, 'acl_corrected': True}
+    assert twin.state['files'][STAGE.lower()]['acl'] == ADMIN_DIR_ACL
+
+
+@pytest.mark.parametrize(('seed', 'message'), [
+    (lambda m: m.mkdir('C:\\ProgramData\\loopbreaker', owner=ALICE),
+     f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is owned by {ALICE}, not by Administrators or SYSTEM (a user "
+     'created it, and may control what is in it). Remove it and run again.'),
+    (lambda m: m.add_junction('C:\\ProgramData\\loopbreaker', 'C:\\Windows\\System32'),
+     f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is a junction or symbolic link."),
+    (lambda m: m.write('C:\\ProgramData\\loopbreaker', 'x'),
+     f"Refusing '{STAGE}': 'C:\\ProgramData\\loopbreaker' is a file."),
+    (lambda m: m.mkdir('C:\\ProgramData\\loopbreaker',
+                       acl={'owner': ADMINISTRATORS_SID, 'protected': True, 'allow': [ADMINISTRATORS_SID, ALICE]}),
+     f"Refusing '{STAGE}': {ALICE} may take control of 'C:\\ProgramData\\loopbreaker', which only administrators may "
+     'change. Remove it and run again.'),
+    (lambda m: m.mkdir(STAGE, owner=ADMINISTRATORS_SID),
+     f"Refusing '{STAGE}': S-1-5-32-545 may write to '{STAGE}', which only administrators may change. Remove it and run "
+     'again.'),
+], ids=['user-owned parent', 'junction parent', 'file parent', 'user full control on parent', 'inherited create rights'])
+def test_ensure_admin_dir_refuses_a_folder_a_user_could_have_written(twin: SimulatedWindows, seed: t.Any,
+                                                                     message: str) -> None:
+    twin.mkdir('C:\\ProgramData', owner=SYSTEM_SID, acl=PROGRAM_DATA_ACL)
+    seed(twin)
+    assert_error(twin, {'op': 'ensure_admin_dir', 'path': STAGE}, message)
+
+
+def test_run_as_user_verifies_the_program_in_the_step_that_starts_it(twin: SimulatedWindows) -> None:
+    twin.write('C:\\Installers\\setup.exe', 'MZ setup', meta={'kind': 'other', 'signer': 'Notion Labs, Inc'})
+    digest = hashlib.sha256(b'MZ setup').hexdigest()
+    twin.state['faults'].append({'during_op': 'run_as_user', 'replace_file': {
+        'path': 'C:\\Installers\\setup.exe', 'content': 'MZ other', 'meta': {'kind': 'other'}}})
+    swapped = one(twin, {'op': 'run_as_user', 'sid': ALICE, 'executable': 'C:\\Installers\\setup.exe', 'arguments': [],
+                         'sha256': digest})
+    assert (swapped['status'], swapped['error']) == (
+        'error', f"'C:\\Installers\\setup.exe' has SHA-256 {hashlib.sha256(b'MZ other').hexdigest()}, expected {digest}.")
+    result = one(twin, {'op': 'run_as_user', 'sid': ALICE, 'executable': 'C:\\Installers\\setup.exe', 'arguments': [],
+                        'signer': 'Notion Labs, Inc'})
+    assert (result['status'], result['error']) == (
+        'error', "'C:\\Installers\\setup.exe' has no valid signature (status NotSigned).")
+    assert twin.state['tasks_run'] == []
+
+
+def test_a_mutating_batch_waits_for_the_host_wide_lock_then_fails_untouched(twin: SimulatedWindows) -> None:
+    twin.state['lock'] = {'holder': 'pid 4242 on ctl01'}
+    before = machine_state(twin)
+    with pytest.raises(HostError, match=r'holds the host-wide lock Global\\loopbreaker\.notion \(pid 4242 on ctl01\); '
+                                        r'gave up after 60 s\. Nothing was changed\.$'):
+        twin.run_batch([{'op': 'stat_paths', 'patterns': [NOTION]}, {'op': 'remove_path', 'path': NOTION}])
+    assert machine_state(twin) == before
+    # Read-only batches, and check mode (which refuses every change), do not need the lock.
+    assert one(twin, {'op': 'stat_paths', 'patterns': [NOTION]})['status'] == 'ok'
+    assert one(twin, {'op': 'remove_path', 'path': NOTION}, check_mode=True)['error'] == 'refused in check mode'
+
+
+def test_an_abandoned_lock_is_taken_over_with_a_warning(twin: SimulatedWindows) -> None:
+    twin.state['lock'] = {'holder': 'pid 4242 on ctl01', 'abandoned': True}
+    envelope = twin.run_batch([{'op': 'remove_path', 'path': NOTION + '\\Preferences'}])
+    assert envelope['results'][0]['status'] == 'ok'
+    assert envelope['warnings'] == ['The host-wide lock Global\\loopbreaker.notion was abandoned by a run that ended '
+                                    'without releasing it (pid 4242 on ctl01); this run took it over.']
+    assert twin.state['lock'] is None

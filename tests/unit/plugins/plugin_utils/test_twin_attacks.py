@@ -1,0 +1,270 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Attacks on the Windows bridge by a standard user, on the simulated Windows host.
+
+The bridge runs as an administrator inside trees users control. Each test lets
+a user (Mallory, or the profile's own user) do what Windows lets them do —
+swap a directory of theirs for a junction between two operations of a batch,
+pre-create C:\\ProgramData\\loopbreaker, replace a staged installer, hold the
+host-wide lock — and asserts the refusal message and that nothing outside the
+user's profile changed: a digest of every file-system entry outside it (with
+owner and ACL) and of HKLM, taken before and after.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import typing as t
+
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
+    seed_installer,
+    seed_windows_user,
+    serve_installer,
+)
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
+    ADMINISTRATORS_SID,
+    PROGRAM_DATA_ACL,
+    SYSTEM_SID,
+    SimulatedWindows,
+    empty_state,
+)
+
+ALICE = 'S-1-5-21-7-8-9-1001'
+MALLORY = 'S-1-5-21-7-8-9-1066'
+PROFILE = 'C:\\Users\\alice'
+MALLORY_PROFILE = 'C:\\Users\\mallory'
+NOTION = PROFILE + '\\AppData\\Roaming\\Notion'
+QUARANTINE = PROFILE + '\\AppData\\Local\\loopbreaker\\quarantine\\20260304T050607Z-a1b2c3'
+SYSTEM32 = 'C:\\Windows\\System32'
+URL = 'https://desktop-release.notion-static.com/Notion%20Setup%207.40.0.exe'
+STAGING = 'C:\\ProgramData\\loopbreaker\\installers'
+DOWNLOADED = STAGING + '\\Notion Setup 7.40.0.exe'
+NOW = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+EVIL = {'kind': 'payload', 'exit_code': 0}
+
+
+@pytest.fixture
+def twin() -> SimulatedWindows:
+    machine = SimulatedWindows(empty_state('WS01'))
+    machine.mkdir('C:\\ProgramData', owner=SYSTEM_SID, acl=PROGRAM_DATA_ACL)
+    machine.write(SYSTEM32 + '\\drivers\\etc\\hosts', '127.0.0.1 localhost')
+    machine.write(SYSTEM32 + '\\config\\SAM', 'sam')
+    seed_windows_user(machine, 'alice', ALICE, loaded=True)
+    seed_windows_user(machine, 'mallory', MALLORY, loaded=True)
+    machine.write(MALLORY_PROFILE + '\\Documents\\secret.txt', 'mallory only')
+    return machine
+
+
+def outside(machine: SimulatedWindows, *left_out: str) -> str:
+    """Digest of every file-system entry outside alice's profile (and left_out) and of HKLM.
+
+    An entry is its content, type, owner, ACL and junction target.
+    """
+    prefixes = [path.lower() for path in (PROFILE, *left_out)]
+    files = {key: entry for key, entry in machine.state['files'].items()
+             if not any(key == prefix or key.startswith(prefix + '\\') for prefix in prefixes)}
+    text = json.dumps({'files': files, 'hklm': machine.state['hives']['HKLM']}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def results(machine: SimulatedWindows, operations: list[dict[str, t.Any]]) -> list[tuple[str, str | None]]:
+    return [(r['status'], r['error']) for r in machine.run_batch(operations)['results']]
+
+
+def swap(machine: SimulatedWindows, before_op: str, path: str, target: str, user: str = ALICE) -> None:
+    """Just before ``before_op`` runs, ``user`` replaces ``path`` with a junction to ``target``."""
+    machine.state['faults'].append({'during_op': before_op, 'as_user': user,
+                                    'replace_with_junction': {'path': path, 'target': target}})
+
+
+# ------------------------------------------- a junction swapped in under WITHIN
+
+def test_junction_swapped_in_before_stat_is_not_walked_through(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'stat_paths', NOTION, MALLORY_PROFILE)
+    envelope = twin.run_batch([{'op': 'stat_paths', 'patterns': [NOTION + '\\*', NOTION + '\\Documents\\*'],
+                                'within': PROFILE}])
+    assert envelope['results'][0]['status'] == 'ok'
+    # Mallory's files are not reported through alice's junction; the junction is not a directory to walk.
+    assert envelope['results'][0]['data'] == {'entries': []}
+    assert outside(twin) == before
+
+
+def test_junction_swapped_in_before_the_move_stops_the_move(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    twin.mkdir(PROFILE + '\\AppData\\Roaming\\Decoy\\Cache')
+    swap(twin, 'move_path', NOTION, SYSTEM32)
+    assert results(twin, [
+        {'op': 'ensure_private_dir', 'group': 'a', 'path': QUARANTINE, 'owner_sid': ALICE, 'within': PROFILE},
+        {'op': 'move_path', 'group': 'a', 'source': NOTION + '\\config', 'destination': QUARANTINE + '\\items\\000-config',
+         'within': PROFILE, 'expect_type': 'directory'},
+    ]) == [('ok', None),
+           ('error', f"Refusing '{NOTION}\\config': '{NOTION}' is a junction or symbolic link below '{PROFILE}'.")]
+    assert twin.exists(SYSTEM32 + '\\config\\SAM')
+    assert outside(twin) == before
+
+
+def test_junction_swapped_in_before_remove_protects_its_target(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'remove_path', PROFILE + '\\AppData\\Local\\Programs', MALLORY_PROFILE)
+    assert results(twin, [{'op': 'remove_path', 'path': PROFILE + '\\AppData\\Local\\Programs\\Documents',
+                           'within': PROFILE}]) == [
+        ('error', f"Refusing '{PROFILE}\\AppData\\Local\\Programs\\Documents': '{PROFILE}\\AppData\\Local\\Programs' "
+                  f"is a junction or symbolic link below '{PROFILE}'.")]
+    assert twin.read(MALLORY_PROFILE + '\\Documents\\secret.txt') == b'mallory only'
+    assert outside(twin) == before
+
+
+def test_junction_swapped_in_before_write_file_writes_nowhere(twin: SimulatedWindows) -> None:
+    twin.mkdir(QUARANTINE)
+    before = outside(twin)
+    swap(twin, 'write_file', QUARANTINE, SYSTEM32 + '\\drivers\\etc')
+    assert results(twin, [{'op': 'write_file', 'path': QUARANTINE + '\\hosts', 'content': '6.6.6.6 update.microsoft.com',
+                           'within': PROFILE}]) == [
+        ('error', f"Refusing '{QUARANTINE}\\hosts': '{QUARANTINE}' is a junction or symbolic link below '{PROFILE}'.")]
+    assert twin.read(SYSTEM32 + '\\drivers\\etc\\hosts') == b'127.0.0.1 localhost'
+    assert outside(twin) == before
+
+
+def test_junction_swapped_in_before_ensure_private_dir_sets_no_acl_elsewhere(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'ensure_private_dir', PROFILE + '\\AppData\\Local\\loopbreaker', 'C:\\Windows')
+    assert results(twin, [{'op': 'ensure_private_dir', 'path': PROFILE + '\\AppData\\Local\\loopbreaker\\System32',
+                           'owner_sid': ALICE, 'within': PROFILE}]) == [
+        ('error', f"Refusing '{PROFILE}\\AppData\\Local\\loopbreaker\\System32': "
+                  f"'{PROFILE}\\AppData\\Local\\loopbreaker' is a junction or symbolic link below '{PROFILE}'.")]
+    assert twin.state['files']['c:\\windows\\system32'].get('owner') is None
+    assert outside(twin) == before
+
+
+def test_a_junction_that_is_itself_the_moved_item_moves_as_a_link(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'move_path', NOTION + '\\Cache', SYSTEM32)
+    assert results(twin, [{'op': 'move_path', 'source': NOTION + '\\Cache', 'destination': QUARANTINE + '\\000-Cache',
+                           'within': PROFILE}]) == [('ok', None)]
+    moved = twin.state['files'][(QUARANTINE + '\\000-Cache').lower()]
+    assert (moved['type'], moved['target']) == ('junction', SYSTEM32)
+    assert twin.exists(SYSTEM32 + '\\config\\SAM')
+    assert outside(twin) == before
+
+
+def test_a_junction_that_is_itself_the_moved_item_is_refused_with_expect_type(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'move_path', NOTION + '\\Cache', SYSTEM32)
+    assert results(twin, [{'op': 'move_path', 'source': NOTION + '\\Cache', 'destination': QUARANTINE + '\\000-Cache',
+                           'within': PROFILE, 'expect_type': 'directory', 'attributes': {'owner_sid': ALICE}}]) == [
+        ('error', f"Refusing to move '{NOTION}\\Cache': it is a junction, expected a directory.")]
+    assert twin.state['files']['c:\\windows\\system32'].get('owner') is None
+    assert outside(twin) == before
+
+
+def test_a_user_cannot_swap_in_a_junction_where_they_have_no_rights(twin: SimulatedWindows) -> None:
+    before = outside(twin)
+    swap(twin, 'move_path', NOTION + '\\Cache', SYSTEM32, user=MALLORY)
+    assert results(twin, [{'op': 'move_path', 'source': NOTION + '\\Cache', 'destination': QUARANTINE + '\\000-Cache',
+                           'within': PROFILE, 'expect_type': 'directory'}]) == [('ok', None)]
+    assert twin.state['denied'] == [{'user': MALLORY, 'path': NOTION + '\\Cache', 'fault': 'during_op', 'at': 'move_path'}]
+    assert outside(twin) == before
+
+
+# ------------------------------------------------------ installer staging
+
+def app_params(**args: t.Any) -> dict[str, t.Any]:
+    validated = ArgumentSpecValidator(_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
+                                      required_if=_app.REQUIRED_IF).validate(args)
+    assert not validated.error_messages, validated.error_messages
+    return validated.validated_parameters
+
+
+def install(machine: SimulatedWindows, **args: t.Any) -> dict[str, t.Any]:
+    return _app.run(machine, app_params(state='reinstalled', users=['alice'], **args), check_mode=False, now=NOW,
+                    entry_token='a1b2c3')
+
+
+def replace_installer(machine: SimulatedWindows, path: str, before_op: str = 'run_as_user') -> None:
+    """Mallory replaces the installer with her own program just before ``before_op`` runs."""
+    machine.state['faults'].append({'during_op': before_op, 'as_user': MALLORY,
+                                    'replace_file': {'path': path, 'content': 'MZ mallory', 'meta': EVIL}})
+
+
+def payload_ran(machine: SimulatedWindows) -> bool:
+    return any(machine.read(run['executable']) == b'MZ mallory' for run in machine.state['tasks_run']
+               if machine.state['files'].get(run['executable'].lower()))
+
+
+def test_a_user_owned_programdata_loopbreaker_is_refused_before_anything_is_staged(twin: SimulatedWindows) -> None:
+    twin.mkdir('C:\\ProgramData\\loopbreaker\\installers', owner=MALLORY)
+    checksum = serve_installer(twin, URL, '7.40.0')
+    replace_installer(twin, DOWNLOADED)
+    before = outside(twin)
+    result = install(twin, installer=URL, checksum=checksum)
+    refusal = (f"Refusing '{STAGING}': 'C:\\ProgramData\\loopbreaker' is owned by {MALLORY}, not by Administrators or "
+               'SYSTEM (a user created it, and may control what is in it). Remove it and run again.')
+    assert result['failed'] is True
+    assert refusal in result['msg']
+    assert twin.state['tasks_run'] == [] and not payload_ran(twin)
+    assert outside(twin) == before
+
+
+def test_an_inherited_user_writable_staging_folder_is_refused(twin: SimulatedWindows) -> None:
+    # What an earlier version left: created by an administrator, but with ProgramData's inherited ACL,
+    # under which every user may create files (a DLL beside the installer) in it.
+    twin.mkdir(STAGING, owner=ADMINISTRATORS_SID)
+    checksum = serve_installer(twin, URL, '7.40.0')
+    before = outside(twin)
+    result = install(twin, installer=URL, checksum=checksum)
+    assert result['failed'] is True
+    assert (f"Refusing '{STAGING}': S-1-5-32-545 may write to '{STAGING}', which only administrators may change. "
+            'Remove it and run again.') in result['msg']
+    assert twin.state['tasks_run'] == []
+    assert outside(twin) == before
+
+
+def test_the_staged_installer_cannot_be_replaced_by_a_user(twin: SimulatedWindows) -> None:
+    checksum = serve_installer(twin, URL, '7.40.0')
+    replace_installer(twin, DOWNLOADED)
+    result = install(twin, installer=URL, checksum=checksum)
+    assert 'failed' not in result, result
+    assert [u['status'] for u in result['users']] == ['reinstalled']
+    assert twin.state['denied'] == [{'user': MALLORY, 'path': DOWNLOADED, 'fault': 'during_op', 'at': 'run_as_user'}]
+    assert twin.state['files']['c:\\programdata\\loopbreaker\\installers']['acl'] == {
+        'owner': ADMINISTRATORS_SID, 'allow': [ADMINISTRATORS_SID, SYSTEM_SID], 'read': ['S-1-5-32-545'],
+        'protected': True}
+    assert not payload_ran(twin)
+
+
+def test_an_installer_swapped_after_verification_is_not_run(twin: SimulatedWindows) -> None:
+    # A local installer the administrator named in a folder Mallory controls: verify_file passes, then she
+    # swaps it while Notion is being stopped; run_as_user checks it again as it starts it.
+    installer = MALLORY_PROFILE + '\\Downloads\\Notion Setup 7.40.0.exe'
+    checksum = seed_installer(twin, installer, '7.40.0')
+    replace_installer(twin, installer)
+    before = outside(twin, installer)  # the file Mallory replaces herself
+    result = install(twin, installer=installer, checksum=checksum)
+    alice = result['users'][0]
+    assert alice['status'] == 'failed'
+    swapped = hashlib.sha256(b'MZ mallory').hexdigest()
+    assert f"'{installer}' has SHA-256 {swapped}, expected {checksum}." in alice['reason']
+    assert twin.state['denied'] == []
+    assert not payload_ran(twin)
+    assert outside(twin, installer) == before
+
+
+# ----------------------------------------------------------- host-wide lock
+
+def test_a_run_that_cannot_get_the_lock_changes_nothing(twin: SimulatedWindows) -> None:
+    twin.state['lock'] = {'holder': 'another ansible-playbook run'}
+    checksum = serve_installer(twin, URL, '7.40.0')
+    before = outside(twin)
+    with pytest.raises(HostError, match=r'^Another run of loopbreaker\.notion holds the host-wide lock '
+                                        r'Global\\loopbreaker\.notion \(another ansible-playbook run\); gave up after '
+                                        r'60 s\. Nothing was changed\.$'):
+        install(twin, installer=URL, checksum=checksum)
+    assert [call['check_mode'] for call in twin.state['calls']] == [True, False]
+    assert twin.state['tasks_run'] == []
+    assert outside(twin) == before
