@@ -19,7 +19,7 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data, _containment
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import data_changed, substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
@@ -266,10 +266,15 @@ def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]
     uninstaller = ntpath.join(app.install_dir, 'Uninstall Notion.exe')
     # _?= makes the NSIS uninstaller run in place and wait; without it, it relaunches itself from
     # %TEMP% and exits 0 at once, before anything is removed. It must be the last argument.
-    return [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': uninstaller,
-             'arguments': ['/currentuser', '/S', f'_?={app.install_dir}'], 'timeout_seconds': params['timeout']},
-            # The uninstaller leaves files behind when Notion held them; clean the program folder.
-            {'op': 'remove_path', 'group': group, 'path': app.install_dir}]
+    operations = [{'op': 'run_as_user', 'group': group, 'sid': group, 'executable': uninstaller,
+                   'arguments': ['/currentuser', '/S', f'_?={app.install_dir}'], 'timeout_seconds': params['timeout']}]
+    # The uninstaller leaves files behind when Notion held them; clean the program folder, but only a
+    # folder that is Notion's own: InstallLocation comes from the user's hive, and pointing it at
+    # their Documents or AppData must not make an administrator delete that.
+    if ntpath.basename(ntpath.normpath(app.install_dir)).lower().startswith('notion'):
+        operations.append({'op': 'remove_path', 'group': group, 'path': app.install_dir,
+                           'within': _containment.anchor_for(WINDOWS, app.profile, app.install_dir)})
+    return operations
 
 
 def _install(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:

@@ -366,6 +366,18 @@ def test_absent_for_a_logged_off_user_is_pending() -> None:
     assert without_calls(twin.state) == before
 
 
+def test_an_uninstall_entry_pointing_at_the_users_own_documents_never_deletes_them() -> None:
+    """InstallLocation is in the user's hive: pointing it at Documents must not make an admin delete Documents."""
+    twin = machine(('alice', ALICE, True))
+    documents = 'C:\\Users\\alice\\Documents'
+    twin.write(documents + '\\thesis.docx', 'years of work')
+    twin.write(documents + '\\Uninstall Notion.exe', 'MZ', meta={'kind': 'other', 'exit_code': 0})
+    twin.set_registry(ALICE, NOTION_UNINSTALL_KEY, {'InstallLocation': {'type': 'REG_SZ', 'data': documents}})
+    result = run(twin, state='absent', users=['alice'])
+    assert result['users'][0]['operations'] and 'remove_path' not in result['users'][0]['operations']
+    assert twin.read(documents + '\\thesis.docx') == b'years of work'
+
+
 def test_an_uninstall_entry_pointing_into_another_profile_is_never_run_or_reported_removed() -> None:
     twin = machine(('alice', ALICE, True), ('bob', BOB, True))
     twin._remove_tree(program_dir('alice'))
