@@ -4,7 +4,8 @@
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
 #   make unit      pytest: tests/unit and tests/integration
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
-#   make lint      ansible-lint, production profile (.ansible-lint)
+#   make lint      ansible-lint (production profile, .ansible-lint), antsibull-docs
+#                  lint-collection-docs (plugin docs and references) and antsibull-changelog lint
 #   make molecule  molecule test for every scenario under molecule/
 #   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
 #   make lab       scripts/run_lab.py
@@ -78,6 +79,8 @@ sanity: venv
 
 lint: venv
 	ansible-lint $(LINT_ARGS)
+	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs .
+	antsibull-changelog lint
 
 molecule: venv
 	@scenarios=$$(compgen -G '$(MOLECULE_GLOB)' || true); \
