@@ -10,6 +10,7 @@
 #   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
 #   make lab       scripts/run_lab.py
 #   make build     build the collection tarball into .cache/dist
+#   make ee        execution environment build context in .cache/ee/context (ansible-builder create)
 #   make clean     remove .venv, .cache and test output
 #
 # Every target runs with .venv/bin first on PATH and with Ansible's home, temp
@@ -46,7 +47,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit bench sanity lint molecule lab build clean
+.PHONY: venv test unit bench sanity lint molecule lab build ee clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -96,6 +97,9 @@ lab: venv
 
 build: venv
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist .
+
+ee: venv
+	scripts/ee-context
 
 clean:
 	rm -rf $(VENV) $(CACHE) tests/output .ansible .pytest_cache .hypothesis .benchmarks
