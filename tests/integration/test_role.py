@@ -88,3 +88,13 @@ def test_other_failures_still_fail(lab: Lab) -> None:
                                 'escalation_profiles_root': 'relative/path'})
     assert completed.returncode != 0
     assert 'profiles_root must be an absolute path' in completed.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(('incident', 'ok'), [('INC0012345', True), ('../etc', False), ('a/b', False)])
+def test_the_incident_id_is_a_plain_name(lab: Lab, incident: str, ok: bool) -> None:
+    seed(lab)
+    completed, _ = ladder(lab, {'escalation_rungs': ['app_data'], 'incident_id': incident}, '--check')
+    assert (completed.returncode == 0) is ok, completed.stdout[-3000:]
+    if not ok:
+        assert 'incident_id must be' in completed.stdout
