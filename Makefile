@@ -2,7 +2,8 @@
 #
 #   make venv      create/refresh .venv from pyproject.toml (dependency group "test")
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
-#   make unit      pytest: tests/unit and tests/integration
+#   make unit      pytest: tests/unit and tests/integration (first makes sure a headless Chromium is
+#                  there for the fleet report's browser test: scripts/ensure-chromium)
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
 #   make lint      ansible-lint (production profile, .ansible-lint), antsibull-docs
 #                  lint-collection-docs (plugin docs and references) and antsibull-changelog lint
@@ -47,7 +48,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit bench sanity lint molecule lab build ee clean
+.PHONY: venv test unit browser bench sanity lint molecule lab build ee clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -69,7 +70,10 @@ $(CACHE)/ansible.cfg:
 test: venv
 	scripts/run-tests
 
-unit: venv
+browser:
+	scripts/ensure-chromium
+
+unit: venv browser
 	pytest $(wildcard tests/unit tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
 bench: venv
