@@ -113,25 +113,25 @@ def _chart(doc: dict[str, t.Any]) -> str:
     if not rungs:
         return '<p>No rung ran.</p>'
     most = max(max(sum(doc['per_rung'][r]['detection'].values()) for r in rungs), 1)
-    width, label, bar, gap = 520, 110, 14, 10
-    height = len(rungs) * (2 * bar + gap) + 30
+    width, label, row, gap = 520, 110, 14, 10
+    height = len(rungs) * (2 * row + gap) + 30
     parts = [f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="{label + width + 60}" height="{height}" role="img"'
              ' aria-label="Outcomes per rung: detection (upper bar) and remediation (lower bar) of each host">']
     y = 4
     for rung in rungs:
-        parts.append(f'<text x="0" y="{y + bar + 4}" font-size="12">{_e(rung)}</text>')
+        parts.append(f'<text x="0" y="{y + row + 4}" font-size="12">{_e(rung)}</text>')
         for kind, states in (('detection', DETECTION), ('remediation', REMEDIATION)):
-            parts.append(f'<text x="{label - 28}" y="{y + bar - 4}" font-size="9" fill="#777">{kind[:3]}.</text>')
+            parts.append(f'<text x="{label - 28}" y="{y + row - 4}" font-size="9" fill="#777">{kind[:3]}.</text>')
             x = float(label)
             for state in states:
                 count = doc['per_rung'][rung][kind][state]
                 if count:
                     w = width * count / most
-                    parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar - 2}" fill="{COLOURS[state]}"'
+                    parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 2}" fill="{COLOURS[state]}"'
                                  f' data-rung="{_e(rung)}" data-kind="{kind}" data-state="{state}" data-count="{count}">'
                                  f'<title>{_e(rung)} {kind} {state}: {count}</title></rect>')
                     x += w
-            y += bar
+            y += row
         y += gap
     legend_x = label
     for state in ('healthy', 'issue', 'error', 'not_applicable', 'fixed', 'pending', 'failed'):

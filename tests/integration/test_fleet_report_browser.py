@@ -90,8 +90,8 @@ def test_report_html_renders_in_chromium_with_the_numbers_of_report_json(lab: La
     assert page.rows == sorted((h['host'] for h in doc['hosts']), reverse=True), 'sorted by the #sort=host:desc the URL asked for'
 
     bars = Counter()
-    for bar in page.bars:
-        bars[(bar['data-rung'], bar['data-kind'], bar['data-state'])] += int(bar['data-count'] or 0)
+    for rect in page.bars:
+        bars[(rect['data-rung'], rect['data-kind'], rect['data-state'])] += int(rect['data-count'] or 0)
     assert bars == Counter({(rung, kind, state): count for rung, per in doc['per_rung'].items()
                             for kind in ('detection', 'remediation') for state, count in per[kind].items() if count})
 

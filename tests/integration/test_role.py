@@ -84,8 +84,8 @@ def test_users_a_host_lacks_are_not_applicable_there(lab: Lab) -> None:
 @pytest.mark.integration
 def test_other_failures_still_fail(lab: Lab) -> None:
     seed(lab)
-    completed, _ = ladder(lab, {'escalation_rungs': ['app_data'], 'escalation_users': ['alice'],
-                                'escalation_profiles_root': 'relative/path'})
+    completed = ladder(lab, {'escalation_rungs': ['app_data'], 'escalation_users': ['alice'],
+                                'escalation_profiles_root': 'relative/path'})[0]
     assert completed.returncode != 0
     assert 'profiles_root must be an absolute path' in completed.stdout
 
@@ -94,7 +94,7 @@ def test_other_failures_still_fail(lab: Lab) -> None:
 @pytest.mark.parametrize(('incident', 'ok'), [('INC0012345', True), ('../etc', False), ('a/b', False)])
 def test_the_incident_id_is_a_plain_name(lab: Lab, incident: str, ok: bool) -> None:
     seed(lab)
-    completed, _ = ladder(lab, {'escalation_rungs': ['app_data'], 'incident_id': incident}, '--check')
+    completed = ladder(lab, {'escalation_rungs': ['app_data'], 'incident_id': incident}, '--check')[0]
     assert (completed.returncode == 0) is ok, completed.stdout[-3000:]
     if not ok:
         assert 'incident_id must be' in completed.stdout
