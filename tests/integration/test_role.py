@@ -85,7 +85,7 @@ def test_users_a_host_lacks_are_not_applicable_there(lab: Lab) -> None:
 def test_other_failures_still_fail(lab: Lab) -> None:
     seed(lab)
     completed = ladder(lab, {'escalation_rungs': ['app_data'], 'escalation_users': ['alice'],
-                                'escalation_profiles_root': 'relative/path'})[0]
+                             'escalation_profiles_root': 'relative/path'})[0]
     assert completed.returncode != 0
     assert 'profiles_root must be an absolute path' in completed.stdout
 
