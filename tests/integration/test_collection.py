@@ -15,7 +15,7 @@ from .conftest import TARGETS, Lab, assert_ok
 ALICE = 'S-1-5-21-1-2-3-1001'
 BOB = 'S-1-5-21-1-2-3-1002'
 PUBLIC_MODULES = ['app', 'app_data', 'firewall', 'proxy', 'quarantine']
-DEVELOPER_ONLY = ('Makefile', 'pyproject.toml', 'scripts', 'molecule', 'inventories/lab', 'tests/unit',
+DEVELOPER_ONLY = ('Makefile', 'pyproject.toml', 'scripts', 'molecule', 'ee', 'inventories/lab', 'tests/unit',
                   'tests/integration', 'tests/benchmarks', 'tests/conftest.py', '.ci', '.config', '.ansible-lint',
                   'plugins/connection/simulated_windows.py', 'plugins/plugin_utils/_simulated_windows.py',
                   'plugins/plugin_utils/_lab.py')
@@ -98,3 +98,25 @@ def test_the_built_tarball_installs_and_works_without_the_test_tooling(lab: Lab,
     assert_ok(completed)
     result = json.loads(dump.read_text())
     assert [u['status'] for u in result['users']] == ['cleared']
+
+
+@pytest.mark.integration
+def test_the_installed_ladder_playbook_writes_its_fleet_report(lab: Lab, collection_root: Path) -> None:
+    """ansible-playbook loopbreaker.notion.ladder finds the callback next to the installed playbook, unconfigured."""
+    tarball = _galaxy_build(collection_root, lab.root / 'dist', lab.env)
+    installed = lab.root / 'installed'
+    env = dict(lab.env, ANSIBLE_COLLECTIONS_PATH=str(installed))
+    assert_ok(subprocess.run(['ansible-galaxy', 'collection', 'install', '--offline', '-p', str(installed), str(tarball)],
+                             env=env, capture_output=True, text=True, check=False))
+    seed_posix_home(str(lab.homes), 'frank')
+    inventory = lab.root / 'fleet.yml'
+    inventory.write_text(json.dumps({'notion_workstations': {'hosts': {'posix': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}',
+        'escalation_profiles_root': str(lab.homes)}}}}))
+    reports = lab.root / 'reports'
+    completed = subprocess.run(['ansible-playbook', '-i', str(inventory), 'loopbreaker.notion.ladder',
+                                '-e', json.dumps({'escalation_report_dir': str(reports), 'escalation_rungs': ['app_data']})],
+                               env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert_ok(completed)
+    (host,) = json.loads((reports / 'fleet' / 'report.json').read_text())['hosts']
+    assert (host['host'], host['rung_reached'], host['remediation']) == ('posix', 'app_data', 'fixed')
