@@ -2,13 +2,16 @@
 #
 #   make venv      create/refresh .venv from pyproject.toml (dependency group "test")
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
-#   make unit      pytest: tests/unit and tests/integration
+#   make unit      pytest: tests/unit and tests/integration (first makes sure a headless Chromium is
+#                  there for the fleet report's browser test: scripts/ensure-chromium)
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
-#   make lint      ansible-lint, production profile (.ansible-lint)
+#   make lint      ansible-lint (production profile, .ansible-lint), antsibull-docs
+#                  lint-collection-docs (plugin docs and references) and antsibull-changelog lint
 #   make molecule  molecule test for every scenario under molecule/
 #   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
 #   make lab       scripts/run_lab.py
 #   make build     build the collection tarball into .cache/dist
+#   make ee        execution environment build context in .cache/ee/context (ansible-builder create)
 #   make clean     remove .venv, .cache and test output
 #
 # Every target runs with .venv/bin first on PATH and with Ansible's home, temp
@@ -45,7 +48,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit bench sanity lint molecule lab build clean
+.PHONY: venv test unit browser bench sanity lint molecule lab build ee clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -67,7 +70,10 @@ $(CACHE)/ansible.cfg:
 test: venv
 	scripts/run-tests
 
-unit: venv
+browser:
+	scripts/ensure-chromium
+
+unit: venv browser
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
 bench: venv
@@ -78,6 +84,8 @@ sanity: venv
 
 lint: venv
 	ansible-lint $(LINT_ARGS)
+	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs .
+	antsibull-changelog lint
 
 molecule: venv
 	@scenarios=$$(compgen -G '$(MOLECULE_GLOB)' || true); \
@@ -93,6 +101,9 @@ lab: venv
 
 build: venv
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist .
+
+ee: venv
+	scripts/ee-context
 
 clean:
 	rm -rf $(VENV) $(CACHE) tests/output .ansible .pytest_cache .hypothesis .benchmarks

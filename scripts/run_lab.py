@@ -90,6 +90,9 @@ def summarise(name: str, title: str, lab_dir: Path) -> None:
                     print(f'{"":<12} error: {error}')
     for action in sorted(manual):
         print(f'manual action: {action}')
+    fleet = lab_dir / 'reports' / name / 'fleet'
+    if (fleet / 'report.html').exists():
+        print(f'fleet report: {fleet / "report.html"} (and report.json, junit.xml)')
 
 
 def main() -> int:

@@ -32,6 +32,15 @@ description:
   - Linux has no official Notion app; the module reports RV(not_applicable).
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
+requirements:
+  - Windows targets - Windows 10 or 11 (or Server 2016+) with Windows PowerShell 5.1, reached over a
+    PowerShell connection (C(ansible.builtin.winrm) with pywinrm, C(ansible.builtin.psrp) with pypsrp on the
+    controller, or C(ansible.builtin.ssh) with C(ansible_shell_type=powershell)) as a member of
+    Administrators. Nothing is installed on the host.
+  - Windows targets - the users to (re)install for logged on (their installs run in their session); the
+    installer a local path or an https URL the host can download.
+  - macOS targets - C(dscl), C(codesign), C(hdiutil), C(ditto) and C(launchctl) (part of macOS), run as root;
+    Homebrew only with O(use_homebrew).
 options:
   state:
     description:

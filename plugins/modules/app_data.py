@@ -25,6 +25,12 @@ description:
     "Log out of all sessions" has no API; the result lists it under RV(manual_actions).
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
+requirements:
+  - Windows targets - Windows 10 or 11 (or Server 2016+) with Windows PowerShell 5.1, reached over a
+    PowerShell connection (C(ansible.builtin.winrm) with pywinrm, C(ansible.builtin.psrp) with pypsrp on the
+    controller, or C(ansible.builtin.ssh) with C(ansible_shell_type=powershell)) as a member of
+    Administrators. Nothing is installed on the host.
+  - macOS and Linux targets - a Python that ansible-core supports on targets, run as root (C(become)) to reach every user's home.
 options:
   scopes:
     description:

@@ -34,6 +34,13 @@ description:
     primitive operations through the collection's internal Windows bridge, in at most two calls.
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
+requirements:
+  - Windows targets - Windows 10 or 11 (or Server 2016+) with Windows PowerShell 5.1, reached over a
+    PowerShell connection (C(ansible.builtin.winrm) with pywinrm, C(ansible.builtin.psrp) with pypsrp on the
+    controller, or C(ansible.builtin.ssh) with C(ansible_shell_type=powershell)) as a member of
+    Administrators. Nothing is installed on the host.
+  - macOS targets - the Application Firewall's C(socketfilterfw), run as root.
+  - Windows targets - Windows Defender Firewall with its C(NetSecurity) cmdlets.
 options:
   state:
     description:

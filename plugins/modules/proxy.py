@@ -25,6 +25,14 @@ description:
     session bus are present; otherwise it returns RV(not_applicable).
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
+requirements:
+  - Windows targets - Windows 10 or 11 (or Server 2016+) with Windows PowerShell 5.1, reached over a
+    PowerShell connection (C(ansible.builtin.winrm) with pywinrm, C(ansible.builtin.psrp) with pypsrp on the
+    controller, or C(ansible.builtin.ssh) with C(ansible_shell_type=powershell)) as a member of
+    Administrators. Nothing is installed on the host.
+  - macOS targets - C(networksetup), run as root.
+  - Linux targets - C(gsettings) and the connection user's GNOME session bus; without them the module reports
+    RV(not_applicable).
 options:
   mode:
     description:

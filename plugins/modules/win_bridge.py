@@ -34,6 +34,9 @@ description:
     every hive loaded by the batch is unloaded at the end, whether operations failed or not.
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
+requirements:
+  - Windows PowerShell 5.1 on the target, run as a member of Administrators. Called only by this collection's
+    action plugins.
 options:
   operations:
     description:
