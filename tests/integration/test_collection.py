@@ -93,7 +93,7 @@ def test_the_built_tarball_installs_and_works_without_the_test_tooling(lab: Lab,
     dump = lab.root / 'clear.json'
     completed = subprocess.run(
         ['ansible-playbook', '-i', str(inventory), str(TARGETS / 'clear.yml'), '-v',
-         '-e', json.dumps({'target_host': 'posix', 'dump_path': str(dump), 'homes': str(lab.homes)})],
+         '-e', json.dumps({'target_host': 'posix', 'dump_path': str(dump), 'homes': str(lab.homes), 'state_dir': str(lab.root / 'state')})],
         env=env, capture_output=True, text=True, check=False)
     assert_ok(completed)
     result = json.loads(dump.read_text())
@@ -112,7 +112,7 @@ def test_the_installed_ladder_playbook_writes_its_fleet_report(lab: Lab, collect
     inventory = lab.root / 'fleet.yml'
     inventory.write_text(json.dumps({'notion_workstations': {'hosts': {'posix': {
         'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}',
-        'escalation_profiles_root': str(lab.homes)}}}}))
+        'escalation_profiles_root': str(lab.homes), 'escalation_state_dir': str(lab.root / 'state')}}}}))
     reports = lab.root / 'reports'
     completed = subprocess.run(['ansible-playbook', '-i', str(inventory), 'loopbreaker.notion.ladder',
                                 '-e', json.dumps({'escalation_report_dir': str(reports), 'escalation_rungs': ['app_data']})],

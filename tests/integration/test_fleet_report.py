@@ -33,7 +33,7 @@ def run_ladder(lab: Lab, reports: Path, *flags: str, env: dict[str, str] | None 
     inventory.write_text(json.dumps({'notion_workstations': {'hosts': {
         'ws-win': {'ansible_connection': 'loopbreaker.notion.simulated_windows', 'loopbreaker_simulated_state': str(lab.state_path)},
         'ws-linux': {'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}',
-                     'escalation_profiles_root': str(lab.homes)},
+                     'escalation_profiles_root': str(lab.homes), 'escalation_state_dir': str(lab.root / 'state')},
     }}}))
     variables = {'escalation_report_dir': str(reports), 'escalation_rungs': list(rungs), 'incident_id': 'INC0042'}
     return subprocess.run(['ansible-playbook', '-i', str(inventory), str(ROOT / 'playbooks' / 'ladder.yml'), *flags,
@@ -117,7 +117,8 @@ def test_enabled_by_configuration_for_any_playbook(lab: Lab) -> None:
     env = dict(lab.env, ANSIBLE_CALLBACKS_ENABLED='loopbreaker.notion.fleet_report', LOOPBREAKER_FLEET_REPORT_DIR=str(out))
     dump = lab.root / 'clear.json'
     completed = subprocess.run(['ansible-playbook', '-i', str(lab.root / 'inventory.yml'), str(TARGETS / 'clear.yml'),
-                                '-e', json.dumps({'target_host': 'posix', 'dump_path': str(dump), 'homes': str(lab.homes)})],
+                                '-e', json.dumps({'target_host': 'posix', 'dump_path': str(dump), 'homes': str(lab.homes),
+                                                           'state_dir': str(lab.root / 'state')})],
                                env=env, capture_output=True, text=True, check=False, timeout=300)
     assert_ok(completed)
     doc = json.loads((out / 'report.json').read_text())
@@ -142,7 +143,7 @@ def test_each_item_of_a_looped_task_is_a_result(lab: Lab) -> None:
     out = lab.root / 'configured'
     env = dict(lab.env, ANSIBLE_CALLBACKS_ENABLED='loopbreaker.notion.fleet_report', LOOPBREAKER_FLEET_REPORT_DIR=str(out))
     completed = subprocess.run(['ansible-playbook', '-i', str(lab.root / 'inventory.yml'), str(TARGETS / 'fleet_loop.yml'),
-                                '-e', json.dumps({'target_host': 'posix', 'homes': str(lab.homes)})],
+                                '-e', json.dumps({'target_host': 'posix', 'homes': str(lab.homes), 'state_dir': str(lab.root / 'state')})],
                                env=env, capture_output=True, text=True, check=False, timeout=300)
     assert_ok(completed)
     (host,) = json.loads((out / 'report.json').read_text())['hosts']

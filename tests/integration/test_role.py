@@ -32,7 +32,7 @@ def ladder(lab: Lab, variables: dict[str, t.Any], *flags: str) -> tuple[subproce
         'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
                 'loopbreaker_simulated_state': str(lab.state_path)},
         'posix': {'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}',
-                  'escalation_profiles_root': str(lab.homes)},
+                  'escalation_profiles_root': str(lab.homes), 'escalation_state_dir': str(lab.root / 'state')},
     }}}))
     reports = lab.root / 'reports' / 'not' / 'yet'
     completed = subprocess.run(
