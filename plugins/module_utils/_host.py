@@ -46,8 +46,22 @@ def per_profile(envelope: Envelope, index: int) -> dict[str, dict[str, t.Any]]:
 
 
 def owns(profile: dict[str, t.Any], process: dict[str, t.Any]) -> bool:
-    """Whether a process runs as the profile's user (POSIX profiles carry a separate owner_sid)."""
-    return bool(process['owner_sid'] == profile.get('owner_sid', profile['sid']))
+    """Whether a process is the profile's user's, working on that profile's data.
+
+    The owner must match (POSIX profiles carry a separate ``owner_sid``, the home's uid). On
+    POSIX the local host also reports the process's ``HOME`` when it can read it: Notion keeps its
+    data under ``$HOME``, so a process of the same uid whose HOME is outside this profile's home
+    (another home sharing the owner, as in a lab of sandboxed homes) is not working on this
+    profile and is left alone. Without a HOME (Windows, macOS, an unreadable environment) the
+    owner decides alone.
+    """
+    if process['owner_sid'] != profile.get('owner_sid', profile['sid']):
+        return False
+    home = process.get('home')
+    if not home or not profile.get('profile_path'):
+        return True
+    root = profile['profile_path'].rstrip('/')
+    return bool(home == root or home.startswith(root + '/'))
 
 
 def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, exclude_users: list[str] | None,

@@ -1,15 +1,14 @@
 """Bad input fails with a clear message, before anything on the host changes."""
 from __future__ import annotations
 
-import shutil
-import subprocess
+import typing as t
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
 
-from .conftest import Lab, assert_ok
+from .conftest import FakeNotion, Lab, assert_ok, own_homes
 from .test_app_data import posix_tree, seed_both
 
 COMMON_CASES = [
@@ -55,20 +54,19 @@ def _cases(host: str, homes: Path) -> tuple[list[dict[str, object]], dict[str, s
 
 
 @pytest.fixture
-def fake_notion(tmp_path: Path) -> subprocess.Popen[bytes]:
-    """A process whose name is 'notion', owned by the user who owns the sandboxed homes."""
-    binary = tmp_path / 'notion'
-    shutil.copy('/bin/sleep', binary)
-    process = subprocess.Popen([str(binary), '300'])
+def fake_notion(lab: Lab) -> t.Iterator[FakeNotion]:
+    """A process named 'notion' in alice's sandboxed home, as her session would run it (HOME is hers)."""
+    (lab.homes / 'alice').mkdir(parents=True, exist_ok=True)
+    process = FakeNotion(lab.homes / 'alice')
     yield process
-    process.kill()
-    process.wait()
+    process.close()
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize('host', ['win', 'posix'])
-def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, fake_notion: subprocess.Popen[bytes]) -> None:
+def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, fake_notion: FakeNotion) -> None:
     seed_both(lab, running=True)
+    own_homes(lab.homes)
     cases, expected = _cases(host, lab.homes)
     before = lab.state() if host == 'win' else posix_tree(lab.homes)
     completed, outcomes = lab.play('bad_input', host, {'cases': cases})
@@ -87,4 +85,4 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, fake_n
         assert sent and not [name for name in sent if OPERATIONS[name].mutates], 'only probes were sent'
     else:
         assert posix_tree(lab.homes) == before
-        assert fake_notion.poll() is None, 'the running Notion was left alone'
+        assert fake_notion.running(), 'the running Notion was left alone'

@@ -159,6 +159,29 @@ def test_owns(profile_, owner, expected) -> None:
     assert owns(profile_, {'pid': 4, 'owner_sid': owner}) is expected
 
 
+SANDBOXED = {'sid': 'uid:0/alice', 'owner_sid': 'uid:0', 'profile_path': '/tmp/pytest-1/homes/alice'}
+
+
+@pytest.mark.parametrize(
+    ('home', 'expected'),
+    [
+        pytest.param('/tmp/pytest-1/homes/alice', True, id='home-is-the-profile'),
+        pytest.param('/tmp/pytest-1/homes/alice/snap/notion/42', True, id='home-below-the-profile'),
+        pytest.param('/tmp/pytest-2/homes/alice', False, id='same-uid-another-sandbox'),
+        pytest.param('/tmp/pytest-1/homes/alice2', False, id='sibling-with-the-same-prefix'),
+        pytest.param('/tmp/pytest-1/homes/bob', False, id='same-uid-another-home'),
+        pytest.param(None, True, id='home-unknown-owner-decides'),
+    ],
+)
+def test_owns_a_posix_process_by_the_home_it_works_in(home, expected) -> None:
+    """Sandboxed homes share one owner: HOME says which profile a process is working on."""
+    assert owns(SANDBOXED, {'pid': 4, 'owner_sid': 'uid:0', 'home': home}) is expected
+
+
+def test_owns_with_the_right_home_but_another_owner_is_false() -> None:
+    assert owns(SANDBOXED, {'pid': 4, 'owner_sid': 'uid:501', 'home': '/tmp/pytest-1/homes/alice'}) is False
+
+
 # ------------------------------------------------------------------ native_context
 
 
