@@ -32,7 +32,8 @@ options:
         C(service_workers) is C(Service Worker); C(storage) is Local Storage, IndexedDB, Session Storage,
         File System, WebStorage, blob_storage, shared_proto_db and the C(notion.db) offline store (with its
         -wal/-shm/-journal files); C(cookies) is C(Cookies) and C(Network/Cookies) (and their journals).
-      - C(all) is every scope, like ticking every box in "Clear site data".
+      - C(all) is every scope, like ticking every box in "Clear site data". An empty list fails (it
+        does not mean every scope).
       - The table lives in one place, C(plugins/module_utils/_layout.py), and in C(docs/scopes.md).
     type: list
     elements: str

@@ -619,7 +619,7 @@ def test_spec_level_bad_input_is_refused_by_the_argument_spec(args: dict[str, t.
     ({'mode': 'direct', 'bypass_hosts': ['*.notion.so']}, 'bypass_hosts only applies to mode bypass, not direct'),
     ({'mode': 'restore', 'bypass_hosts': ['*.notion.so']}, 'bypass_hosts only applies to mode bypass, not restore'),
     ({'mode': 'bypass', 'bypass_hosts': ['*.notion.so;*.notion.com']},
-     'bypass_hosts entries are single host patterns (no ";" or spaces)'),
+     'bypass_hosts entries are single host patterns (no ";", "," or whitespace), got \'*.notion.so;*.notion.com\''),
     ({'mode': 'bypass', 'disable': ['pac']}, 'disable only applies to mode direct'),
     ({'mode': 'direct', 'disable': []}, 'disable must name at least one of manual_proxy, pac, auto_detect'),
 ])
@@ -637,6 +637,6 @@ def test_an_unknown_user_is_refused_after_the_probe_only() -> None:
     before = without_calls(twin)
     with pytest.raises(RequestError) as caught:
         run(twin, mode='bypass', users=['alice', 'mallory'])
-    assert str(caught.value) == 'unknown user(s): mallory; profiles on this host: alice, bob, carol, dave'
+    assert str(caught.value) == 'users lists unknown user(s): mallory; profiles on this host: alice, bob, carol, dave'
     assert without_calls(twin) == before
     assert calls(twin) == [True]
