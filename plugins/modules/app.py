@@ -251,23 +251,26 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app, _macos_app
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
-                           required_if=_app.REQUIRED_IF, supports_check_mode=True)
+    module = new_module(_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
+                        required_if=_app.REQUIRED_IF, supports_check_mode=True)
     system = platform.system().lower()
     if system != 'darwin':
+        try:
+            _app.validate(module.params, platform=system)
+        except RequestError as error:
+            module.fail_json(msg=str(error), changed=False)
         module.exit_json(changed=False, not_applicable=True, platform=system, state=module.params['state'],
                          users=[], facts={}, manual_actions=[],
                          msg='Notion has no official desktop app for this platform; nothing to manage')
 
     def act() -> dict:
-        _app.validate(module.params)
+        _app.validate(module.params, platform=system)
         return _macos_app.run(module.params, runner=module.run_command, check_mode=module.check_mode,
                               now=datetime.datetime.now(datetime.timezone.utc), token=secrets.token_hex(3),
                               path_exists=os.path.exists)

@@ -213,15 +213,14 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_app_data.ARGUMENT_SPEC, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_app_data.ARGUMENT_SPEC, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
 
     def clear() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir)

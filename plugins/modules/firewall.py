@@ -259,6 +259,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _firewall, _firewall_darwin
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 class LocalTools:
@@ -305,8 +306,8 @@ def run_native(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_firewall.ARGUMENT_SPEC, mutually_exclusive=_firewall.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_firewall.ARGUMENT_SPEC, mutually_exclusive=_firewall.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
     succeeded, result = native_outcome(lambda: run_native(module), diff=module._diff)
     if succeeded:
         module.exit_json(**result)

@@ -165,10 +165,9 @@ import os
 import platform
 import pwd
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _posix_proxy, _proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def _load_record(path: str) -> dict | None:
@@ -193,8 +192,8 @@ def _describe(system: str, name: str, state: dict) -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_proxy.ARGUMENT_SPEC, mutually_exclusive=_proxy.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_proxy.ARGUMENT_SPEC, mutually_exclusive=_proxy.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
     system = platform.system().lower()
     params = module.params
     home = pwd.getpwuid(os.getuid()).pw_dir

@@ -162,16 +162,15 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _quarantine_state
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_quarantine_state.ARGUMENT_SPEC,
-                           mutually_exclusive=_quarantine_state.MUTUALLY_EXCLUSIVE,
-                           required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
+    module = new_module(_quarantine_state.ARGUMENT_SPEC,
+                        mutually_exclusive=_quarantine_state.MUTUALLY_EXCLUSIVE,
+                        required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
 
     def act() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir)
