@@ -341,18 +341,24 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
     winhttp, winhttp_operations = plan_winhttp(machine_connections, machine_record, params, now)
     operations = [op for plan in plans for op in plan.operations] + winhttp_operations
     errors: list[str] = []
+    # In check mode the plan is the answer; otherwise only writes that happened count.
+    changed = bool(operations)
     if operations and not check_mode:
         results = host.run_batch(operations, check_mode=False)['results']
+        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates for r in results)
         failed_groups = {r['group'] for r in results if r['status'] != 'ok'}
         for plan in plans:
             if (plan.target.sid or 'machine') in failed_groups:
                 plan.status = 'failed'
                 plan.notes += [r['error'] for r in results if r['group'] == (plan.target.sid or 'machine') and r['error']]
+        if 'winhttp' in failed_groups:
+            winhttp.update(action='failed', after=winhttp['before'],
+                           error='; '.join(r['error'] for r in results if r['group'] == 'winhttp' and r['error']))
         errors = [f"{r['op']}: {r['error']}" for r in results if r['status'] == 'error']
     errors += [f'{p.target.label}: {note}' for p in plans if p.status == 'failed' for note in p.notes
                if f'{p.target.label}: {note}' not in errors]
     result: dict[str, t.Any] = {
-        'changed': bool(operations),
+        'changed': changed,
         'platform': 'windows',
         'mode': params['mode'],
         'scope': 'machine' if machine_wide else 'user',

@@ -151,7 +151,7 @@ targets:
       elements: str
       returned: always
 winhttp:
-  description: Windows, the WinHTTP proxy before and after and the action taken (C(kept), C(reset), C(restored)).
+  description: Windows, the WinHTTP proxy before and after and the action taken (C(kept), C(reset), C(restored), or C(failed) with its error).
   returned: on Windows
   type: dict
 not_applicable:
