@@ -225,7 +225,7 @@ class UserApp:
         return {'user': self.profile['username'], 'sid': self.profile['sid'], 'logged_on': self.logged_on,
                 'installed': self.installed, 'version': self.installed_version, 'install_dir': self.install_dir,
                 'uninstall_entry': self.entry, 'executable': self.exe, 'running': len(self.processes),
-                'user_data': self.data_root if self.has_data else None}
+                'user_data': self.data_root if self.has_data else None, 'error': self.error}
 
 
 @dataclass
@@ -359,10 +359,12 @@ def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -
 def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], installer_path: str | None,
               version: str | None, entry_id: str, now: datetime.datetime) -> UserPlan:
     state = params['state']
-    if app.error:
-        return UserPlan(app, 'failed', reason=app.error)
     if state == 'stopped':
+        # Processes are listed by owner: stopping them needs nothing from the user's hive.
         return UserPlan(app, 'stopped', _stop(app, params)) if app.processes else UserPlan(app, 'unchanged')
+    if app.error:
+        return UserPlan(app, 'failed', reason=f"this user's install could not be read, so nothing was done for "
+                                              f'them: {app.error}')
     if state == 'restarted':
         if not app.installed:
             return UserPlan(app, 'unchanged', reason='Notion is not installed for this user')
@@ -416,7 +418,8 @@ def targets(discovery: Discovery, params: dict[str, t.Any]) -> list[UserApp]:
         return [u for u in discovery.users if u.processes]
     if params['state'] == 'present':
         return discovery.users
-    return [u for u in discovery.users if u.installed or (params['remove_user_data'] and u.has_data)]
+    # A user whose hive or profile could not be read may have Notion: reported as failed, never left out.
+    return [u for u in discovery.users if u.installed or u.error or (params['remove_user_data'] and u.has_data)]
 
 
 def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime,

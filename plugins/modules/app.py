@@ -230,8 +230,9 @@ users:
       returned: on macOS
 facts:
   description: >-
-    Discovery. Windows - per user install, executable, version, signature, processes and data;
-    machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
+    Discovery. Windows - per user install, executable, version, signature, processes and data (and
+    C(error) when the user's hive or profile could not be read: that user is reported C(failed) in
+    RV(users), whatever the state, except V(stopped)); machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
     their session, processes and data, Homebrew.
   returned: always
   type: dict
