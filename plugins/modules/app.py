@@ -51,6 +51,10 @@ options:
         C(C:\\ProgramData\\loopbreaker\\installers) on Windows, into the private work directory on
         macOS). Required for V(present) and V(reinstalled) unless O(use_homebrew).
       - On Windows Notion's per-user setup C(.exe); on macOS a C(.dmg) or C(.zip) holding C(Notion.app).
+      - A path must be absolute, without C(..) components, and on Windows on a local drive (not a UNC
+        share, which the per-user task cannot reach); a URL must be C(http) or C(https) with a host.
+        Credentials in a URL (C(https://user:password@host/...)) are used for the download and
+        shown as C(********) in every result.
     type: str
   checksum:
     description: SHA-256 the installer must have (64 hex digits).
@@ -70,19 +74,19 @@ options:
     type: bool
     default: false
   users:
-    description: Only these users; a name with no profile fails before anything changes.
+    description: Only these users; a name with no profile, or an empty list, fails before anything changes.
     type: list
     elements: str
   exclude_users:
-    description: Every user except these.
+    description: Every user except these; an empty list excludes nobody.
     type: list
     elements: str
   timeout:
-    description: Seconds to wait for each installer, uninstaller or download (on macOS, the download).
+    description: Seconds (1 to 86400) to wait for each installer, uninstaller or download (on macOS, the download).
     type: int
     default: 600
   stop_timeout:
-    description: Seconds to wait for Notion processes to exit.
+    description: Seconds (1 to 3600) to wait for Notion processes to exit.
     type: int
     default: 30
   profiles_root:

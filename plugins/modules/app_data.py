@@ -43,11 +43,14 @@ options:
     description:
       - Only these users (profile names, case-insensitive on Windows and macOS). A name with no profile
         on the host fails the task before anything changes.
-      - By default every user profile that has Notion data.
+      - By default every user profile that has Notion data. An empty list fails (leave the option out
+        for every user), and so does a name that is a path.
     type: list
     elements: str
   exclude_users:
-    description: Every profile with Notion data except these. Names absent from the host are ignored.
+    description:
+      - Every profile with Notion data except these. Names absent from the host are ignored; an empty
+        list excludes nobody.
     type: list
     elements: str
   profiles_root:
@@ -65,7 +68,7 @@ options:
     type: bool
     default: true
   stop_timeout:
-    description: Seconds to wait for Notion processes to exit before the user is reported as failed.
+    description: Seconds (1 to 3600) to wait for Notion processes to exit before the user is reported as failed.
     type: int
     default: 30
   quarantine:

@@ -47,6 +47,10 @@ options:
       - With V(bypass), the host patterns to add (C(*) wildcards). Defaults to Notion's hosts
         C(*.notion.so), C(notion.so), C(*.notion.com), C(notion.com), C(*.notion-static.com),
         C(notion-static.com) and C(prod-files-secure.s3.us-west-2.amazonaws.com). An empty list fails.
+      - Each entry is one ASCII host name, address or pattern (letters, digits, C(.), C(-), C(*), C(:),
+        C([]), or C(<local>)); separators (C(;), C(,), whitespace), URLs, empty entries and C(*) alone
+        (which would bypass the proxy for every host - use V(direct) for that) fail. Write an
+        internationalised name in its punycode form (C(xn--...)).
     type: list
     elements: str
   winhttp:
@@ -57,15 +61,19 @@ options:
     choices: [keep, reset]
     default: keep
   users:
-    description: Windows only. These users; a name with no profile fails before anything changes. Default every user.
+    description:
+      - Windows only. These users; a name with no profile, or an empty list, fails before anything changes.
+        Default every user.
     type: list
     elements: str
   exclude_users:
-    description: Windows only. Every user except these.
+    description: Windows only. Every user except these; an empty list excludes nobody.
     type: list
     elements: str
   services:
-    description: macOS only. These network services (default every enabled one); an unknown name fails.
+    description:
+      - macOS only. These network services (default every enabled one); an unknown name, or an empty
+        list, fails.
     type: list
     elements: str
 attributes:
