@@ -24,7 +24,8 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._validation imp
 def new_module(argument_spec: dict[str, t.Any], **kwargs: t.Any) -> AnsibleModule:
     """AnsibleModule(argument_spec, **kwargs), after refusing what would crash its validation."""
     raw = basic._load_params()  # pylint: disable=protected-access  # cached: AnsibleModule reads the same
-    problem = raw_int_problem(argument_spec, raw)
+    # Not a dict when something else stands in for the parameters (ansible-test's validate-modules).
+    problem = raw_int_problem(argument_spec, raw) if isinstance(raw, dict) else None
     if problem:
         # Every option as raw, so that only the problem found above is reported.
         fallback = AnsibleModule(argument_spec={name: {'type': 'raw'} for name in argument_spec},
