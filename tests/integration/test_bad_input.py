@@ -92,4 +92,3 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, fake_n
     else:
         assert posix_tree(lab.homes) == before
         assert fake_notion.running(), 'the running Notion was left alone'
-
