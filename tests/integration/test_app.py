@@ -133,8 +133,8 @@ REDACTED_URL = 'https://********@files.corp.example/notion/Notion%20Setup%207.40
 def test_credentials_in_an_installer_url_never_come_back(lab: Lab) -> None:
     """The download fails (the twin serves nothing there): the URL is in every user's reason, redacted."""
     seed(lab)
-    completed, results = lab.play('app_four_runs', 'win', {'app_once': {'state': 'present', 'installer': PROTECTED_URL},
-                                                            'app_may_fail': True})
+    play = {'app_once': {'state': 'present', 'installer': PROTECTED_URL}, 'app_may_fail': True}
+    completed, results = lab.play('app_four_runs', 'win', play)
     assert_ok(completed)
     apply = results['apply']
     assert SECRET not in json.dumps(results) and 'deploy:' not in json.dumps(results)
