@@ -25,6 +25,7 @@ MAX_ENTRIES = 10000
 MAX_INT_DIGITS = 18
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 REDACTED = '********'
+MIN_SECRET = 6
 
 
 def shown(value: object, limit: int = 120) -> str:
@@ -124,8 +125,9 @@ def url_userinfo(text: str) -> str | None:
 def url_secrets(params: dict[str, t.Any]) -> set[str]:
     """Every string that must not appear in a result: userinfo of any URL in the parameters.
 
-    The whole userinfo (raw and percent-decoded) always, the password alone too when it is
-    long enough not to match unrelated text.
+    The whole userinfo (raw and percent-decoded) and the password alone, each when it is long
+    enough not to match unrelated text (a one-letter "secret" would blank every such letter of the
+    result; messages built from the URL still show it redacted, see redact_url).
     """
     found: set[str] = set()
     for value in params.values():
@@ -134,10 +136,8 @@ def url_secrets(params: dict[str, t.Any]) -> set[str]:
             if userinfo is None:
                 continue
             for form in (userinfo, urllib.parse.unquote(userinfo)):
-                found.add(form)
                 password = form.partition(':')[2]
-                if len(password) >= 6:
-                    found.add(password)
+                found |= {part for part in (form, password) if len(part) >= MIN_SECRET}
     return found
 
 

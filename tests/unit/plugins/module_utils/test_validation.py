@@ -131,6 +131,13 @@ def test_url_secrets_finds_userinfo_in_any_string_or_list_option_raw_and_decoded
     assert url_secrets(params) == {'deploy:p%40ssw0rd!', 'deploy:p@ssw0rd!', 'p%40ssw0rd!', 'p@ssw0rd!', 'x:tiny'}
 
 
+def test_url_secrets_skips_what_is_too_short_to_redact_safely() -> None:
+    """Redacting 'x' everywhere would garble the result; redact_url still hides it in messages."""
+    assert url_secrets({'installer': 'https://x@files.example/x.exe'}) == set()
+    assert url_secrets({'installer': 'https://ab:cd@files.example/x.exe'}) == set()
+    assert redact_url('https://x@files.example/x.exe') == 'https://********@files.example/x.exe'
+
+
 def test_redact_url_and_redact() -> None:
     url = 'https://deploy:s3cret-value@files.example/Notion%20Setup.exe'
     assert redact_url(url) == 'https://********@files.example/Notion%20Setup.exe'
