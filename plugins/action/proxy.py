@@ -6,7 +6,6 @@ import datetime
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _proxy
-from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import BridgeAction, BridgeClient
 
 
@@ -17,6 +16,4 @@ class ActionModule(BridgeAction):
 
     def run_windows(self, host: BridgeClient, params: dict[str, t.Any], *, check_mode: bool,
                     now: datetime.datetime, token: str) -> dict[str, t.Any]:
-        if params.get('services'):
-            raise RequestError('services applies to macOS only; on Windows proxies are per user')
         return _proxy.run(host, params, check_mode=check_mode, now=now)

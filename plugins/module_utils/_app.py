@@ -38,6 +38,12 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     item_attributes,
     stored_name,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import (
+    check_common,
+    check_seconds,
+    redact_url,
+    shown,
+)
 
 UNINSTALL_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall'
 MACHINE_UNINSTALL_KEYS = ('SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall',
@@ -51,6 +57,8 @@ NOTION_NAME = re.compile(r'^Notion \d')
 INSTALLER_VERSION = re.compile(r'Notion[ _-]Setup[ _-](\d+(?:\.\d+)+)', re.IGNORECASE)
 SHA256 = re.compile(r'^[0-9a-fA-F]{64}$')
 DEFAULT_SIGNER = 'Notion Labs, Inc'
+MAX_TIMEOUT = 86400
+MAX_STOP_TIMEOUT = 3600
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     'state': {'type': 'str', 'required': True, 'choices': ['present', 'absent', 'reinstalled', 'restarted', 'stopped']},
@@ -74,8 +82,18 @@ REQUIRED_IF: list[t.Any] = [['state', 'present', ['installer', 'use_homebrew'], 
                             ['state', 'reinstalled', ['installer', 'use_homebrew'], True]]
 
 
-def validate(params: dict[str, t.Any]) -> None:
+def validate(params: dict[str, t.Any], platform: str = 'windows') -> None:
     """What the spec cannot say; raises RequestError before anything is read."""
+    check_common(params, ARGUMENT_SPEC)
+    if params['state'] in ('present', 'reinstalled') and not params.get('use_homebrew'):
+        # installer: null or use_homebrew: false pass the spec's required_if (the key is there).
+        if params.get('installer') is None:
+            raise RequestError(f"state is {params['state']} but any of the following are missing: installer, "
+                               'use_homebrew')
+        check_installer(params['installer'], platform)
+    for option in ('checksum', 'version', 'team_id'):
+        if params.get(option) is not None and not params[option].strip():
+            raise RequestError(f'{option} must not be empty; leave it out instead')
     if params.get('checksum') and not SHA256.match(params['checksum']):
         raise RequestError(f"checksum must be a SHA-256 (64 hex digits), got {params['checksum']!r}")
     if params['state'] not in ('present', 'reinstalled'):
@@ -85,11 +103,45 @@ def validate(params: dict[str, t.Any]) -> None:
             raise RequestError(f"{', '.join(given)} only {verb} to state present or reinstalled, not {params['state']}")
     if params['remove_user_data'] and params['state'] != 'absent':
         raise RequestError('remove_user_data only applies to state absent')
-    for option in ('timeout', 'stop_timeout'):
-        if params[option] < 1:
-            raise RequestError(f'{option} must be at least 1 second, got {params[option]}')
+    check_seconds(params, 'timeout', MAX_TIMEOUT)
+    check_seconds(params, 'stop_timeout', MAX_STOP_TIMEOUT)
     if not params['signer'].strip():
         raise RequestError('signer must not be empty: every installer is checked against a signer')
+
+
+def check_installer(installer: str, platform: str) -> None:
+    """A local absolute path on the host, or an http(s) URL with a host; raises RequestError."""
+    shown_installer = shown(redact_url(installer))
+    if not installer.strip():
+        raise RequestError('installer must not be empty')
+    try:
+        url = urllib.parse.urlsplit(installer)
+    except ValueError as error:
+        raise RequestError(f'installer is neither a path nor a valid URL ({error}): {shown_installer}') from None
+    scheme = url.scheme.lower()
+    if is_url(installer):
+        if not url.hostname:
+            raise RequestError(f'installer URL has no host: {shown_installer}')
+        return
+    if len(scheme) > 1:  # a drive letter parses as a one-letter scheme
+        raise RequestError(f'installer must be a path on the host or an http(s) URL, not a {scheme} URL: '
+                           f'{shown_installer}')
+    if platform == 'windows':
+        if installer.startswith(('\\\\', '//')):
+            raise RequestError(f'installer must be on a local drive or an http(s) URL, not a UNC path (the task '
+                               f'runs as the user and cannot reach network shares with your credentials): '
+                               f'{shown_installer}')
+        drive, rest = ntpath.splitdrive(installer)
+        if not drive or not rest.startswith(('\\', '/')):
+            raise RequestError(f"installer must be an absolute path (like 'C:\\Installers\\Notion Setup.exe') "
+                               f'or an http(s) URL, got {shown_installer}')
+        parts = re.split(r'[\\/]', rest)
+    else:
+        if not installer.startswith('/'):
+            raise RequestError(f'installer must be an absolute path or an http(s) URL, got {shown_installer}')
+        parts = installer.split('/')
+    if '..' in parts:
+        raise RequestError(f"installer must not contain '..' components: {shown_installer}")
 
 
 def installer_version(installer: str, info: dict[str, t.Any] | None, params: dict[str, t.Any]) -> str | None:
@@ -175,7 +227,7 @@ class UserApp:
         return {'user': self.profile['username'], 'sid': self.profile['sid'], 'logged_on': self.logged_on,
                 'installed': self.installed, 'version': self.installed_version, 'install_dir': self.install_dir,
                 'uninstall_entry': self.entry, 'executable': self.exe, 'running': len(self.processes),
-                'user_data': self.data_root if self.has_data else None}
+                'user_data': self.data_root if self.has_data else None, 'error': self.error}
 
 
 @dataclass
@@ -330,10 +382,12 @@ def _quarantine_user_data(app: UserApp, entry_id: str, now: datetime.datetime) -
 def plan_user(app: UserApp, discovery: Discovery, params: dict[str, t.Any], installer_path: str | None,
               version: str | None, entry_id: str, now: datetime.datetime) -> UserPlan:
     state = params['state']
-    if app.error:
-        return UserPlan(app, 'failed', reason=app.error)
     if state == 'stopped':
+        # Processes are listed by owner: stopping them needs nothing from the user's hive.
         return UserPlan(app, 'stopped', _stop(app, params)) if app.processes else UserPlan(app, 'unchanged')
+    if app.error:
+        return UserPlan(app, 'failed', reason=f"this user's install could not be read, so nothing was done for "
+                                              f'them: {app.error}')
     if state == 'restarted':
         if not app.installed:
             return UserPlan(app, 'unchanged', reason='Notion is not installed for this user')
@@ -387,7 +441,8 @@ def targets(discovery: Discovery, params: dict[str, t.Any]) -> list[UserApp]:
         return [u for u in discovery.users if u.processes]
     if params['state'] == 'present':
         return discovery.users
-    return [u for u in discovery.users if u.installed or (params['remove_user_data'] and u.has_data)]
+    # A user whose hive or profile could not be read may have Notion: reported as failed, never left out.
+    return [u for u in discovery.users if u.installed or u.error or (params['remove_user_data'] and u.has_data)]
 
 
 def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime,

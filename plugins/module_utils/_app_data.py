@@ -29,6 +29,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     item_attributes,
     stored_name,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common, check_seconds
 
 MANUAL_LOGOUT = ('Account-wide "Log out of all sessions" (Settings > My Account > Security) has no API: '
                  'ask the user to run it from a working browser, then sign in again on this device.')
@@ -44,6 +45,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'quarantine': {'type': 'bool', 'default': True},
 }
 MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users']]
+MAX_STOP_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,14 @@ class Request:
 
     @classmethod
     def from_params(cls, params: dict[str, t.Any]) -> Request:
+        check_common(params, ARGUMENT_SPEC)
+        if params['scopes'] is not None and not params['scopes']:
+            raise RequestError('scopes must name at least one of: ' + ', '.join(_layout.SCOPE_CHOICES))
         try:
             scopes = _layout.expand_scopes(params['scopes'] or ['all'])
         except ValueError as error:
             raise RequestError(str(error)) from None
-        if params['stop_timeout'] < 1:
-            raise RequestError(f"stop_timeout must be at least 1 second, got {params['stop_timeout']}")
-        for option in ('users', 'exclude_users'):
-            if params.get(option) is not None and not all(name.strip() for name in params[option]):
-                raise RequestError(f'{option} must not contain empty names')
+        check_seconds(params, 'stop_timeout', MAX_STOP_TIMEOUT)
         return cls(scopes=scopes, users=params.get('users'), exclude_users=params.get('exclude_users'),
                    stop_app=params['stop_app'], stop_timeout=params['stop_timeout'], quarantine=params['quarantine'])
 

@@ -29,6 +29,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     per_profile,
     select_profiles,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common
 
 STATES: tuple[str, ...] = ('present', 'absent', 'restored')
 DIRECTION_CHOICES: tuple[str, ...] = ('inbound', 'outbound')
@@ -95,9 +96,7 @@ class Request:
         for option in ('directions', 'profiles'):
             if not params[option]:
                 raise RequestError(f'{option} must name at least one of {", ".join(ARGUMENT_SPEC[option]["choices"])}')
-        for option in ('users', 'exclude_users'):
-            if params.get(option) is not None and not all(name.strip() for name in params[option]):
-                raise RequestError(f'{option} must not contain empty names')
+        check_common(params, ARGUMENT_SPEC)
         extras = tuple(dict.fromkeys(params.get('extra_programs') or ()))
         for path in extras:
             _check_extra_program(path, platform)
@@ -113,12 +112,19 @@ def _check_extra_program(path: str, platform: str) -> None:
         raise RequestError(f'extra_programs must be exact paths, without wildcards: {path!r}')
     if platform == 'windows':
         drive, rest = ntpath.splitdrive(path)
+        if path.startswith(('\\\\', '//')):
+            raise RequestError(f'extra_programs on Windows must be on a local drive, not a UNC path: {path!r}')
         if not drive or not rest.startswith(('\\', '/')) or not path.lower().endswith('.exe'):
             raise RequestError(f'extra_programs on Windows must be absolute paths to an .exe (like '
                                f"'D:\\Apps\\Notion\\Notion.exe'), got {path!r}")
-    elif platform == 'darwin' and (not path.startswith('/') or not path.rstrip('/').endswith('.app')):
-        raise RequestError(f"extra_programs on macOS must be absolute paths to an application bundle (like "
-                           f"'/Users/Shared/Notion.app'), got {path!r}")
+        if '..' in re.split(r'[\\/]', rest):
+            raise RequestError(f"extra_programs must not contain '..' components: {path!r}")
+    elif platform == 'darwin':
+        if not path.startswith('/') or not path.rstrip('/').endswith('.app'):
+            raise RequestError(f"extra_programs on macOS must be absolute paths to an application bundle (like "
+                               f"'/Users/Shared/Notion.app'), got {path!r}")
+        if '..' in path.split('/'):
+            raise RequestError(f"extra_programs must not contain '..' components: {path!r}")
 
 
 # ------------------------------------------------------------ rule naming

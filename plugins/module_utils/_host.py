@@ -16,6 +16,8 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._local_host import LocalHost
 
 Envelope = dict[str, t.Any]
+# The longest text option value any module accepts (a path, a URL, a name); see _validation.
+MAX_TEXT = 4096
 
 
 class Host(t.Protocol):
@@ -43,8 +45,22 @@ def per_profile(envelope: Envelope, index: int) -> dict[str, dict[str, t.Any]]:
 
 
 def owns(profile: dict[str, t.Any], process: dict[str, t.Any]) -> bool:
-    """Whether a process runs as the profile's user (POSIX profiles carry a separate owner_sid)."""
-    return bool(process['owner_sid'] == profile.get('owner_sid', profile['sid']))
+    """Whether a process is the profile's user's, working on that profile's data.
+
+    The owner must match (POSIX profiles carry a separate ``owner_sid``, the home's uid). On
+    POSIX the local host also reports the process's ``HOME`` when it can read it: Notion keeps its
+    data under ``$HOME``, so a process of the same uid whose HOME is outside this profile's home
+    (another home sharing the owner, as in a lab of sandboxed homes) is not working on this
+    profile and is left alone. Without a HOME (Windows, macOS, an unreadable environment) the
+    owner decides alone.
+    """
+    if process['owner_sid'] != profile.get('owner_sid', profile['sid']):
+        return False
+    home = process.get('home')
+    if not home or not profile.get('profile_path'):
+        return True
+    root = profile['profile_path'].rstrip('/')
+    return bool(home == root or home.startswith(root + '/'))
 
 
 def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, exclude_users: list[str] | None,
@@ -60,11 +76,14 @@ def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, e
 
     real = [p for p in profiles if not p['special']]
     known = {fold(p['username']): p for p in real}
+    if users is not None and not users:
+        # An empty list is not "no filter": that would turn "nobody" into "everybody".
+        raise RequestError('users must name at least one user; leave it out to mean every user')
     if users:
         unknown = [name for name in users if fold(name) not in known]
         if unknown:
             listing = ', '.join(sorted(p['username'] for p in real)) or 'none'
-            raise RequestError(f'unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}')
+            raise RequestError(f'users lists unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}')
         return list({fold(name): known[fold(name)] for name in users}.values())
     excluded = {fold(name) for name in exclude_users or ()}
     return [p for p in real if fold(p['username']) not in excluded]
@@ -86,8 +105,14 @@ def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[s
         raise RequestError(f'unsupported platform {system!r}: Windows hosts must be reached over a PowerShell '
                            'connection (winrm, psrp or ssh with the powershell shell)')
     root = profiles_root or DEFAULT_PROFILES_ROOTS[name]
+    if '\x00' in root:
+        raise RequestError('profiles_root must not contain NUL characters')
+    if len(root) > MAX_TEXT:
+        raise RequestError(f'profiles_root is too long: {len(root)} characters, at most {MAX_TEXT}')
     if not root.startswith('/'):
         raise RequestError(f'profiles_root must be an absolute path, got {root!r}')
+    if '..' in root.split('/'):
+        raise RequestError(f"profiles_root must not contain '..' components, got {root!r}")
     if not is_dir(root):
         raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
     state = state_dir or DEFAULT_STATE_DIR

@@ -7,7 +7,9 @@ batches as the Windows path, so both give the same result shape. Profiles are
 the directories under ``profiles_root``; a profile's "sid" is ``uid:<n>`` of
 the home directory's owner followed by ``/<name>`` (unique even when a lab's
 homes share one owner); ``owner_sid`` (``uid:<n>``) is how processes are
-matched to users.
+matched to users. On Linux a process also carries ``home``, its ``HOME``
+environment variable when readable, so a process is matched to the profile
+whose home it works in, not to every home of its uid (_host.owns).
 Registry and firewall operations do not exist here and fail if asked for.
 
 The module runs as root over other users' homes, which their owners can
@@ -485,9 +487,22 @@ class LocalHost(BatchRunner):
                 path = os.readlink(f'/proc/{entry}/exe') if os.access(f'/proc/{entry}/exe', os.R_OK) else ''
             except OSError:
                 continue
+            if _is_zombie(int(entry)):
+                continue  # exited, not yet reaped: nothing to stop, and no HOME to tell whose it is
             processes.append({'pid': int(entry), 'name': name, 'path': path, 'owner_sid': f'uid:{owner}',
-                              'session_id': None})
+                              'session_id': None, 'home': self._home_of(entry)})
         return processes
+
+    def _home_of(self, pid: str) -> str | None:
+        """A process's HOME, spelt below profiles_root when it resolves to a place there."""
+        home = _environment_home(pid)
+        if home is None:
+            return None
+        real, root = os.path.realpath(home), os.path.realpath(self.profiles_root)
+        relative = os.path.relpath(real, root)
+        if relative == '.' or relative.startswith('..'):
+            return real
+        return os.path.join(self.profiles_root, relative)
 
     def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
         running = {p['pid'] for p in self._processes()}
@@ -506,6 +521,19 @@ class LocalHost(BatchRunner):
         if stuck:
             raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: {", ".join(map(str, stuck))}')
         return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in running]}
+
+
+def _environment_home(pid: str) -> str | None:
+    """HOME of a Linux process, None when its environment cannot be read (another user's, gone)."""
+    try:
+        with open(f'/proc/{pid}/environ', 'rb') as handle:
+            environment = handle.read()
+    except OSError:
+        return None
+    for variable in environment.split(b'\0'):
+        if variable.startswith(b'HOME=') and len(variable) > 5:
+            return os.path.normpath(variable[5:].decode('utf-8', 'surrogateescape'))
+    return None
 
 
 def _kind(status: os.stat_result) -> str:

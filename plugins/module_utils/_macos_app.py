@@ -724,7 +724,7 @@ def run(params: dict[str, t.Any], *, runner: Runner, check_mode: bool, now: date
         path_exists: t.Callable[[str], bool], host: Host | None = None, sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic) -> dict[str, t.Any]:
     """The whole rung on macOS. Raises RequestError/MacAppError before anything changed."""
-    _app.validate(params)
+    _app.validate(params, platform='darwin')
     validate(params)
     _layout, local = native_context('darwin', params.get('profiles_root'), path_exists,
                                     state_dir=params.get('state_dir'), exclusive=not check_mode)

@@ -15,10 +15,12 @@ import base64
 import binascii
 import datetime
 import json
+import re
 import typing as t
 from dataclasses import dataclass, field, replace
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
@@ -27,6 +29,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     select_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common, shown
 
 INTERNET_SETTINGS = 'Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings'
 CONNECTIONS = INTERNET_SETTINGS + '\\Connections'
@@ -49,21 +52,45 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'services': {'type': 'list', 'elements': 'str'},
 }
 MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users']]
+BYPASS_PATTERN = re.compile(r'[A-Za-z0-9.*:\[\]_-]+')
 
 
 def validate(params: dict[str, t.Any]) -> None:
     """Checks the argument spec cannot express; raises RequestError."""
+    check_common(params, ARGUMENT_SPEC)
+    if params.get('services') is not None and not params['services']:
+        raise RequestError('services must name at least one network service; leave it out to mean every enabled one')
+    if any(not name.strip() for name in params.get('services') or ()):
+        raise RequestError('services must not contain empty names')
     hosts = params.get('bypass_hosts')
     if hosts is not None and params['mode'] != 'bypass':
         raise RequestError(f"bypass_hosts only applies to mode bypass, not {params['mode']}")
     if hosts is not None and not [h for h in hosts if h.strip()]:
         raise RequestError('bypass_hosts must not be empty: leave it out to use the Notion hosts')
-    if any(';' in h or ' ' in h.strip() for h in hosts or ()):
-        raise RequestError('bypass_hosts entries are single host patterns (no ";" or spaces)')
+    for host in hosts or ():
+        check_bypass_host(host)
     if params['mode'] != 'direct' and params['disable'] != ['manual_proxy']:
         raise RequestError('disable only applies to mode direct')
     if not params['disable']:
         raise RequestError('disable must name at least one of manual_proxy, pac, auto_detect')
+
+
+def check_bypass_host(host: str) -> None:
+    """One bypass_hosts entry: a single ASCII host pattern, as WinINET, networksetup and GNOME take it."""
+    pattern = host.strip()
+    if not pattern:
+        raise RequestError('bypass_hosts must not contain empty entries')
+    if re.search(r'[;,\s]', pattern):
+        raise RequestError(f'bypass_hosts entries are single host patterns (no ";", "," or whitespace), got {shown(host)}')
+    if not pattern.isascii():
+        raise RequestError(f'bypass_hosts entries must be ASCII: write an internationalised name in its punycode '
+                           f'form (xn--...), got {shown(host)}')
+    if not pattern.strip('*.'):
+        raise RequestError(f'bypass_hosts entry {shown(host)} would bypass the proxy for every host: use mode: direct '
+                           'to turn the proxy off')
+    if pattern not in ('<local>', '<-loopback>') and not BYPASS_PATTERN.fullmatch(pattern):
+        raise RequestError(f'bypass_hosts entries are host names, addresses or patterns like *.example.com '
+                           f'(letters, digits, ".", "-", "*", ":", "[]"), got {shown(host)}')
 
 
 def bypass_hosts(params: dict[str, t.Any]) -> list[str]:
@@ -303,7 +330,10 @@ def _diff_line(plan: TargetPlan, side: str) -> str:
 
 
 def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime) -> dict[str, t.Any]:
+    """The rung on Windows (the macOS and Linux paths are in the module, with _posix_proxy)."""
     validate(params)
+    if params.get('services'):
+        raise RequestError('services applies to macOS only; on Windows proxies are per user')
     envelope = host.run_batch(probe_operations(), check_mode=True)
     targets, machine_wide, machine_connections = collect_targets(params, envelope)
     machine_record = {n: v['data'] for n, v in _values(operation_data(envelope, 7)).items()}
@@ -311,18 +341,24 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
     winhttp, winhttp_operations = plan_winhttp(machine_connections, machine_record, params, now)
     operations = [op for plan in plans for op in plan.operations] + winhttp_operations
     errors: list[str] = []
+    # In check mode the plan is the answer; otherwise only writes that happened count.
+    changed = bool(operations)
     if operations and not check_mode:
         results = host.run_batch(operations, check_mode=False)['results']
+        changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates for r in results)
         failed_groups = {r['group'] for r in results if r['status'] != 'ok'}
         for plan in plans:
             if (plan.target.sid or 'machine') in failed_groups:
                 plan.status = 'failed'
                 plan.notes += [r['error'] for r in results if r['group'] == (plan.target.sid or 'machine') and r['error']]
+        if 'winhttp' in failed_groups:
+            winhttp.update(action='failed', after=winhttp['before'],
+                           error='; '.join(r['error'] for r in results if r['group'] == 'winhttp' and r['error']))
         errors = [f"{r['op']}: {r['error']}" for r in results if r['status'] == 'error']
     errors += [f'{p.target.label}: {note}' for p in plans if p.status == 'failed' for note in p.notes
                if f'{p.target.label}: {note}' not in errors]
     result: dict[str, t.Any] = {
-        'changed': bool(operations),
+        'changed': changed,
         'platform': 'windows',
         'mode': params['mode'],
         'scope': 'machine' if machine_wide else 'user',

@@ -42,6 +42,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
     parse_manifest,
     stored_name,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_quarantine
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     'state': {'type': 'str', 'default': 'listed', 'choices': ['listed', 'restored', 'purged']},
@@ -308,6 +309,7 @@ def _reconcile(outcomes: list[dict[str, t.Any]], operations: list[dict[str, t.An
 
 def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *, check_mode: bool,
         now: datetime.datetime, entry_token: str) -> dict[str, t.Any]:
+    check_quarantine(params, ARGUMENT_SPEC)
     entries, unreadable, processes = collect(layout, params, host.run_batch(probe_operations(layout), check_mode=True))
     result: dict[str, t.Any] = {'changed': False, 'state': params['state'], 'unreadable': unreadable,
                                 'entries': [e.describe() for e in entries]}

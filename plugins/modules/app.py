@@ -67,6 +67,10 @@ options:
       - The installer is verified (O(checksum), O(signer)) before each user's sequence and again by the
         step that runs it, which holds it open against writes until it has finished.
       - On Windows Notion's per-user setup C(.exe); on macOS a C(.dmg) or C(.zip) holding C(Notion.app).
+      - A path must be absolute, without C(..) components, and on Windows on a local drive (not a UNC
+        share, which the per-user task cannot reach); a URL must be C(http) or C(https) with a host.
+        Credentials in a URL (C(https://user:password@host/...)) are used for the download and
+        shown as C(********) in every result.
     type: str
   checksum:
     description: SHA-256 the installer must have (64 hex digits).
@@ -86,19 +90,19 @@ options:
     type: bool
     default: false
   users:
-    description: Only these users; a name with no profile fails before anything changes.
+    description: Only these users; a name with no profile, or an empty list, fails before anything changes.
     type: list
     elements: str
   exclude_users:
-    description: Every user except these.
+    description: Every user except these; an empty list excludes nobody.
     type: list
     elements: str
   timeout:
-    description: Seconds to wait for each installer, uninstaller or download (on macOS, the download).
+    description: Seconds (1 to 86400) to wait for each installer, uninstaller or download (on macOS, the download).
     type: int
     default: 600
   stop_timeout:
-    description: Seconds to wait for Notion processes to exit.
+    description: Seconds (1 to 3600) to wait for Notion processes to exit.
     type: int
     default: 30
   profiles_root:
@@ -252,8 +256,9 @@ users:
       returned: on macOS
 facts:
   description: >-
-    Discovery. Windows - per user install, executable, version, signature, processes and data;
-    machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
+    Discovery. Windows - per user install, executable, version, signature, processes and data (and
+    C(error) when the user's hive or profile could not be read: that user is reported C(failed) in
+    RV(users), whatever the state, except V(stopped)); machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
     their session, processes and data, Homebrew.
   returned: always
   type: dict
@@ -273,23 +278,26 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app, _macos_app
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
-                           required_if=_app.REQUIRED_IF, supports_check_mode=True)
+    module = new_module(_app.ARGUMENT_SPEC, mutually_exclusive=_app.MUTUALLY_EXCLUSIVE,
+                        required_if=_app.REQUIRED_IF, supports_check_mode=True)
     system = platform.system().lower()
     if system != 'darwin':
+        try:
+            _app.validate(module.params, platform=system)
+        except RequestError as error:
+            module.fail_json(msg=str(error), changed=False)
         module.exit_json(changed=False, not_applicable=True, platform=system, state=module.params['state'],
                          users=[], facts={}, manual_actions=[],
                          msg='Notion has no official desktop app for this platform; nothing to manage')
 
     def act() -> dict:
-        _app.validate(module.params)
+        _app.validate(module.params, platform=system)
         return _macos_app.run(module.params, runner=module.run_command, check_mode=module.check_mode,
                               now=datetime.datetime.now(datetime.timezone.utc), token=secrets.token_hex(3),
                               path_exists=os.path.exists)

@@ -38,7 +38,8 @@ options:
         C(service_workers) is C(Service Worker); C(storage) is Local Storage, IndexedDB, Session Storage,
         File System, WebStorage, blob_storage, shared_proto_db and the C(notion.db) offline store (with its
         -wal/-shm/-journal files); C(cookies) is C(Cookies) and C(Network/Cookies) (and their journals).
-      - C(all) is every scope, like ticking every box in "Clear site data".
+      - C(all) is every scope, like ticking every box in "Clear site data". An empty list fails (it
+        does not mean every scope).
       - The table lives in one place, C(plugins/module_utils/_layout.py), and in C(docs/scopes.md).
     type: list
     elements: str
@@ -48,11 +49,14 @@ options:
     description:
       - Only these users (profile names, case-insensitive on Windows and macOS). A name with no profile
         on the host fails the task before anything changes.
-      - By default every user profile that has Notion data.
+      - By default every user profile that has Notion data. An empty list fails (leave the option out
+        for every user), and so does a name that is a path.
     type: list
     elements: str
   exclude_users:
-    description: Every profile with Notion data except these. Names absent from the host are ignored.
+    description:
+      - Every profile with Notion data except these. Names absent from the host are ignored; an empty
+        list excludes nobody.
     type: list
     elements: str
   state_dir:
@@ -78,7 +82,7 @@ options:
     type: bool
     default: true
   stop_timeout:
-    description: Seconds to wait for Notion processes to exit before the user is reported as failed.
+    description: Seconds (1 to 3600) to wait for Notion processes to exit before the user is reported as failed.
     type: int
     default: 30
   quarantine:
@@ -226,15 +230,14 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_app_data.ARGUMENT_SPEC, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_app_data.ARGUMENT_SPEC, mutually_exclusive=_app_data.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
 
     def clear() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,

@@ -87,17 +87,18 @@ options:
       - Only these users' own Notion installs (profile names, case-insensitive). A name with no profile on the
         host fails the task before anything changes. Machine-wide installs and O(extra_programs) are always
         covered.
-      - By default every user profile.
+      - By default every user profile. An empty list fails (leave the option out for every user).
     type: list
     elements: str
   exclude_users:
-    description: Every profile except these. Names absent from the host are ignored.
+    description: Every profile except these. Names absent from the host are ignored; an empty list excludes nobody.
     type: list
     elements: str
   extra_programs:
     description:
       - Other Notion installs to cover, as exact absolute paths without wildcards; on Windows to a C(.exe)
-        (an install made with the installer's C(/D=) option, for example), on macOS to an C(.app) bundle.
+        (an install made with the installer's C(/D=) option, for example) on a local drive (not a UNC
+        path), on macOS to an C(.app) bundle; no C(..) components.
       - A path that does not exist is reported in RV(notices), not an error.
       - Give them on every run; a rule of ours for a program that is not found is removed as stale.
     type: list
@@ -266,6 +267,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _firewall, _firewall_darwin
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 class LocalTools:
@@ -312,8 +314,8 @@ def run_native(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_firewall.ARGUMENT_SPEC, mutually_exclusive=_firewall.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_firewall.ARGUMENT_SPEC, mutually_exclusive=_firewall.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
     succeeded, result = native_outcome(lambda: run_native(module), diff=module._diff)
     if succeeded:
         module.exit_json(**result)

@@ -55,6 +55,10 @@ options:
       - With V(bypass), the host patterns to add (C(*) wildcards). Defaults to Notion's hosts
         C(*.notion.so), C(notion.so), C(*.notion.com), C(notion.com), C(*.notion-static.com),
         C(notion-static.com) and C(prod-files-secure.s3.us-west-2.amazonaws.com). An empty list fails.
+      - Each entry is one ASCII host name, address or pattern (letters, digits, C(.), C(-), C(*), C(:),
+        C([]), or C(<local>)); separators (C(;), C(,), whitespace), URLs, empty entries and C(*) alone
+        (which would bypass the proxy for every host - use V(direct) for that) fail. Write an
+        internationalised name in its punycode form (C(xn--...)).
     type: list
     elements: str
   winhttp:
@@ -65,15 +69,19 @@ options:
     choices: [keep, reset]
     default: keep
   users:
-    description: Windows only. These users; a name with no profile fails before anything changes. Default every user.
+    description:
+      - Windows only. These users; a name with no profile, or an empty list, fails before anything changes.
+        Default every user.
     type: list
     elements: str
   exclude_users:
-    description: Windows only. Every user except these.
+    description: Windows only. Every user except these; an empty list excludes nobody.
     type: list
     elements: str
   services:
-    description: macOS only. These network services (default every enabled one); an unknown name fails.
+    description:
+      - macOS only. These network services (default every enabled one); an unknown name, or an empty
+        list, fails.
     type: list
     elements: str
 attributes:
@@ -159,7 +167,7 @@ targets:
       elements: str
       returned: always
 winhttp:
-  description: Windows, the WinHTTP proxy before and after and the action taken (C(kept), C(reset), C(restored)).
+  description: Windows, the WinHTTP proxy before and after and the action taken (C(kept), C(reset), C(restored), or C(failed) with its error).
   returned: on Windows
   type: dict
 not_applicable:
@@ -173,10 +181,9 @@ import os
 import platform
 import pwd
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _posix_proxy, _proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def _load_record(path: str) -> dict | None:
@@ -217,8 +224,8 @@ def _describe(system: str, name: str, state: dict) -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_proxy.ARGUMENT_SPEC, mutually_exclusive=_proxy.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+    module = new_module(_proxy.ARGUMENT_SPEC, mutually_exclusive=_proxy.MUTUALLY_EXCLUSIVE,
+                        supports_check_mode=True)
     system = platform.system().lower()
     params = module.params
     home = pwd.getpwuid(os.getuid()).pw_dir

@@ -33,13 +33,16 @@ options:
   id:
     description:
       - Entry id, as returned by RV(loopbreaker.notion.app_data#module:quarantine_id). Required with
-        V(restored); with V(purged), either O(id) or O(older_than).
+        V(restored); with V(purged), either O(id) or O(older_than). Refused with V(listed).
     type: str
   older_than:
-    description: With V(purged), entries created longer ago than this, e.g. C(30d), C(12h), C(90m), C(2w), C(45s).
+    description:
+      - With V(purged) only, entries created longer ago than this, e.g. C(30d), C(12h), C(90m), C(2w),
+        C(45s); at most C(36500d).
     type: str
   force:
-    description: With V(restored), move data Notion has recreated into a new quarantine entry, then restore.
+    description:
+      - With V(restored) only, move data Notion has recreated into a new quarantine entry, then restore.
     type: bool
     default: false
   stop_app:
@@ -47,11 +50,11 @@ options:
     type: bool
     default: true
   users:
-    description: Only these users; a name with no profile fails the task.
+    description: Only these users; a name with no profile, or an empty list, fails the task.
     type: list
     elements: str
   exclude_users:
-    description: Every user except these.
+    description: Every user except these; an empty list excludes nobody.
     type: list
     elements: str
   state_dir:
@@ -176,16 +179,15 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _quarantine_state
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_quarantine_state.ARGUMENT_SPEC,
-                           mutually_exclusive=_quarantine_state.MUTUALLY_EXCLUSIVE,
-                           required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
+    module = new_module(_quarantine_state.ARGUMENT_SPEC,
+                        mutually_exclusive=_quarantine_state.MUTUALLY_EXCLUSIVE,
+                        required_if=_quarantine_state.REQUIRED_IF, supports_check_mode=True)
 
     def act() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,

@@ -14,9 +14,11 @@ import secrets
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError, RequestError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import raw_int_problem, redact, url_secrets
 
 BRIDGE_MODULE = 'loopbreaker.notion.win_bridge'
 
@@ -55,24 +57,35 @@ class BridgeAction(ActionBase):
             result.update(self._execute_module(module_name=f'loopbreaker.notion.{self.MODULE}',
                                                module_args=self._task.args, task_vars=task_vars))
             return result
+        # What AnsibleModule does on the native path, so both paths refuse the same input alike.
+        hidden = url_secrets(self._task.args)
+        problem = raw_int_problem(self.ARGUMENT_SPEC, self._task.args)
+        if problem:
+            result.update(failed=True, changed=False, msg=problem)
+            return redact(result, hidden)
         validator = ArgumentSpecValidator(self.ARGUMENT_SPEC, mutually_exclusive=self.MUTUALLY_EXCLUSIVE,
                                           required_if=self.REQUIRED_IF)
         validated = validator.validate(self._task.args)
+        hidden |= {str(value) for value in validated._no_log_values}  # pylint: disable=protected-access
         if validated.error_messages:
-            result.update(failed=True, msg=', '.join(validated.error_messages))
-            return result
+            error = validated.errors[0]
+            message = validated.errors.msg
+            if isinstance(error, UnsupportedError):
+                message = f'Unsupported parameters for (loopbreaker.notion.{self.MODULE}) module: {message}'
+            result.update(failed=True, changed=False, msg=message)
+            return redact(result, hidden)
+        result['invocation'] = {'module_args': validated.validated_parameters}
         try:
             outcome = self.run_windows(BridgeClient(self, task_vars), validated.validated_parameters,
                                        check_mode=bool(self._task.check_mode), now=_utc_now(),
                                        token=secrets.token_hex(3))
         except (RequestError, HostError) as error:
             result.update(failed=True, changed=False, msg=str(error))
-            return result
+            return redact(result, hidden)
         if not self._task.diff:
             outcome.pop('diff', None)
         result.update(outcome)
-        result['invocation'] = {'module_args': validated.validated_parameters}
-        return result
+        return redact(result, hidden)
 
     @staticmethod
     def reject_profiles_root(params: dict[str, t.Any]) -> None:

@@ -14,7 +14,7 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
     seed_windows_user,
 )
 
-from .conftest import Lab, assert_ok
+from .conftest import FakeNotion, Lab, assert_ok, own_homes
 
 ALICE = 'S-1-5-21-1-2-3-1001'
 BOB = 'S-1-5-21-1-2-3-1002'
@@ -175,3 +175,29 @@ def test_a_locked_file_and_a_vanished_path_are_reported_exactly(lab: Lab) -> Non
     state = lab.state()
     assert f'{alice}\\Partitions\\notion\\Network\\Cookies'.lower() in state['files'], 'the locked file stayed put'
     assert state['mounted_hives'] == []
+
+
+@pytest.mark.integration
+def test_a_clear_stops_only_the_notion_working_in_its_own_homes(lab: Lab) -> None:
+    """Two sandboxes with one owner (as parallel tests have): a clear of one never stops the other's Notion.
+
+    Processes are matched to a profile by owner *and* by the home their HOME is in, so the
+    same-named, same-uid Notion of another sandbox is not this alice's.
+    """
+    other = lab.root / 'other-homes'
+    for root in (lab.homes, other):
+        seed_posix_home(str(root), 'alice')
+        own_homes(root)
+    mine, theirs = FakeNotion(lab.homes / 'alice'), FakeNotion(other / 'alice')
+    untouched = posix_tree(other)
+    try:
+        completed, result = lab.play('clear', 'posix', {'homes': str(lab.homes)})
+        assert_ok(completed)
+        assert [(u['user'], u['status'], [p['pid'] for p in u['processes_stopped']]) for u in result['users']] == [
+            ('alice', 'cleared', [mine.pid])]
+        assert not mine.running(), "this sandbox's alice had her Notion stopped before her data moved"
+        assert theirs.running(), "the other sandbox's Notion (same uid, same name) was left alone"
+        assert posix_tree(other) == untouched
+    finally:
+        mine.close()
+        theirs.close()

@@ -110,7 +110,7 @@ BAD_INPUT = [
     ('empty user name', {'users': ['']}, 'users must not contain empty names'),
 ]
 WINDOWS_ONLY = [
-    ('unknown user', {'users': ['mallory']}, 'unknown user(s): mallory; profiles on this host: alice, bob, carol'),
+    ('unknown user', {'users': ['mallory']}, 'users lists unknown user(s): mallory; profiles on this host: alice, bob, carol'),
     ('relative extra program', {'extra_programs': ['Notion.exe']}, 'extra_programs on Windows must be absolute paths'),
     ('profiles_root on Windows', {'profiles_root': 'C:\\Users'},
      "profiles_root applies to macOS and Linux hosts; on Windows the profiles come from the host's ProfileList"),

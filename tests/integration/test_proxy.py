@@ -126,7 +126,7 @@ WIN_CASES = [
     ('bypass_hosts with direct', {'mode': 'direct', 'bypass_hosts': ['*.notion.so']},
      'bypass_hosts only applies to mode bypass, not direct'),
     ('unknown user', {'mode': 'bypass', 'users': ['alice', 'mallory']},
-     'unknown user(s): mallory; profiles on this host: alice, bob, carol'),
+     'users lists unknown user(s): mallory; profiles on this host: alice, bob, carol'),
     ('services on Windows', {'mode': 'bypass', 'services': ['Wi-Fi']},
      'services applies to macOS only; on Windows proxies are per user'),
 ]

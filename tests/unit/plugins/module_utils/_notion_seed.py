@@ -178,15 +178,18 @@ def file_tree(root: Path | str) -> dict[str, str]:
 
 
 class NotionProcess:
-    """A copy of /bin/sleep named ``notion`` running as ``uid`` (root only)."""
+    """A copy of /bin/sleep named ``notion`` running as ``uid`` (root only) with HOME set to ``home``.
 
-    def __init__(self, uid: int) -> None:
+    As a user's real session would: the local host matches a process to the profile its HOME is in.
+    """
+
+    def __init__(self, uid: int, home: str) -> None:
         self.directory = tempfile.mkdtemp(prefix='lb-notion-')
         os.chmod(self.directory, 0o755)
         binary = os.path.join(self.directory, 'notion')
         shutil.copy('/bin/sleep', binary)
         os.chmod(binary, 0o755)
-        self.child = subprocess.Popen([binary, '60'], user=uid, group=uid)
+        self.child = subprocess.Popen([binary, '60'], user=uid, group=uid, env={'HOME': home, 'PATH': '/usr/bin:/bin'})
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -373,7 +376,7 @@ class LocalEnv(Env):
         if not IS_ROOT:
             import pytest
             pytest.skip('needs root to run a process as the user')
-        process = NotionProcess(self.uids[user])
+        process = NotionProcess(self.uids[user], str(self.root / user))
         self.processes.append(process)
         return process.pid
 

@@ -502,7 +502,7 @@ def test_facts_are_returned_in_every_state_in_check_mode(state: str) -> None:
      'signer must not be empty: every installer is checked against a signer', 0),
     ({'state': 'stopped', 'team_id': 'LBQJ96FQ8D'}, 'team_id applies to macOS hosts only', 0),
     ({'state': 'present', 'use_homebrew': True}, 'use_homebrew applies to macOS hosts only', 0),
-    ({'state': 'stopped', 'users': ['alice', 'mallory']}, 'unknown user(s): mallory; profiles on this host: alice, bob', 1),
+    ({'state': 'stopped', 'users': ['alice', 'mallory']}, 'users lists unknown user(s): mallory; profiles on this host: alice, bob', 1),
 ])
 def test_bad_input_fails_with_an_exact_message_and_changes_nothing(args: dict[str, t.Any], message: str, probes: int) -> None:
     twin = machine(('alice', ALICE, True), ('bob', BOB, True), running=('alice',))

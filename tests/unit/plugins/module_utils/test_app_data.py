@@ -66,7 +66,7 @@ def user_entry(result: dict[str, t.Any], user: str) -> dict[str, t.Any]:
 
 
 @pytest.mark.parametrize('scopes', [['cache'], ['service_workers'], ['storage'], ['cookies'], ['cookies', 'cache'],
-                                    ['all'], []], ids=lambda s: '+'.join(s) or 'none')
+                                    ['all']], ids='+'.join)
 def test_each_scope_selects_exactly_its_entries(make_env, scopes: list[str]) -> None:
     env = make_env(['alice'])
     before = env.snapshot()
@@ -197,7 +197,7 @@ def test_exclude_users(make_env) -> None:
 def test_unknown_user_is_refused_before_anything_changes(make_env) -> None:
     env = make_env(['alice', 'bob'])
     before = env.snapshot()
-    with pytest.raises(RequestError, match=re.escape('unknown user(s): zed; profiles on this host: alice, bob, carol')
+    with pytest.raises(RequestError, match=re.escape('users lists unknown user(s): zed; profiles on this host: alice, bob, carol')
                        + '$'):
         env.app_data(users=['alice', 'zed'])
     assert env.snapshot() == before

@@ -467,7 +467,7 @@ def test_machine_wide_and_extra_programs_are_covered() -> None:
         ({'profiles': []}, 'profiles must name at least one of domain, private, public'),
         ({'users': ['']}, 'users must not contain empty names'),
         ({'exclude_users': ['alice', ' ']}, 'exclude_users must not contain empty names'),
-        ({'users': ['mallory']}, 'unknown user(s): mallory; profiles on this host: alice, bob, carol'),
+        ({'users': ['mallory']}, 'users lists unknown user(s): mallory; profiles on this host: alice, bob, carol'),
         ({'extra_programs': ['Notion.exe']}, "extra_programs on Windows must be absolute paths to an .exe"),
         ({'extra_programs': ['D:\\Apps\\Notion']}, "extra_programs on Windows must be absolute paths to an .exe"),
         ({'extra_programs': ['D:\\*\\Notion.exe']}, "extra_programs must be exact paths, without wildcards: 'D:\\\\*\\\\Notion.exe'"),

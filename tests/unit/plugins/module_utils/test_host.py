@@ -40,8 +40,7 @@ def usernames(profiles: list[dict]) -> list[str]:
     ('users', 'exclude', 'case_insensitive', 'expected'),
     [
         pytest.param(None, None, True, ['Alice', 'bob', 'Carol'], id='all-real-special-dropped'),
-        pytest.param([], None, True, ['Alice', 'bob', 'Carol'], id='empty-users-means-all'),
-        pytest.param(None, [], False, ['Alice', 'bob', 'Carol'], id='empty-exclude'),
+        pytest.param(None, [], False, ['Alice', 'bob', 'Carol'], id='empty-exclude-excludes-nobody'),
         pytest.param(['bob'], None, False, ['bob'], id='one'),
         pytest.param(['Carol', 'Alice'], None, False, ['Carol', 'Alice'], id='order-of-request'),
         pytest.param(['alice'], None, True, ['Alice'], id='windows-case-insensitive'),
@@ -85,22 +84,28 @@ def test_select_profiles_case_sensitive_distinct_users() -> None:
 @pytest.mark.parametrize(
     ('profiles', 'users', 'case_insensitive', 'message'),
     [
-        pytest.param(PROFILES, ['zed'], True, 'unknown user(s): zed; profiles on this host: Alice, Carol, bob',
+        pytest.param(PROFILES, ['zed'], True, 'users lists unknown user(s): zed; profiles on this host: Alice, Carol, bob',
                      id='one-unknown'),
-        pytest.param(PROFILES, ['alice'], False, 'unknown user(s): alice; profiles on this host: Alice, Carol, bob',
+        pytest.param(PROFILES, ['alice'], False, 'users lists unknown user(s): alice; profiles on this host: Alice, Carol, bob',
                      id='linux-case-sensitive'),
         pytest.param(PROFILES, ['bob', 'zed', 'amy'], True,
-                     'unknown user(s): zed, amy; profiles on this host: Alice, Carol, bob', id='two-unknown-in-order'),
+                     'users lists unknown user(s): zed, amy; profiles on this host: Alice, Carol, bob', id='two-unknown-in-order'),
         pytest.param(PROFILES, ['systemprofile'], True,
-                     'unknown user(s): systemprofile; profiles on this host: Alice, Carol, bob', id='special-not-selectable'),
+                     'users lists unknown user(s): systemprofile; profiles on this host: Alice, Carol, bob', id='special-not-selectable'),
         pytest.param([profile('systemprofile', 'S-1-5-18', special=True)], ['alice'], True,
-                     'unknown user(s): alice; profiles on this host: none', id='no-real-profiles'),
-        pytest.param([], ['alice'], False, 'unknown user(s): alice; profiles on this host: none', id='no-profiles'),
+                     'users lists unknown user(s): alice; profiles on this host: none', id='no-real-profiles'),
+        pytest.param([], ['alice'], False, 'users lists unknown user(s): alice; profiles on this host: none', id='no-profiles'),
     ],
 )
 def test_select_profiles_unknown_user(profiles, users, case_insensitive, message) -> None:
     with pytest.raises(RequestError, match=f'^{re.escape(message)}$'):
         select_profiles(profiles, users, None, case_insensitive=case_insensitive)
+
+
+def test_select_profiles_refuses_an_empty_users_list() -> None:
+    """users: [] once meant every user; an empty list of whom to act on is not "everyone"."""
+    with pytest.raises(RequestError, match='^users must name at least one user; leave it out to mean every user$'):
+        select_profiles(PROFILES, [], None, case_insensitive=True)
 
 
 def test_select_profiles_does_not_mutate_its_input() -> None:
@@ -159,6 +164,29 @@ def test_owns(profile_, owner, expected) -> None:
     assert owns(profile_, {'pid': 4, 'owner_sid': owner}) is expected
 
 
+SANDBOXED = {'sid': 'uid:0/alice', 'owner_sid': 'uid:0', 'profile_path': '/tmp/pytest-1/homes/alice'}
+
+
+@pytest.mark.parametrize(
+    ('home', 'expected'),
+    [
+        pytest.param('/tmp/pytest-1/homes/alice', True, id='home-is-the-profile'),
+        pytest.param('/tmp/pytest-1/homes/alice/snap/notion/42', True, id='home-below-the-profile'),
+        pytest.param('/tmp/pytest-2/homes/alice', False, id='same-uid-another-sandbox'),
+        pytest.param('/tmp/pytest-1/homes/alice2', False, id='sibling-with-the-same-prefix'),
+        pytest.param('/tmp/pytest-1/homes/bob', False, id='same-uid-another-home'),
+        pytest.param(None, True, id='home-unknown-owner-decides'),
+    ],
+)
+def test_owns_a_posix_process_by_the_home_it_works_in(home, expected) -> None:
+    """Sandboxed homes share one owner: HOME says which profile a process is working on."""
+    assert owns(SANDBOXED, {'pid': 4, 'owner_sid': 'uid:0', 'home': home}) is expected
+
+
+def test_owns_with_the_right_home_but_another_owner_is_false() -> None:
+    assert owns(SANDBOXED, {'pid': 4, 'owner_sid': 'uid:501', 'home': '/tmp/pytest-1/homes/alice'}) is False
+
+
 # ------------------------------------------------------------------ native_context
 
 
@@ -207,6 +235,18 @@ def test_native_context_unsupported_platform(system: str) -> None:
 def test_native_context_relative_root(root: str) -> None:
     is_dir = IsDir(root)
     with pytest.raises(RequestError, match=f'^{re.escape(f"profiles_root must be an absolute path, got {root!r}")}$'):
+        native_context('Linux', root, is_dir)
+    assert is_dir.asked == []
+
+
+@pytest.mark.parametrize(('root', 'message'), [
+    ('/srv/ho\x00mes', 'profiles_root must not contain NUL characters'),
+    ('/srv/homes/../../etc', "profiles_root must not contain '..' components, got '/srv/homes/../../etc'"),
+    ('/srv/..', "profiles_root must not contain '..' components, got '/srv/..'"),
+])
+def test_native_context_refuses_nul_and_traversal_before_looking(root: str, message: str) -> None:
+    is_dir = IsDir(root)
+    with pytest.raises(RequestError, match=f'^{re.escape(message)}$'):
         native_context('Linux', root, is_dir)
     assert is_dir.asked == []
 

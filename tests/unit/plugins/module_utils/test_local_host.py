@@ -334,13 +334,12 @@ def test_ensure_private_dir_gives_the_directory_to_the_owner(tmp_path: Path) -> 
 # ------------------------------------------------------------------- processes
 
 
-@pytest.fixture
-def notion_process(tmp_path: Path):
-    """A child whose comm is 'notion': a copy of /bin/sleep."""
+def start_notion(tmp_path: Path, env: dict[str, str] | None) -> subprocess.Popen:
     binary = tmp_path / 'notion'
-    shutil.copy('/bin/sleep', binary)
-    os.chmod(binary, 0o755)
-    child = subprocess.Popen([str(binary), '60'])
+    if not binary.exists():
+        shutil.copy('/bin/sleep', binary)
+        os.chmod(binary, 0o755)
+    child = subprocess.Popen([str(binary), '60'], env=env)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
@@ -349,6 +348,14 @@ def notion_process(tmp_path: Path):
         except OSError:
             pass
         time.sleep(0.01)
+    return child
+
+
+@pytest.fixture
+def notion_process(tmp_path: Path):
+    """A child whose comm is 'notion' (a copy of /bin/sleep), its HOME the profile tmp_path/alice."""
+    (tmp_path / 'alice').mkdir()
+    child = start_notion(tmp_path, {'HOME': str(tmp_path / 'alice'), 'PATH': '/usr/bin:/bin'})
     yield child
     if child.poll() is None:
         child.kill()
@@ -362,9 +369,36 @@ def test_list_processes_finds_the_child(notion_process: subprocess.Popen, tmp_pa
         processes = one(host, {'op': 'list_processes', 'names': names})['data']['processes']
         mine = [p for p in processes if p['pid'] == notion_process.pid]
         assert mine == [{'pid': notion_process.pid, 'name': 'notion', 'path': str(tmp_path / 'notion'),
-                         'owner_sid': f'uid:{os.geteuid()}', 'session_id': None}], names
+                         'owner_sid': f'uid:{os.geteuid()}', 'session_id': None,
+                         'home': str(tmp_path / 'alice')}], names
     others = one(host, {'op': 'list_processes', 'names': ['notion-desktop']})['data']['processes']
     assert notion_process.pid not in [p['pid'] for p in others]
+
+
+@linux_only
+@pytest.mark.parametrize('home, expected', [
+    pytest.param('{root}/alice', '{root}/alice', id='in-a-profile'),
+    pytest.param('{root}/alice/snap/notion/12/', '{root}/alice/snap/notion/12', id='below-a-profile-normalised'),
+    pytest.param('{link}/alice', '{root}/alice', id='through-a-link-to-the-root-spelt-below-the-root'),
+    pytest.param('{elsewhere}', '{elsewhere}', id='outside-the-root'),
+    pytest.param(None, None, id='no-HOME'),
+    pytest.param('', None, id='empty-HOME'),
+])
+def test_a_process_carries_its_home_spelt_below_the_profiles_root(tmp_path: Path, home: str | None,
+                                                                  expected: str | None) -> None:
+    root = tmp_path / 'homes'
+    (root / 'alice').mkdir(parents=True)
+    (tmp_path / 'elsewhere').mkdir()
+    (tmp_path / 'link').symlink_to(root)
+    places = {'root': str(root), 'link': str(tmp_path / 'link'), 'elsewhere': str(tmp_path / 'elsewhere')}
+    env = {'PATH': '/usr/bin:/bin'} if home is None else {'PATH': '/usr/bin:/bin', 'HOME': home.format(**places)}
+    child = start_notion(tmp_path, env)
+    try:
+        listed = one(LocalHost(str(root), 'linux'), {'op': 'list_processes', 'names': ['notion']})['data']['processes']
+        assert [p['home'] for p in listed if p['pid'] == child.pid] == [expected and expected.format(**places)]
+    finally:
+        child.kill()
+        child.wait(timeout=5)
 
 
 @linux_only

@@ -824,6 +824,6 @@ def test_bad_input_is_refused_before_any_command(host: Mac, args: dict[str, t.An
 
 def test_an_unknown_user_is_refused_after_looking_only(host: Mac) -> None:
     host.ps([])
-    with pytest.raises(RequestError, match='^unknown user\\(s\\): mallory; profiles on this host: alice, bob$'):
+    with pytest.raises(RequestError, match='^users lists unknown user\\(s\\): mallory; profiles on this host: alice, bob$'):
         host.run(state='stopped', users=['alice', 'mallory'])
     assert host.changing_calls() == []

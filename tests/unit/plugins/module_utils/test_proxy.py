@@ -21,6 +21,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _proxy
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BridgeOperationError
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_user_proxy
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
@@ -224,6 +225,59 @@ def test_a_failing_write_fails_the_users_and_leaves_no_blob_without_its_record()
     # The record is the first write of each user: when it fails, the blob write is skipped.
     assert twin.state['hives'] == hives_before
     assert twin.state['mounted_hives'] == []
+
+
+class FailsForOneUser(Recording):
+    """The twin, where every registry write in one user's hive is denied (the others' succeed)."""
+
+    denied = sid(2)
+
+    def op_write_registry(self, key: str, values: dict[str, t.Any], sid: str | None = None) -> dict[str, t.Any]:
+        if sid == self.denied:
+            raise BridgeOperationError('Access is denied.')
+        return super().op_write_registry(key, values, sid)
+
+
+def test_changed_counts_only_the_writes_that_happened() -> None:
+    """Every write fails: the plan had changes, the host has none, so changed is false."""
+    twin = corporate_machine()
+    twin.state['faults'].append({'during_op': 'write_registry', 'raise': 'Access is denied.'})
+    result = run(twin, mode='bypass')
+    assert (result['failed'], result['changed']) == (True, False)
+    assert run(twin, mode='bypass', check_mode=True)['changed'] is True, 'check mode reports the plan'
+
+
+def test_a_write_failing_for_one_user_is_failed_for_them_and_changed_for_the_others() -> None:
+    twin = FailsForOneUser(corporate_machine().state)
+    bob_before = copy.deepcopy(twin.state['hives'][sid(2)])
+    result = run(twin, mode='bypass')
+    assert (result['failed'], result['changed']) == (True, True)
+    assert statuses(result) == {'alice': 'changed', 'bob': 'failed', 'carol': 'unchanged', 'dave': 'not_configured'}
+    assert result['msg'] == 'write_registry: Access is denied.; bob: Access is denied.'
+    assert twin.state['hives'][sid(2)] == bob_before
+    assert not blob.proxy_applies_to(settings_of(twin, sid(1)), 'msgstore.www.notion.so')
+
+
+def test_only_the_failing_user_left_to_change_means_no_change() -> None:
+    """alice is already bypassed; bob's write is denied: nothing was written, so nothing changed."""
+    twin = FailsForOneUser(corporate_machine().state)
+    run(twin, mode='bypass', users=['alice'])
+    result = run(twin, mode='bypass')
+    assert (result['failed'], result['changed']) == (True, False)
+    assert statuses(result)['alice'] == 'unchanged' and statuses(result)['bob'] == 'failed'
+
+
+def test_a_failing_winhttp_reset_is_reported_failed() -> None:
+    twin = corporate_machine()
+    seed_user_proxy(twin, None, proxy_server=CORP_PROXY)
+    twin.set_registry('HKLM', CONNECTIONS, {'WinHttpSettings': {
+        'type': 'REG_BINARY', 'data': base64.b64encode(raw_blob(version=0x28, flags=0x03, proxy=CORP_PROXY)).decode()}})
+    twin.state['faults'].append({'during_op': 'write_registry', 'raise': 'Access is denied.'})
+    result = run(twin, mode='direct', winhttp='reset', users=['dave'])
+    assert result['changed'] is False
+    assert result['winhttp']['action'] == 'failed'
+    assert result['winhttp']['error'] == 'Access is denied.'
+    assert result['winhttp']['after'] == result['winhttp']['before']
 
 
 def test_a_failure_after_the_hive_was_loaded_still_unloads_it_and_keeps_the_record() -> None:
@@ -619,7 +673,7 @@ def test_spec_level_bad_input_is_refused_by_the_argument_spec(args: dict[str, t.
     ({'mode': 'direct', 'bypass_hosts': ['*.notion.so']}, 'bypass_hosts only applies to mode bypass, not direct'),
     ({'mode': 'restore', 'bypass_hosts': ['*.notion.so']}, 'bypass_hosts only applies to mode bypass, not restore'),
     ({'mode': 'bypass', 'bypass_hosts': ['*.notion.so;*.notion.com']},
-     'bypass_hosts entries are single host patterns (no ";" or spaces)'),
+     'bypass_hosts entries are single host patterns (no ";", "," or whitespace), got \'*.notion.so;*.notion.com\''),
     ({'mode': 'bypass', 'disable': ['pac']}, 'disable only applies to mode direct'),
     ({'mode': 'direct', 'disable': []}, 'disable must name at least one of manual_proxy, pac, auto_detect'),
 ])
@@ -637,6 +691,6 @@ def test_an_unknown_user_is_refused_after_the_probe_only() -> None:
     before = without_calls(twin)
     with pytest.raises(RequestError) as caught:
         run(twin, mode='bypass', users=['alice', 'mallory'])
-    assert str(caught.value) == 'unknown user(s): mallory; profiles on this host: alice, bob, carol, dave'
+    assert str(caught.value) == 'users lists unknown user(s): mallory; profiles on this host: alice, bob, carol, dave'
     assert without_calls(twin) == before
     assert calls(twin) == [True]

@@ -99,7 +99,7 @@ def test_listed_for_chosen_users(make_env) -> None:
     cleared(env, scopes=['cache'])
     assert [e['user'] for e in env.quarantine(users=['bob'])['entries']] == ['bob']
     assert [e['user'] for e in env.quarantine(exclude_users=['bob'])['entries']] == ['alice']
-    with pytest.raises(RequestError, match=re.escape('unknown user(s): zed; profiles on this host: alice, bob, carol')):
+    with pytest.raises(RequestError, match=re.escape('users lists unknown user(s): zed; profiles on this host: alice, bob, carol')):
         env.quarantine(users=['zed'])
 
 
