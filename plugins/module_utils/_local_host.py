@@ -473,8 +473,10 @@ class LocalHost(BatchRunner):
 
     def _processes(self) -> list[dict[str, t.Any]]:
         if self.platform == 'darwin':
-            output = subprocess.run(['ps', '-axo', 'pid=,uid=,comm='], capture_output=True, text=True, check=True)
-            rows = [line.split(None, 2) for line in output.stdout.splitlines() if line.strip()]
+            output = subprocess.run(['ps', '-axo', 'pid=,uid=,comm='], capture_output=True, text=True, errors='replace',
+                                    check=True)
+            rows = [row for row in (line.split(None, 2) for line in output.stdout.splitlines())
+                    if len(row) == 3 and row[0].isdigit() and row[1].isdigit()]
             return [{'pid': int(pid), 'name': os.path.basename(comm), 'path': comm, 'owner_sid': f'uid:{uid}',
                      'session_id': None} for pid, uid, comm in rows]
         processes = []
@@ -482,7 +484,8 @@ class LocalHost(BatchRunner):
             if not entry.isdigit():
                 continue
             try:
-                with open(f'/proc/{entry}/comm', encoding='utf-8') as handle:
+                # Any user names their processes (prctl, /proc/self/comm) with any bytes: never fail on them.
+                with open(f'/proc/{entry}/comm', encoding='utf-8', errors='replace') as handle:
                     name = handle.read().strip()
                 owner = os.stat(f'/proc/{entry}').st_uid
                 path = os.readlink(f'/proc/{entry}/exe') if os.access(f'/proc/{entry}/exe', os.R_OK) else ''

@@ -63,8 +63,6 @@ def _remove_deep(path: Path) -> None:
 # ------------------------------------------------------------------ /proc matching
 
 
-@pytest.mark.xfail(strict=True, reason='a process whose comm is not UTF-8 makes get_profiles and list_processes '
-                                       'fail, so every run on the host fails for every user')
 def test_a_process_name_that_is_not_utf8_never_stops_anyone_elses_clear(machine: Machine) -> None:
     alice, bob = machine.alice, machine.bob
     hostile = _spawn(alice, b'\xffnotion')
