@@ -114,6 +114,11 @@ class LocalHost(BatchRunner):
             raise BridgeOperationError(_describe(error)) from None
         except UnicodeError as error:
             raise BridgeOperationError(f'not valid text: {error}') from None
+        except RecursionError:
+            # os.fwalk and shutil.rmtree recurse once per level: a user's tree deeper than the
+            # interpreter's limit fails this operation (this user), never the whole run.
+            raise BridgeOperationError(f"Refusing '{params.get('path') or params.get('source') or params.get('patterns')}':"
+                                       ' its directory tree is too deep to walk.') from None
 
     # ------------------------------------------------------------- the lock
     def _acquire_lock(self) -> None:
