@@ -100,7 +100,8 @@ class LocalHost(BatchRunner):
 
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
         validate_operations(operations)
-        if self.state_dir is not None and not check_mode and (self.exclusive or mutating(operations)):
+        # The probe is sent with check_mode=True: an exclusive run must still take the lock there.
+        if self.state_dir is not None and (self.exclusive or (not check_mode and mutating(operations))):
             self._acquire_lock()
         return super().run_batch(operations, check_mode=check_mode)
 

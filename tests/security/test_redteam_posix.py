@@ -135,8 +135,6 @@ def test_a_very_deep_tree_in_one_users_quarantine_never_stops_another_users_purg
 # ------------------------------------------------------------------ the host lock
 
 
-@pytest.mark.xfail(strict=True, reason='the probe runs with check_mode=True, so exclusive never takes the lock '
-                                       'before the probe: a second run can plan from what the first is changing')
 @pytest.mark.parametrize('module', ['app_data', 'quarantine'])
 def test_the_host_lock_is_held_from_the_probe_on(machine: Machine, module: str) -> None:
     seen: list[str] = []
