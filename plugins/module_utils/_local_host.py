@@ -391,10 +391,14 @@ class LocalHost(BatchRunner):
             if found == 'file' and status.st_nlink != 1:
                 raise BridgeOperationError(f"Refusing to move '{source}': it has {status.st_nlink} hard links.")
         if attributes:
-            trusted = {attributes.get('uid'), self._home_owner(source)}
-            if status.st_uid not in trusted:
-                raise BridgeOperationError(f"Refusing to move '{source}': it belongs to uid {status.st_uid}, neither "
-                                           'its recorded owner nor the owner of the home it is in.')
+            # Exactly the recorded owner: the item is chowned to it after the move, so accepting the home's
+            # owner too would let a user swap in a file of their own and have root give it to that uid.
+            expected = attributes.get('uid')
+            if expected is None:
+                expected = self._home_owner(source)
+            if status.st_uid != expected:
+                raise BridgeOperationError(f"Refusing to move '{source}': it belongs to uid {status.st_uid}, not to "
+                                           f'uid {expected} recorded for it.')
 
     def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
         chain, name = self._parent(path, within)

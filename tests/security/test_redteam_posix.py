@@ -172,8 +172,6 @@ def test_the_default_state_dir_on_macos_is_reached_without_a_link() -> None:
 # ------------------------------------------------------------------ owner and mode
 
 
-@pytest.mark.xfail(strict=True, reason="restore trusts the item's owner if it is the recorded uid OR the home "
-                                       "owner, then chowns to the recorded uid: alice's own file becomes bob's")
 def test_restore_never_gives_a_file_the_user_wrote_to_someone_else(machine: Machine) -> None:
     alice, bob = machine.alice, machine.bob
     shared = machine.base / 'shared'
@@ -199,6 +197,8 @@ def test_restore_never_gives_a_file_the_user_wrote_to_someone_else(machine: Mach
             assert path.stat().st_uid == alice.uid, f'a root run gave the file alice wrote ({path}) to uid ' \
                                                     f'{path.stat().st_uid}'
     assert restored.get('failed') is True
+    assert f"Refusing to move '{stored}': it belongs to uid {alice.uid}, not to uid {bob.uid} recorded for it." \
+        in restored['msg']
     assert notes.read_text(encoding='utf-8') == 'bob notes\n' and notes.stat().st_uid == bob.uid
 
 
