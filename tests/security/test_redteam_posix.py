@@ -158,9 +158,6 @@ def test_the_host_lock_is_held_from_the_probe_on(machine: Machine, module: str) 
     assert seen == ['probing', 'refused']
 
 
-@pytest.mark.xfail(strict=True, reason='the default state_dir /var/lib/loopbreaker/notion goes through the link '
-                                       '/var -> private/var on macOS, which the state chain refuses: every '
-                                       'changing run on macOS fails with the default settings')
 def test_the_default_state_dir_on_macos_is_reached_without_a_link() -> None:
     """/var, /tmp and /etc are links to /private/... on macOS; the state chain refuses every link."""
     _layout, host = native_context('Darwin', '/', lambda _path: True)
