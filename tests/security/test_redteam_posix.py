@@ -202,8 +202,6 @@ def test_restore_never_gives_a_file_the_user_wrote_to_someone_else(machine: Mach
 # ------------------------------------------------------------------ reporting
 
 
-@pytest.mark.xfail(strict=True, reason='outcomes are matched to items by lower-cased path: on Linux two items '
-                                       'that differ only in case share one result, and a failed move is hidden')
 def test_items_differing_only_in_case_are_each_reported(machine: Machine) -> None:
     alice = machine.alice
     alice.run('''
