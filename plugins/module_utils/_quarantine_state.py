@@ -243,9 +243,13 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
                 move['attributes'] = dict(item.attributes)
             operations.append(move)
         outcomes.append(outcome)
-    tombstone = replace(entry.manifest, restored=now.strftime('%Y-%m-%dT%H:%M:%SZ'))
-    operations.append({'op': 'write_record', 'group': group, 'namespace': RECORD_NAMESPACE,
-                       'key': tombstone.record_key, 'content': tombstone.to_json()})
+    # Marked restored only if, once these moves succeed, every item is back where it came from: an item
+    # neither in the quarantine nor at its original path (an entry moved aside, a folder behind a link)
+    # keeps the entry held, so it can still be restored once it is found again.
+    if all(i in restorable or entry.original_present.get(i.original_path) is not None for i in entry.manifest.items):
+        tombstone = replace(entry.manifest, restored=now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+        operations.append({'op': 'write_record', 'group': group, 'namespace': RECORD_NAMESPACE,
+                           'key': tombstone.record_key, 'content': tombstone.to_json()})
     return operations, outcomes
 
 
@@ -276,10 +280,10 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
     outcomes = []
     for entry in pending:
         mine = [p['pid'] for p in running if owns(entry.profile, p)]
-        if mine:
+        entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
+        if mine and entry_ops:
             # In the user's own group: if Notion cannot be stopped, nothing is moved under it.
             operations.append({'op': 'stop_processes', 'pids': mine, 'group': entry.profile['sid']})
-        entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
         operations += entry_ops
         outcomes += entry_outcomes
     return operations, outcomes, pending

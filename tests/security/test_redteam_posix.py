@@ -220,9 +220,6 @@ def test_items_differing_only_in_case_are_each_reported(machine: Machine) -> Non
     assert result.get('failed') is True, 'a move failed with ENOSPC and the run did not say so'
 
 
-@pytest.mark.xfail(strict=True, reason='a restore that finds no item in the quarantine still writes the tombstone: '
-                                       'changed is true, the entry is marked restored, its data can never be '
-                                       'restored again')
 def test_a_restore_that_moves_nothing_leaves_the_entry_held(machine: Machine) -> None:
     alice = machine.alice
     cleared(machine, alice)
