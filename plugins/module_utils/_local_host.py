@@ -28,6 +28,7 @@ import fnmatch
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import stat
@@ -96,6 +97,9 @@ class LocalHost(BatchRunner):
         self.exclusive = exclusive
         self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._lock_fd: int | None = None
+        # pid -> (owner, start time) of every process this host listed: stop_processes signals a pid only
+        # while it is still that process, never one that took its number after it exited.
+        self._listed: dict[int, tuple[str, str | None]] = {}
         self.hook: t.Callable[[str, dict[str, t.Any]], None] = lambda _event, _operation: None
 
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
@@ -479,7 +483,10 @@ class LocalHost(BatchRunner):
     # ---------------------------------------------------------- processes
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
         wanted = {name.lower() for name in names}
-        return {'processes': [p for p in self._processes() if p['name'].lower() in wanted]}
+        processes = [p for p in self._processes() if p['name'].lower() in wanted]
+        for process in processes:
+            self._listed[process['pid']] = (process['owner_sid'], _start_time(process['pid']))
+        return {'processes': processes}
 
     def _processes(self) -> list[dict[str, t.Any]]:
         if self.platform == 'darwin':
@@ -506,22 +513,37 @@ class LocalHost(BatchRunner):
         return processes
 
     def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
-        running = {p['pid'] for p in self._processes()}
-        targets = [pid for pid in pids if pid in running]
-        for pid in targets:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_seconds
-        remaining = _alive(targets)
-        while remaining and time.monotonic() < deadline:
-            time.sleep(0.1)
-            remaining = _alive(remaining)
-        for pid in remaining:
-            _signal(pid, signal.SIGKILL)
-        time.sleep(0.2 if remaining else 0)
-        stuck = _alive(remaining)
+        owners = {p['pid']: p['owner_sid'] for p in self._processes()}
+        handles: dict[int, int | None] = {}
+        try:
+            for pid in pids:
+                if pid not in owners:
+                    continue
+                handle = _pidfd(pid)  # from here on the number cannot be taken by another process
+                if pid in self._listed and self._listed[pid] != (owners[pid], _start_time(pid)):
+                    if handle is not None:
+                        os.close(handle)
+                    continue  # the listed process exited and another one has its pid: not ours to stop
+                handles[pid] = handle
+            targets = list(handles)
+            for pid in targets:
+                _signal(pid, signal.SIGTERM, handles[pid])
+            deadline = time.monotonic() + timeout_seconds
+            remaining = _alive(targets, handles)
+            while remaining and time.monotonic() < deadline:
+                time.sleep(0.1)
+                remaining = _alive(remaining, handles)
+            for pid in remaining:
+                _signal(pid, signal.SIGKILL, handles[pid])
+            time.sleep(0.2 if remaining else 0)
+            stuck = _alive(remaining, handles)
+        finally:
+            for handle in handles.values():
+                if handle is not None:
+                    os.close(handle)
         if stuck:
             raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: {", ".join(map(str, stuck))}')
-        return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in running]}
+        return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in handles]}
 
 
 def _kind(status: os.stat_result) -> str:
@@ -658,16 +680,47 @@ def _describe(error: OSError) -> str:
     return f'{error.strerror or error}{where}'
 
 
-def _signal(pid: int, signum: int) -> None:
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc; None elsewhere): with the pid, its identity."""
     try:
-        os.kill(pid, signum)
+        with open(f'/proc/{pid}/stat', 'rb') as handle:
+            return handle.read().rsplit(b') ', 1)[-1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor for the process itself (Linux 5.3+), so a signal can never reach a later owner of its pid."""
+    opener = getattr(os, 'pidfd_open', None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
+
+
+def _signal(pid: int, signum: int, handle: int | None = None) -> None:
+    try:
+        if handle is not None:
+            signal.pidfd_send_signal(handle, signum)
+        else:
+            os.kill(pid, signum)
     except ProcessLookupError:
         pass
 
 
-def _alive(pids: list[int]) -> list[int]:
+def _alive(pids: list[int], handles: dict[int, int | None] | None = None) -> list[int]:
     alive = []
     for pid in pids:
+        handle = (handles or {}).get(pid)
+        if handle is not None:
+            # A pidfd becomes readable when its process has exited (a zombie not yet reaped included).
+            poller = select.poll()
+            poller.register(handle, select.POLLIN)
+            if not poller.poll(0):
+                alive.append(pid)
+            continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

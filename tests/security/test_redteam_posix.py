@@ -74,8 +74,6 @@ def test_a_process_name_that_is_not_utf8_never_stops_anyone_elses_clear(machine:
     assert [(u['user'], u['status']) for u in result['users']] == [('bob', 'cleared')]
 
 
-@pytest.mark.xfail(strict=True, reason='stop_processes signals a pid from the probe without checking it is still '
-                                       'the process that was listed: a reused pid (another user\'s process) is killed')
 def test_a_pid_reused_between_probe_and_stop_is_never_signalled(machine: Machine) -> None:
     alice, bob = machine.alice, machine.bob
     notion = _spawn(alice, b'notion')
