@@ -292,6 +292,10 @@ class LocalHost(BatchRunner):
                 yield chain, name, status
                 continue
             if not (stat.S_ISDIR(status.st_mode) or (follow and stat.S_ISLNK(status.st_mode))):
+                if stat.S_ISLNK(status.st_mode) and '*' not in part:
+                    # A fixed folder on the way (~/.config, the data root) that is a link: say so, or the
+                    # user would be skipped silently as if they had no data.
+                    raise BridgeOperationError(f"Refusing to follow the symbolic link '{os.path.join(chain.path, name)}'.")
                 continue
             depth = len(chain.fds)
             try:

@@ -232,9 +232,6 @@ def test_a_restore_that_moves_nothing_leaves_the_entry_held(machine: Machine) ->
     assert notion_picture(alice) == _notion_seeded(alice)
 
 
-@pytest.mark.xfail(strict=True, reason='a link on the way to the data root (a ~/.config managed by a dotfiles '
-                                       'tool, or planted) makes the probe skip the user silently: not listed, '
-                                       'no error, changed false')
 def test_a_user_whose_config_is_a_link_is_reported_not_silently_skipped(machine: Machine) -> None:
     alice, bob = machine.alice, machine.bob
     alice.run('''
