@@ -246,8 +246,6 @@ def test_a_user_whose_config_is_a_link_is_reported_not_silently_skipped(machine:
     assert any('symbolic link' in e for e in users['alice']['errors'])
 
 
-@pytest.mark.xfail(strict=True, reason="item names are numbered 000-999 but the 1001st is items/1000-<name>, which "
-                                       "the containment check refuses: the whole entry can no longer be restored")
 def test_an_entry_of_more_than_a_thousand_items_can_be_restored(machine: Machine) -> None:
     alice = machine.alice
     alice.run('''
