@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 import typing as t
 from pathlib import Path
@@ -261,3 +262,24 @@ def test_an_entry_of_more_than_a_thousand_items_can_be_restored(machine: Machine
     assert {o['action'] for o in restored['restored']} == {'restored'}
     assert notion_picture(alice) == _notion_seeded(alice)
     assert len(os.listdir(alice.notion / 'Partitions')) == 1001
+
+
+@pytest.mark.xfail(strict=True, reason='move_path creates missing parent folders 0755: a restore into a home that '
+                                       'others may traverse opens the restored Notion data to every user')
+def test_folders_a_restore_creates_are_private_to_the_user(machine: Machine) -> None:
+    alice, bob = machine.alice, machine.bob
+    os.chmod(alice.home, 0o755)                   # the Debian/Ubuntu default before 21.04
+    os.chmod(alice.home / '.config', 0o755)
+    os.chmod(alice.notion, 0o711)                 # others may pass through, never list
+    cleared(machine, alice)
+    alice.run('import shutil; shutil.rmtree(DATA["partitions"])', partitions=str(alice.notion / 'Partitions'))
+    restored = machine.quarantine(state='restored', id=ENTRY_ID)
+    assert 'failed' not in restored
+    for directory in (alice.notion / 'Partitions', alice.notion / 'Partitions' / 'notion',
+                      alice.notion / 'Partitions' / 'notion' / 'Network'):
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        assert mode & 0o077 == 0, f'{directory} was created {mode:o}'
+    listing = subprocess.run([SYSTEM_PYTHON, '-c', 'import os, sys; print(os.listdir(sys.argv[1]))',
+                              str(alice.notion / 'Partitions' / 'notion')], user=bob.uid, group=bob.gid,
+                             extra_groups=[], capture_output=True, text=True, check=False)
+    assert listing.returncode != 0, f"bob lists alice's restored Notion data: {listing.stdout}"
