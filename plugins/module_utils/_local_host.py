@@ -211,7 +211,8 @@ class LocalHost(BatchRunner):
         chain = self._open_anchor(anchor)
         try:
             for part in parts[:-1]:
-                self._descend(chain, part, create=create)
+                # A folder made in a home is private to its owner, as the folder it stands in for may have been.
+                self._descend(chain, part, create=create, mode=0o700)
         except BaseException:
             chain.close()
             raise

@@ -264,8 +264,6 @@ def test_an_entry_of_more_than_a_thousand_items_can_be_restored(machine: Machine
     assert len(os.listdir(alice.notion / 'Partitions')) == 1001
 
 
-@pytest.mark.xfail(strict=True, reason='move_path creates missing parent folders 0755: a restore into a home that '
-                                       'others may traverse opens the restored Notion data to every user')
 def test_folders_a_restore_creates_are_private_to_the_user(machine: Machine) -> None:
     alice, bob = machine.alice, machine.bob
     os.chmod(alice.home, 0o755)                   # the Debian/Ubuntu default before 21.04
