@@ -232,7 +232,7 @@ def _item_outcomes(user_plan: UserPlan, results: list[dict[str, t.Any]] | None,
     errors = []
     for result in results or ():
         if result['op'] in ('move_path', 'remove_path'):
-            by_path[(result.get('_path') or '').lower()] = result
+            by_path[result.get('_path') or ''] = result
         elif result['status'] == 'error':
             errors.append(f"{result['op']}: {result['error']}")
     outcomes = []
@@ -240,7 +240,7 @@ def _item_outcomes(user_plan: UserPlan, results: list[dict[str, t.Any]] | None,
         record = {'path': item.path, 'scope': item.scope, 'type': item.type, 'bytes': item.bytes,
                   'files': item.files, 'quarantine_path': item.stored_path, 'action': planned_action, 'error': None}
         if results is not None:
-            result = by_path.get(item.path.lower())
+            result = by_path.get(item.path)
             if result is None or result['status'] == 'skipped':
                 record['action'] = 'skipped'
             elif result['status'] == 'error':

@@ -18,7 +18,8 @@ import typing as t
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import PlatformLayout
 
-STORED_AS = re.compile(r'items[\\/](\d{3})-([^\\/]+)')
+# stored_name numbers items from 000; an entry of more than 1000 items has 1000-... and on.
+STORED_AS = re.compile(r'items[\\/](\d{3,})-([^\\/]+)')
 
 
 class ContainmentError(ValueError):

@@ -91,13 +91,16 @@ def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, e
 
 DEFAULT_PROFILES_ROOTS: dict[str, str] = {'darwin': '/Users', 'linux': '/home'}
 DEFAULT_STATE_DIR = '/var/lib/loopbreaker/notion'
+# The state chain opens every component without following links, and on macOS /var is a link to
+# /private/var: name the real directory there.
+DEFAULT_STATE_DIRS: dict[str, str] = {'darwin': '/private' + DEFAULT_STATE_DIR, 'linux': DEFAULT_STATE_DIR}
 
 
 def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[str], bool], *,
                    state_dir: str | None = None, exclusive: bool = False) -> tuple[PlatformLayout, LocalHost]:
     """(layout, LocalHost) for a native macOS/Linux run; raises RequestError for bad roots.
 
-    ``state_dir`` holds the trusted records and the host lock (DEFAULT_STATE_DIR unless given);
+    ``state_dir`` holds the trusted records and the host lock (DEFAULT_STATE_DIRS unless given);
     ``exclusive`` takes the lock before the probe, for a run that will change the host.
     """
     name = system.lower()
@@ -115,7 +118,7 @@ def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[s
         raise RequestError(f"profiles_root must not contain '..' components, got {root!r}")
     if not is_dir(root):
         raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
-    state = state_dir or DEFAULT_STATE_DIR
+    state = state_dir or DEFAULT_STATE_DIRS[name]
     if not state.startswith('/') or '\x00' in state:
         raise RequestError(f'state_dir must be an absolute path, got {state!r}')
     return LAYOUTS[name], LocalHost(root, name, state, exclusive=exclusive)

@@ -30,6 +30,7 @@ import fnmatch
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import stat
@@ -98,11 +99,15 @@ class LocalHost(BatchRunner):
         self.exclusive = exclusive
         self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._lock_fd: int | None = None
+        # pid -> (owner, start time) of every process this host listed: stop_processes signals a pid only
+        # while it is still that process, never one that took its number after it exited.
+        self._listed: dict[int, tuple[str, str | None]] = {}
         self.hook: t.Callable[[str, dict[str, t.Any]], None] = lambda _event, _operation: None
 
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:
         validate_operations(operations)
-        if self.state_dir is not None and not check_mode and (self.exclusive or mutating(operations)):
+        # The probe is sent with check_mode=True: an exclusive run must still take the lock there.
+        if self.state_dir is not None and (self.exclusive or (not check_mode and mutating(operations))):
             self._acquire_lock()
         return super().run_batch(operations, check_mode=check_mode)
 
@@ -116,6 +121,11 @@ class LocalHost(BatchRunner):
             raise BridgeOperationError(_describe(error)) from None
         except UnicodeError as error:
             raise BridgeOperationError(f'not valid text: {error}') from None
+        except RecursionError:
+            # os.fwalk and shutil.rmtree recurse once per level: a user's tree deeper than the
+            # interpreter's limit fails this operation (this user), never the whole run.
+            raise BridgeOperationError(f"Refusing '{params.get('path') or params.get('source') or params.get('patterns')}':"
+                                       ' its directory tree is too deep to walk.') from None
 
     # ------------------------------------------------------------- the lock
     def _acquire_lock(self) -> None:
@@ -203,7 +213,8 @@ class LocalHost(BatchRunner):
         chain = self._open_anchor(anchor)
         try:
             for part in parts[:-1]:
-                self._descend(chain, part, create=create)
+                # A folder made in a home is private to its owner, as the folder it stands in for may have been.
+                self._descend(chain, part, create=create, mode=0o700)
         except BaseException:
             chain.close()
             raise
@@ -283,6 +294,10 @@ class LocalHost(BatchRunner):
                 yield chain, name, status
                 continue
             if not (stat.S_ISDIR(status.st_mode) or (follow and stat.S_ISLNK(status.st_mode))):
+                if stat.S_ISLNK(status.st_mode) and '*' not in part:
+                    # A fixed folder on the way (~/.config, the data root) that is a link: say so, or the
+                    # user would be skipped silently as if they had no data.
+                    raise BridgeOperationError(f"Refusing to follow the symbolic link '{os.path.join(chain.path, name)}'.")
                 continue
             depth = len(chain.fds)
             try:
@@ -385,10 +400,14 @@ class LocalHost(BatchRunner):
             if found == 'file' and status.st_nlink != 1:
                 raise BridgeOperationError(f"Refusing to move '{source}': it has {status.st_nlink} hard links.")
         if attributes:
-            trusted = {attributes.get('uid'), self._home_owner(source)}
-            if status.st_uid not in trusted:
-                raise BridgeOperationError(f"Refusing to move '{source}': it belongs to uid {status.st_uid}, neither "
-                                           'its recorded owner nor the owner of the home it is in.')
+            # Exactly the recorded owner: the item is chowned to it after the move, so accepting the home's
+            # owner too would let a user swap in a file of their own and have root give it to that uid.
+            expected = attributes.get('uid')
+            if expected is None:
+                expected = self._home_owner(source)
+            if status.st_uid != expected:
+                raise BridgeOperationError(f"Refusing to move '{source}': it belongs to uid {status.st_uid}, not to "
+                                           f'uid {expected} recorded for it.')
 
     def op_remove_path(self, path: str, within: str | None = None) -> dict[str, t.Any]:
         chain, name = self._parent(path, within)
@@ -468,12 +487,17 @@ class LocalHost(BatchRunner):
     # ---------------------------------------------------------- processes
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
         wanted = {name.lower() for name in names}
-        return {'processes': [p for p in self._processes() if p['name'].lower() in wanted]}
+        processes = [p for p in self._processes() if p['name'].lower() in wanted]
+        for process in processes:
+            self._listed[process['pid']] = (process['owner_sid'], _start_time(process['pid']))
+        return {'processes': processes}
 
     def _processes(self) -> list[dict[str, t.Any]]:
         if self.platform == 'darwin':
-            output = subprocess.run(['ps', '-axo', 'pid=,uid=,comm='], capture_output=True, text=True, check=True)
-            rows = [line.split(None, 2) for line in output.stdout.splitlines() if line.strip()]
+            output = subprocess.run(['ps', '-axo', 'pid=,uid=,comm='], capture_output=True, text=True, errors='replace',
+                                    check=True)
+            rows = [row for row in (line.split(None, 2) for line in output.stdout.splitlines())
+                    if len(row) == 3 and row[0].isdigit() and row[1].isdigit()]
             return [{'pid': int(pid), 'name': os.path.basename(comm), 'path': comm, 'owner_sid': f'uid:{uid}',
                      'session_id': None} for pid, uid, comm in rows]
         processes = []
@@ -481,7 +505,8 @@ class LocalHost(BatchRunner):
             if not entry.isdigit():
                 continue
             try:
-                with open(f'/proc/{entry}/comm', encoding='utf-8') as handle:
+                # Any user names their processes (prctl, /proc/self/comm) with any bytes: never fail on them.
+                with open(f'/proc/{entry}/comm', encoding='utf-8', errors='replace') as handle:
                     name = handle.read().strip()
                 owner = os.stat(f'/proc/{entry}').st_uid
                 path = os.readlink(f'/proc/{entry}/exe') if os.access(f'/proc/{entry}/exe', os.R_OK) else ''
@@ -505,22 +530,37 @@ class LocalHost(BatchRunner):
         return os.path.join(self.profiles_root, relative)
 
     def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
-        running = {p['pid'] for p in self._processes()}
-        targets = [pid for pid in pids if pid in running]
-        for pid in targets:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_seconds
-        remaining = _alive(targets)
-        while remaining and time.monotonic() < deadline:
-            time.sleep(0.1)
-            remaining = _alive(remaining)
-        for pid in remaining:
-            _signal(pid, signal.SIGKILL)
-        time.sleep(0.2 if remaining else 0)
-        stuck = _alive(remaining)
+        owners = {p['pid']: p['owner_sid'] for p in self._processes()}
+        handles: dict[int, int | None] = {}
+        try:
+            for pid in pids:
+                if pid not in owners:
+                    continue
+                handle = _pidfd(pid)  # from here on the number cannot be taken by another process
+                if pid in self._listed and self._listed[pid] != (owners[pid], _start_time(pid)):
+                    if handle is not None:
+                        os.close(handle)
+                    continue  # the listed process exited and another one has its pid: not ours to stop
+                handles[pid] = handle
+            targets = list(handles)
+            for pid in targets:
+                _signal(pid, signal.SIGTERM, handles[pid])
+            deadline = time.monotonic() + timeout_seconds
+            remaining = _alive(targets, handles)
+            while remaining and time.monotonic() < deadline:
+                time.sleep(0.1)
+                remaining = _alive(remaining, handles)
+            for pid in remaining:
+                _signal(pid, signal.SIGKILL, handles[pid])
+            time.sleep(0.2 if remaining else 0)
+            stuck = _alive(remaining, handles)
+        finally:
+            for handle in handles.values():
+                if handle is not None:
+                    os.close(handle)
         if stuck:
             raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: {", ".join(map(str, stuck))}')
-        return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in running]}
+        return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in handles]}
 
 
 def _environment_home(pid: str) -> str | None:
@@ -668,16 +708,47 @@ def _describe(error: OSError) -> str:
     return f'{error.strerror or error}{where}'
 
 
-def _signal(pid: int, signum: int) -> None:
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc; None elsewhere): with the pid, its identity."""
     try:
-        os.kill(pid, signum)
+        with open(f'/proc/{pid}/stat', 'rb') as handle:
+            return handle.read().rsplit(b') ', 1)[-1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor for the process itself (Linux 5.3+), so a signal can never reach a later owner of its pid."""
+    opener = getattr(os, 'pidfd_open', None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
+
+
+def _signal(pid: int, signum: int, handle: int | None = None) -> None:
+    try:
+        if handle is not None:
+            signal.pidfd_send_signal(handle, signum)
+        else:
+            os.kill(pid, signum)
     except ProcessLookupError:
         pass
 
 
-def _alive(pids: list[int]) -> list[int]:
+def _alive(pids: list[int], handles: dict[int, int | None] | None = None) -> list[int]:
     alive = []
     for pid in pids:
+        handle = (handles or {}).get(pid)
+        if handle is not None:
+            # A pidfd becomes readable when its process has exited (a zombie not yet reaped included).
+            poller = select.poll()
+            poller.register(handle, select.POLLIN)
+            if not poller.poll(0):
+                alive.append(pid)
+            continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

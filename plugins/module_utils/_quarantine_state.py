@@ -73,7 +73,7 @@ class Entry:
                 'reason': m.reason, 'path': self.directory, 'restored': m.restored, 'bytes': m.bytes,
                 'items': [{'original_path': i.original_path, 'scope': i.scope, 'type': i.type, 'bytes': i.bytes,
                            'files': i.files, 'in_quarantine': self.stored_present.get(i.stored_as, False),
-                           'original_exists': self.original_present.get(i.original_path.lower()) is not None}
+                           'original_exists': self.original_present.get(i.original_path) is not None}
                           for i in m.items]}
 
 
@@ -191,7 +191,7 @@ def collect(layout: _layout.PlatformLayout, params: dict[str, t.Any],
             for item in manifest.items:
                 entry.stored_present[item.stored_as] = _containment_key(
                     layout, layout.join(manifest.entry_dir, item.stored_as)) in present
-                entry.original_present[item.original_path.lower()] = present.get(
+                entry.original_present[item.original_path] = present.get(
                     _containment_key(layout, item.original_path))
             entries.append(entry)
     # Records of users who have no profile here any more are listed for the administrator, untouched.
@@ -210,16 +210,16 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
     operations: list[dict[str, t.Any]] = []
     outcomes: list[dict[str, t.Any]] = []
     restorable = [i for i in entry.manifest.items if entry.stored_present.get(i.stored_as)]
-    conflicts = [i for i in restorable if entry.original_present.get(i.original_path.lower()) is not None]
+    conflicts = [i for i in restorable if entry.original_present.get(i.original_path) is not None]
     if conflicts and force:
         root = quarantine_root(layout, entry.profile, substitute(layout.data_root, {**entry.profile['folders']}))
         displaced_dir = layout.join(root, displaced_id)
         displaced = tuple(QuarantinedItem(original_path=i.original_path,
                                           stored_as=layout.join('items', stored_name(n, i.original_path, layout.path)),
-                                          scope=i.scope, type=entry.original_present[i.original_path.lower()]['type'],
-                                          bytes=entry.original_present[i.original_path.lower()]['bytes'],
-                                          files=entry.original_present[i.original_path.lower()]['files'],
-                                          attributes=item_attributes(entry.original_present[i.original_path.lower()]))
+                                          scope=i.scope, type=entry.original_present[i.original_path]['type'],
+                                          bytes=entry.original_present[i.original_path]['bytes'],
+                                          files=entry.original_present[i.original_path]['files'],
+                                          attributes=item_attributes(entry.original_present[i.original_path]))
                           for n, i in enumerate(conflicts))
         record = Manifest(id=displaced_id, created=now.strftime('%Y-%m-%dT%H:%M:%SZ'), module='quarantine',
                           reason=f'displaced by restoring {entry.manifest.id}', user=entry.manifest.user,
@@ -244,9 +244,13 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
                 move['attributes'] = dict(item.attributes)
             operations.append(move)
         outcomes.append(outcome)
-    tombstone = replace(entry.manifest, restored=now.strftime('%Y-%m-%dT%H:%M:%SZ'))
-    operations.append({'op': 'write_record', 'group': group, 'namespace': RECORD_NAMESPACE,
-                       'key': tombstone.record_key, 'content': tombstone.to_json()})
+    # Marked restored only if, once these moves succeed, every item is back where it came from: an item
+    # neither in the quarantine nor at its original path (an entry moved aside, a folder behind a link)
+    # keeps the entry held, so it can still be restored once it is found again.
+    if all(i in restorable or entry.original_present.get(i.original_path) is not None for i in entry.manifest.items):
+        tombstone = replace(entry.manifest, restored=now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+        operations.append({'op': 'write_record', 'group': group, 'namespace': RECORD_NAMESPACE,
+                           'key': tombstone.record_key, 'content': tombstone.to_json()})
     return operations, outcomes
 
 
@@ -264,7 +268,7 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
         raise RequestError(f"no quarantine entry {params['id']} for the chosen users; nothing was changed")
     pending = [e for e in chosen if not e.manifest.restored]
     conflicts = [f'{e.manifest.user}: {i.original_path}' for e in pending for i in e.manifest.items
-                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path.lower()) is not None]
+                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path) is not None]
     if conflicts and not params['force']:
         raise RequestError('Notion has recreated data that restoring would overwrite: ' + '; '.join(conflicts)
                            + '. Nothing was changed. Set force: true to move that data into a new quarantine '
@@ -277,10 +281,10 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
     outcomes = []
     for entry in pending:
         mine = [p['pid'] for p in running if owns(entry.profile, p)]
-        if mine:
+        entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
+        if mine and entry_ops:
             # In the user's own group: if Notion cannot be stopped, nothing is moved under it.
             operations.append({'op': 'stop_processes', 'pids': mine, 'group': entry.profile['sid']})
-        entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
         operations += entry_ops
         outcomes += entry_outcomes
     return operations, outcomes, pending
@@ -299,10 +303,10 @@ def plan_purge(entries: list[Entry], params: dict[str, t.Any], now: datetime.dat
 def _reconcile(outcomes: list[dict[str, t.Any]], operations: list[dict[str, t.Any]],
                applied: list[dict[str, t.Any]]) -> None:
     """Turn planned outcomes into what happened: a move back that failed or was skipped says so."""
-    moves_back = {op['destination'].lower(): result for op, result in zip(operations, applied)
-                  if op['op'] == 'move_path' and op['source'].lower() != op['destination'].lower()}
+    moves_back = {op['destination']: result for op, result in zip(operations, applied)
+                  if op['op'] == 'move_path' and op['source'] != op['destination']}
     for outcome in outcomes:
-        result = moves_back.get(outcome['path'].lower()) if outcome['action'] == 'restored' else None
+        result = moves_back.get(outcome['path']) if outcome['action'] == 'restored' else None
         if result is not None and result['status'] != 'ok':
             outcome.update(action='failed' if result['status'] == 'error' else 'skipped', error=result['error'])
 

@@ -114,7 +114,8 @@ options:
     description:
       - macOS only. Where the trusted record of quarantined user data (O(remove_user_data)) and the host
         lock are kept; reachable from C(/) only through directories root alone can change, created C(0700).
-        Defaults to C(/var/lib/loopbreaker/notion). On Windows records are kept in HKLM.
+        Defaults to C(/private/var/lib/loopbreaker/notion) (C(/var) is a link on macOS and no link is followed
+        on the way to the state directory). On Windows records are kept in HKLM.
     type: path
   app_path:
     description:

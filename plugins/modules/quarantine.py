@@ -63,7 +63,8 @@ options:
         be reachable from C(/) through directories that only root can change; it is created C(0700).
       - On Windows the records are kept in C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records), which only
         administrators can write.
-      - Defaults to C(/var/lib/loopbreaker/notion).
+      - Defaults to C(/var/lib/loopbreaker/notion); on macOS C(/private/var/lib/loopbreaker/notion), because
+        C(/var) is a link there and no link is followed on the way to the state directory.
     type: path
   profiles_root:
     description: macOS and Linux only, as in M(loopbreaker.notion.app_data).

@@ -224,7 +224,7 @@ def test_a_root_owned_inode_in_the_quarantine_is_not_given_to_the_user(machine: 
     os.chmod(stored, 0o600)
     restored = machine.quarantine(state='restored', id=ENTRY_ID)
     assert restored['failed'] is True
-    assert f"Refusing to move '{stored}': it belongs to uid 0, neither its recorded owner nor the owner of the home" \
+    assert f"Refusing to move '{stored}': it belongs to uid 0, not to uid {alice.uid} recorded for it." \
         in restored['msg']
     assert stored.stat().st_uid == 0 and not (alice.notion / 'notion.db').exists()
 
