@@ -763,7 +763,7 @@ def _alive(pids: list[int], handles: dict[int, int | None] | None = None) -> lis
 def _is_zombie(pid: int) -> bool:
     """A killed child not yet reaped still answers kill(0); /proc says it is gone (Linux only)."""
     try:
-        with open(f'/proc/{pid}/stat', encoding='utf-8') as handle:
+        with open(f'/proc/{pid}/stat', encoding='utf-8', errors='replace') as handle:
             return handle.read().rsplit(') ', 1)[-1].startswith('Z')
     except OSError:
         return False

@@ -1667,6 +1667,15 @@ function Invoke-BridgeOp_move_path {
         if ($expectType -eq 'file' -and $item.Info.Links -ne 1) {
             throw "Refusing to move '$($Params.source)': it has $($item.Info.Links) hard links."
         }
+        if ($null -ne $ownerSid) {
+            # The recorded owner is set on the item, so only an item that still has that owner moves:
+            # a file the user swapped in must never be given to Administrators or another user.
+            $current = $item.ReadSecurity().Owner
+            $currentSid = if ($null -eq $current) { 'no owner' } else { $current.Value }
+            if ($currentSid -ne $ownerSid) {
+                throw "Refusing to move '$($Params.source)': it belongs to $currentSid, not its recorded owner $ownerSid."
+            }
+        }
         if ([LoopbreakerSafePath]::Inspect($destination).Exists) {
             throw "Cannot create '$($Params.destination)' because a file or directory with the same name already exists."
         }

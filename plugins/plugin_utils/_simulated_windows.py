@@ -539,6 +539,9 @@ class SimulatedWindows(BatchRunner):
             raise BridgeOperationError(f"Refusing to move '{source}': it is a {found['type']}, expected a {expect_type}.")
         if expect_type == 'file' and found.get('links', 1) != 1:
             raise BridgeOperationError(f"Refusing to move '{source}': it has {found['links']} hard links.")
+        if attributes and attributes.get('owner_sid') and found.get('owner') != attributes['owner_sid']:
+            raise BridgeOperationError(f"Refusing to move '{source}': it belongs to {found.get('owner') or 'no owner'}, "
+                                       f"not its recorded owner {attributes['owner_sid']}.")
         if _norm(real_destination) in self.state['files']:
             raise BridgeOperationError(f"Cannot create '{destination}' because a file or directory with the same "
                                        'name already exists.')

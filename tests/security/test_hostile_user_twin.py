@@ -124,11 +124,11 @@ def test_restore_on_windows_puts_the_recorded_owner_back() -> None:
     cookies = env.path('alice', 'Network/Cookies')
     env.machine.state['files'][cookies.lower()]['owner'] = alice_sid
     env.app_data(users=['alice'])
-    stored = [k for k in env.machine.state['files'] if k.endswith('-cookies') and 'quarantine' in k]
-    assert stored
-    for key in stored:
-        env.machine.state['files'][key]['owner'] = 'S-1-5-21-9-9-9-666'   # the user took ownership games
+    [stored] = [k for k in env.machine.state['files'] if 'quarantine' in k and k.endswith('-cookies')
+                and env.machine.state['files'][k].get('owner') == alice_sid]
+    env.machine.state['files'][stored]['acl'] = {'owner': alice_sid, 'allow': ['S-1-1-0'], 'protected': True}
     restored = env.quarantine(state='restored', id=ENTRY_ID)
     assert 'failed' not in restored
-    assert env.machine.state['files'][cookies.lower()]['owner'] == alice_sid
-    assert base64.b64decode(env.machine.state['files'][cookies.lower()]['content'])
+    back = env.machine.state['files'][cookies.lower()]
+    assert (back['owner'], back['acl']) == (alice_sid, None), 'recorded owner, explicit ACL dropped for the inherited one'
+    assert base64.b64decode(back['content'])

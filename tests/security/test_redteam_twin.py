@@ -11,9 +11,6 @@ from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._not
 ADMINISTRATORS = 'S-1-5-32-544'
 
 
-@pytest.mark.xfail(strict=True, reason='move_path with attributes sets the recorded owner_sid on whatever item is in '
-                                       'the quarantine, without checking it is still owned by that SID: a file the '
-                                       'user wrote there is given to Administrators (or another user)')
 def test_restore_never_gives_a_file_the_user_wrote_to_the_recorded_owner() -> None:
     env = TwinEnv(['alice', 'bob'])
     database = f"{env.data_root('alice')}\\notion.db"
@@ -33,3 +30,5 @@ def test_restore_never_gives_a_file_the_user_wrote_to_the_recorded_owner() -> No
         if found and found['type'] == 'file' and env.machine.read(path) == b'written by alice':
             assert found.get('owner') == alice_sid, f'an administrator run gave the file alice wrote to {found.get("owner")}'
     assert restored.get('failed') is True
+    assert f"Refusing to move '{stored}': it belongs to {alice_sid}, not its recorded owner {ADMINISTRATORS}." \
+        in restored['msg']
