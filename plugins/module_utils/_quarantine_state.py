@@ -240,7 +240,9 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
                     'within': anchor(source, item.original_path)}
             if item.type in ('file', 'directory'):
                 move['expect_type'] = item.type
-            if item.attributes:
+            # A link's own owner and mode mean nothing; sent for a link, they would land on whatever
+            # the user put in its place.
+            if item.attributes and item.type in ('file', 'directory'):
                 move['attributes'] = dict(item.attributes)
             operations.append(move)
         outcomes.append(outcome)

@@ -180,6 +180,7 @@ import json
 import os
 import platform
 import pwd
+import stat
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _posix_proxy, _proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import RequestError
@@ -189,11 +190,14 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module 
 def _load_record(path: str) -> dict | None:
     """The record of what this module changed; never read through a link, a corrupt one is an error."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise RequestError(f'cannot read the proxy record {path}: {error.strerror}; nothing was changed') from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RequestError(f'the proxy record {path} is not a regular file; nothing was changed')
     with os.fdopen(fd, 'rb') as handle:
         data = handle.read(1048577)
     try:

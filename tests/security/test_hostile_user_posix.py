@@ -406,3 +406,20 @@ def test_a_non_utf8_or_huge_manifest_of_one_user_never_stops_another_users_resto
     restored = machine.quarantine(state='restored', id=ENTRY_ID)
     assert 'failed' not in restored
     assert notion_picture(bob) == _notion_seeded(bob)
+
+
+def test_a_file_swapped_in_for_a_quarantined_link_does_not_get_the_links_mode(machine: Machine) -> None:
+    alice = machine.alice
+    alice.run('os.symlink("/nowhere", DATA["link"])', link=str(alice.notion / 'GPUCache'))
+    cleared(machine, alice)
+    stored = alice.quarantine / ENTRY_ID / _stored_as(machine, alice, 'GPUCache')
+    alice.run('''
+        os.unlink(DATA["stored"])
+        with open(DATA["stored"], "w") as handle:
+            handle.write("mine")
+        os.chmod(DATA["stored"], 0o600)
+    ''', stored=str(stored))
+    restored = machine.quarantine(state='restored', id=ENTRY_ID)
+    assert 'failed' not in restored
+    back = (alice.notion / 'GPUCache').lstat()
+    assert (stat.S_IMODE(back.st_mode), back.st_uid) == (0o600, alice.uid), 'never the 0777 of the link it replaced'
