@@ -107,21 +107,24 @@ def native_context(system: str, profiles_root: str | None, is_dir: t.Callable[[s
     if name not in DEFAULT_PROFILES_ROOTS:
         raise RequestError(f'unsupported platform {system!r}: Windows hosts must be reached over a PowerShell '
                            'connection (winrm, psrp or ssh with the powershell shell)')
-    root = profiles_root or DEFAULT_PROFILES_ROOTS[name]
-    if '\x00' in root:
-        raise RequestError('profiles_root must not contain NUL characters')
-    if len(root) > MAX_TEXT:
-        raise RequestError(f'profiles_root is too long: {len(root)} characters, at most {MAX_TEXT}')
-    if not root.startswith('/'):
-        raise RequestError(f'profiles_root must be an absolute path, got {root!r}')
-    if '..' in root.split('/'):
-        raise RequestError(f"profiles_root must not contain '..' components, got {root!r}")
+    root = _absolute_path('profiles_root', profiles_root or DEFAULT_PROFILES_ROOTS[name])
     if not is_dir(root):
         raise RequestError(f'profiles_root {root!r} does not exist or is not a directory')
-    state = state_dir or DEFAULT_STATE_DIRS[name]
-    if not state.startswith('/') or '\x00' in state:
-        raise RequestError(f'state_dir must be an absolute path, got {state!r}')
+    state = _absolute_path('state_dir', state_dir or DEFAULT_STATE_DIRS[name])
     return LAYOUTS[name], LocalHost(root, name, state, exclusive=exclusive)
+
+
+def _absolute_path(option: str, path: str) -> str:
+    """An administrator's path option, checked before the host is touched."""
+    if '\x00' in path:
+        raise RequestError(f'{option} must not contain NUL characters')
+    if len(path) > MAX_TEXT:
+        raise RequestError(f'{option} is too long: {len(path)} characters, at most {MAX_TEXT}')
+    if not path.startswith('/'):
+        raise RequestError(f'{option} must be an absolute path, got {path!r}')
+    if '..' in path.split('/'):
+        raise RequestError(f"{option} must not contain '..' components, got {path!r}")
+    return path
 
 
 def native_outcome(produce: t.Callable[[], dict[str, t.Any]], *, diff: bool,

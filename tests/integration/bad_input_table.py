@@ -41,6 +41,9 @@ SECRET = 's3cr3t-Pa55'
 HUGE = 'x' * 5000
 WINDOWS_PROFILES_ROOT = ("profiles_root applies to macOS and Linux hosts; on Windows the profiles come from the "
                          "host's ProfileList")
+WINDOWS_STATE_DIR = ('state_dir applies to macOS and Linux hosts; on Windows trusted records are kept in '
+                     'HKLM\\SOFTWARE\\loopbreaker\\notion')
+WINDOWS_ONLY_MESSAGE = {'profiles_root': WINDOWS_PROFILES_ROOT, 'state_dir': WINDOWS_STATE_DIR}
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,11 @@ def generated() -> list[Case]:
                 huge = [HUGE] if kind == 'list' else HUGE
                 nul_message = f'{option} must not contain NUL characters, got {shown(nul)}'
                 huge_message = f'{option} is too long: {len(HUGE)} characters, at most 4096'
-                if option == 'profiles_root' and module != 'app':
+                if option in WINDOWS_ONLY_MESSAGE and module != 'app':
                     # Refused on Windows before anything else; checked first of all natively.
-                    nul_message = {'win': WINDOWS_PROFILES_ROOT, 'posix': 'profiles_root must not contain NUL characters'}
-                    huge_message = {'win': WINDOWS_PROFILES_ROOT,
-                                    'posix': f'profiles_root is too long: {len(HUGE)} characters, at most 4096'}
+                    nul_message = {'win': WINDOWS_ONLY_MESSAGE[option], 'posix': f'{option} must not contain NUL characters'}
+                    huge_message = {'win': WINDOWS_ONLY_MESSAGE[option],
+                                    'posix': f'{option} is too long: {len(HUGE)} characters, at most 4096'}
                 cases.append(Case(module, f'{option} with a NUL byte', {**base, option: value}, nul_message, (option,)))
                 cases.append(Case(module, f'{option} huge', {**base, option: huge}, huge_message, (option,)))
                 if kind == 'list':

@@ -118,7 +118,7 @@ def test_enabled_by_configuration_for_any_playbook(lab: Lab) -> None:
     dump = lab.root / 'clear.json'
     completed = subprocess.run(['ansible-playbook', '-i', str(lab.root / 'inventory.yml'), str(TARGETS / 'clear.yml'),
                                 '-e', json.dumps({'target_host': 'posix', 'dump_path': str(dump), 'homes': str(lab.homes),
-                                                           'state_dir': str(lab.root / 'state')})],
+                                                  'state_dir': str(lab.root / 'state')})],
                                env=env, capture_output=True, text=True, check=False, timeout=300)
     assert_ok(completed)
     doc = json.loads((out / 'report.json').read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import ENTRY_ID, TwinEnv
 
 ADMINISTRATORS = 'S-1-5-32-544'
