@@ -143,6 +143,16 @@ notes:
     each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
     package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
     the package is installed, not merely staged."
+  - "C(probe_network) (endpoints, proxies, resolve, ca_bundle, timeout_seconds): read-only connectivity probes for
+    C(loopbreaker.notion.diagnose). For every proxy setting (C({mode: direct|manual|pac|auto_detect, server, bypass,
+    pac_url})) and every endpoint (C({name, host, port, kind: https|engineio, path})): the proxy for the URL (manual:
+    WinINET's bypass rules; PAC and auto-detect: C(WinHttpGetProxyForUrl)), DNS (C(resolve) overrides names), TCP or
+    proxy CONNECT, TLS with the issuer (machine store, or chains ending in C(ca_bundle)), HTTP, and for C(engineio) the
+    polling handshake then the WebSocket upgrade. Returns C({results: [{proxy_index, name, host, port, kind, proxy, ok,
+    failed_step, error, steps, elapsed_ms}], elapsed_ms}). Each step has the timeout."
+  - "C(read_file_tails) (patterns, max_bytes, head_bytes): read-only. For each matching regular file: C({path, bytes,
+    modified, tail, head, error}), the last C(max_bytes) as text and the first C(head_bytes) as base64, opened with
+    read/write/delete sharing (Notion keeps its log open); reparse points are listed with an error, not followed."
   - "A user counts as logged on for C(run_as_user) and C(start_as_user) when they own an C(explorer.exe)
     outside session 0 (a loaded hive is not enough: services and remote logons load one without a desktop);
     otherwise the operation fails with C('<user>' is not logged on: there is no interactive session to run a
