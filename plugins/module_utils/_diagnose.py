@@ -431,6 +431,9 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
         data = operation_data(second, 0)
         probes, elapsed_network = data['results'], data['elapsed_ms']
     cutoff = cutoff_for(params, now)
+    last = last_attempt(facts['incident'])
+    if last is not None and last > cutoff:
+        cutoff = last  # evidence older than the incident's last rung says nothing about its effect
     verdict = evaluate(facts, probes, keys, cutoff=cutoff, platform=platform)
     for fact in facts['users']:
         fact.pop('proxy_key', None)
@@ -453,3 +456,8 @@ def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str]) -> 
     return {'mode': 'manual', 'server': server.split('://', 1)[-1].rstrip('/'),
             'bypass': ';'.join(p if p.startswith('*') or not p.startswith('.') else '*' + p
                                for p in re.split(r'[,;\s]+', bypass) if p)}
+
+
+def last_attempt(record: dict[str, t.Any] | None) -> datetime.datetime | None:
+    stamps = [a['at'] for user in (record or {}).get('users', {}).values() for a in user.get('attempts', [])]
+    return parse_time(max(stamps)) if stamps else None
