@@ -7,7 +7,8 @@
 #   make lint      ansible-lint, production profile (.ansible-lint)
 #   make molecule  molecule test for every scenario under molecule/
 #   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
-#   make lab       scripts/run_lab.py
+#   make lab       scripts/run_lab.py (starts the lab's services: squid, a Notion stand-in, an intercepting proxy)
+#   make lab-deps  install what the lab's services need from Debian (squid, openssl) when missing
 #   make build     build the collection tarball into .cache/dist
 #   make clean     remove .venv, .cache and test output
 #
@@ -45,7 +46,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit bench sanity lint molecule lab build clean
+.PHONY: venv test unit bench sanity lint molecule lab lab-deps build clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -67,7 +68,7 @@ $(CACHE)/ansible.cfg:
 test: venv
 	scripts/run-tests
 
-unit: venv
+unit: venv lab-deps
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
 bench: venv
@@ -88,8 +89,22 @@ molecule: venv
 	  molecule test --all $(MOLECULE_ARGS); \
 	fi
 
-lab: venv
+lab: venv lab-deps
 	$(VENV)/bin/python scripts/run_lab.py $(LAB_ARGS)
+
+# The lab and its tests run real squid and openssl; on a fresh Debian machine (CI runs as root)
+# they come from apt. Elsewhere, install them yourself.
+LAB_COMMANDS := squid openssl
+lab-deps:
+	@missing=$$(for c in $(LAB_COMMANDS); do command -v $$c >/dev/null || [[ -x /usr/sbin/$$c ]] || echo $$c; done); \
+	if [[ -n "$$missing" ]]; then \
+	  if [[ $$(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then \
+	    echo "==> installing $$missing from Debian"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "lab-deps: missing $$missing (install them: apt-get install $$missing)" >&2; exit 1; \
+	  fi; \
+	fi
 
 build: venv
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist .
