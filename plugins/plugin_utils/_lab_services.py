@@ -26,6 +26,7 @@ import socket
 import socketserver
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import typing as t
@@ -124,6 +125,7 @@ class LabServices:
         self.servers: list[_Server] = []
         self.squid: subprocess.Popen[bytes] | None = None
         self.info: dict[str, t.Any] = {}
+        self.squid_dir: Path | None = None
 
     def _listen(self, handler: t.Callable[[socket.socket], None]) -> int:
         class Handler(socketserver.BaseRequestHandler):
@@ -179,8 +181,12 @@ class LabServices:
         with socket.socket() as probe:
             probe.bind(('127.0.0.1', 0))
             port = probe.getsockname()[1]
-        run = self.directory / 'squid'
-        run.mkdir(exist_ok=True)
+        # squid drops to the proxy user when started as root, and that user must reach its logs: a
+        # private directory of its own under the system's temporary directory, not inside ours
+        # (pytest's and the lab's may not be traversable by others).
+        run = Path(tempfile.mkdtemp(prefix='loopbreaker-squid-'))
+        self.squid_dir = run
+        (self.directory / 'squid-dir').write_text(str(run) + '\n')
         (run / 'hosts').write_text(''.join(f'127.0.0.1 {name}\n' for name in NOTION_NAMES))
         user = ''
         if os.geteuid() == 0:
@@ -221,6 +227,9 @@ class LabServices:
                 self.squid.kill()
                 self.squid.wait()
             self.squid = None
+        if self.squid_dir is not None:
+            shutil.rmtree(self.squid_dir, ignore_errors=True)
+            self.squid_dir = None
 
     def __enter__(self) -> LabServices:
         self.start()
