@@ -727,7 +727,7 @@ def run(params: dict[str, t.Any], *, runner: Runner, check_mode: bool, now: date
     _app.validate(params)
     validate(params)
     _layout, local = native_context('darwin', params.get('profiles_root'), path_exists,
-                                   state_dir=params.get('state_dir'), exclusive=not check_mode)
+                                    state_dir=params.get('state_dir'), exclusive=not check_mode)
     host = host or local
     shell = Shell(runner, check_mode)
     discovery = discover(shell, host, params, local.profiles_root, path_exists)

@@ -73,7 +73,7 @@ def test_a_forged_manifest_is_reported_and_never_restored(machine: Machine) -> N
         with open(os.path.join(entry, 'manifest.json'), 'w') as handle:
             json.dump(manifest, handle)
     ''', quarantine=str(alice.quarantine), id=FORGED_ID, targets=targets, home=str(alice.home),
-        sid=f'uid:{alice.uid}/alice')
+              sid=f'uid:{alice.uid}/alice')
     before = machine.outside(alice)
     try:
         listed = machine.quarantine()
