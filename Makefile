@@ -6,7 +6,8 @@
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
 #   make lint      ansible-lint, production profile (.ansible-lint)
 #   make molecule  molecule test for every scenario under molecule/
-#   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
+#   make bench     benchmarks: cost of a module call against 1, 10, 50 users; the ladder over BENCH_HOSTS
+#                  simulated hosts against a no-op bridge call per host (numbers, not pass/fail on time)
 #   make lab       scripts/run_lab.py (starts the lab's services: squid, a Notion stand-in, an intercepting proxy)
 #   make lab-deps  install what the lab's services need from Debian (squid, openssl) when missing
 #   make build     build the collection tarball into .cache/dist
@@ -71,8 +72,10 @@ test: venv
 unit: venv lab-deps
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
+BENCH_HOSTS ?= 20 100 500
 bench: venv
 	pytest tests/benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds $(PYTEST_ARGS)
+	$(VENV)/bin/python scripts/bench_ladder.py $(BENCH_HOSTS)
 
 sanity: venv
 	scripts/sanity $(SANITY_ARGS)

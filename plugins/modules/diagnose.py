@@ -104,14 +104,20 @@ options:
     description: macOS/Linux only; the root-only directory holding the trusted records.
     type: path
 notes:
-  - Log times are read as UTC (electron-log writes local time: on a host not on UTC, widen O(log_window_minutes)).
+  - "Log times are read as UTC (electron-log writes local time; on a host not on UTC, widen O(log_window_minutes))."
 seealso:
   - module: loopbreaker.notion.incident
 attributes:
   check_mode:
     support: full
+    description: Read-only; runs its probes for real in check mode too, with the same result.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
+  platform:
+    platforms: [windows, darwin, linux]
+    support: full
+    description: Windows through the bridge; macOS and Linux natively.
 """
 
 EXAMPLES = r"""

@@ -58,8 +58,14 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the record as it would be; writes nothing.
   diff_mode:
     support: full
+    description: The incident's record before and after, as JSON.
+  platform:
+    platforms: [windows, darwin, linux]
+    support: full
+    description: Windows through the bridge; macOS and Linux natively.
 """
 
 EXAMPLES = r"""

@@ -47,7 +47,7 @@ def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_on
     ({'ladder_incident': '../../etc'}, 'incident'),
 ])
 def test_bad_input_fails_before_anything_changes(tmp_path: Path, ansible_env: dict[str, str],
-                                                  variables: dict[str, object], message: str) -> None:
+                                                 variables: dict[str, object], message: str) -> None:
     state = tmp_path / 'win.json'
     state.write_text(json.dumps(empty_state()))
     inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
