@@ -33,6 +33,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'before': {'type': 'list', 'elements': 'str', 'default': []},
     'after': {'type': 'list', 'elements': 'str', 'default': []},
     'expire_days': {'type': 'int', 'default': 7},
+    'previous': {'type': 'str'},
     'profiles_root': {'type': 'path'},
     'state_dir': {'type': 'path'},
 }
@@ -107,14 +108,27 @@ def updated_record(record: dict[str, t.Any] | None, params: dict[str, t.Any],
 
 def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime.datetime) -> dict[str, t.Any]:
     validate(params)
-    envelope = host.run_batch([{'op': 'read_records', 'namespace': INCIDENT_NAMESPACE}], check_mode=True)
     records: dict[str, dict[str, t.Any]] = {}
-    unreadable = []
-    for entry in operation_data(envelope, 0)['records']:
+    unreadable: list[str] = []
+    if params.get('previous') is not None and params['state'] != 'listed':
+        # The record as this run's diagnose just read it from the host (the ladder passes it): the
+        # same read one call earlier, so an attempt costs one bridge call, not two.
         try:
-            records[entry['key']] = json.loads(entry['content'])
+            known = json.loads(params['previous'])
         except ValueError:
-            unreadable.append(entry['key'])
+            raise RequestError('previous must be the JSON of the incident record, or null') from None
+        if known is not None:
+            if not isinstance(known, dict) or known.get('id') != params['id'] or 'updated' not in known:
+                raise RequestError(f"previous is not the record of incident {params['id']}")
+            known.pop('tried', None)  # computed by this module's own result, never stored
+            records[params['id']] = known
+    else:
+        envelope = host.run_batch([{'op': 'read_records', 'namespace': INCIDENT_NAMESPACE}], check_mode=True)
+        for entry in operation_data(envelope, 0)['records']:
+            try:
+                records[entry['key']] = json.loads(entry['content'])
+            except ValueError:
+                unreadable.append(entry['key'])
 
     def shown(record: dict[str, t.Any]) -> dict[str, t.Any]:
         return {**record, 'state': effective_state(record, now, params['expire_days']), 'tried': tried_rungs(record)}

@@ -49,6 +49,12 @@ options:
     description: An incident not updated for this many days is V(expired); opening it again starts afresh.
     type: int
     default: 7
+  previous:
+    description:
+      - The incident's record as read from this host earlier in the same run (JSON, C(null) for none), as
+        RV(loopbreaker.notion.diagnose#module:incident) returns it. Saves the read, so recording an attempt
+        costs one host call. Omit it to read the record.
+    type: str
   profiles_root:
     description: macOS/Linux only; the directory holding home directories.
     type: path

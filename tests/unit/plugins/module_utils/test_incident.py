@@ -60,3 +60,14 @@ def test_an_incident_expires_and_opening_it_again_starts_afresh() -> None:
 def test_bad_input(changes: dict[str, t.Any], message: str) -> None:
     with pytest.raises(RequestError, match=message):
         _incident.validate(params(**changes))
+
+
+def test_previous_saves_the_read_and_must_be_this_incident() -> None:
+    twin = SimulatedWindows(empty_state())
+    attempt = params(state='resolved', rung='proxy', users=['alice'], previous='null')
+    first = _incident.run(twin, attempt, check_mode=False, now=NOW)
+    assert [c['operations'] for c in twin.state['calls']] == [['write_record']]
+    again = _incident.run(twin, {**attempt, 'previous': json.dumps(first['incident'])}, check_mode=False, now=NOW)
+    assert not again['changed'] and len(twin.state['calls']) == 1
+    with pytest.raises(RequestError, match='not the record of incident INC-4711'):
+        _incident.run(twin, {**attempt, 'previous': '{"id": "OTHER", "updated": "x"}'}, check_mode=False, now=NOW)
