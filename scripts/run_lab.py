@@ -49,7 +49,7 @@ ESCALATE_HOST = 'ws-win-01'
 PASSES = (
     ('check', ['--check', '--diff'], {}, None, 'Check mode: the diagnosis and the climb the ladder would make'),
     ('incident', ['--diff'], {}, None, f'The ladder for incident {INCIDENT}'),
-    ('again', [], {}, None, f'The same incident again: nothing may change'),
+    ('again', [], {}, None, 'The same incident again: nothing may change'),
     ('escalate', [], {'ladder_escalate': True}, ESCALATE_HOST, f'Escalating {INCIDENT} on {ESCALATE_HOST}: exactly one rung'),
 )
 
