@@ -150,7 +150,8 @@ def probe_operations(layout: PlatformLayout, incident: str | None) -> list[dict[
         {'op': 'read_file_tails', 'patterns': paths['logs'], 'max_bytes': 65536, **each},
         {'op': 'read_file_tails', 'patterns': paths['db'], 'max_bytes': 0, 'head_bytes': 100, **each},
         {'op': 'read_file_tails', 'patterns': paths['leveldb'], 'max_bytes': 8192, **each},
-        {'op': 'list_processes', 'names': list(layout.process_names)},
+        # explorer.exe: a Windows user is logged on when they own one (the app module's rule too)
+        {'op': 'list_processes', 'names': list(layout.process_names) + (['explorer.exe'] if windows else [])},
         {'op': 'read_records', 'namespace': INCIDENT_NAMESPACE} if incident else
         {'op': 'list_processes', 'names': []},
     ]

@@ -61,3 +61,31 @@ def test_bad_input_fails_before_anything_changes(tmp_path: Path, ansible_env: di
     assert message in completed.stdout + completed.stderr
     calls = json.loads(state.read_text())['calls']
     assert all(not any(op in ('write_record', 'move_path') for op in c['operations']) for c in calls)
+
+
+def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
+
+    twin = SimulatedWindows(empty_state())
+    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
+    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'  # no SQLite header
+    state = tmp_path / 'win.json'
+    state.write_text(json.dumps(twin.state))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(state)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    reports = tmp_path / 'reports'
+    reports.mkdir()
+    variables = {'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}, 'ladder_incident': 'T-1',
+                 'ladder_report_dir': str(reports)}
+    completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'),
+                                str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all', '-e', json.dumps(variables)],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-6000:]
+    report = json.loads((reports / 'win.json').read_text())
+    assert report['before']['codes'] == ['cache_corrupt'] and report['stopped_at'] == 'app_data'
+    assert report['after']['verdict'] == 'healthy'
+    after = json.loads(state.read_text())
+    assert any(p['name'] == 'Notion.exe' for p in after['processes']), 'Notion is not running again'
+    assert any(c['operations'][0] == 'stop_processes' or 'stop_processes' in c['operations'] for c in after['calls'])
