@@ -8,8 +8,10 @@
 #   make lint      ansible-lint (production profile, .ansible-lint), antsibull-docs
 #                  lint-collection-docs (plugin docs and references) and antsibull-changelog lint
 #   make molecule  molecule test for every scenario under molecule/
-#   make bench     benchmarks: cost of a module call against 1, 10, 50 users (numbers, not pass/fail on time)
-#   make lab       scripts/run_lab.py
+#   make bench     benchmarks: cost of a module call against 1, 10, 50 users; the ladder over BENCH_HOSTS
+#                  simulated hosts against a no-op bridge call per host (numbers, not pass/fail on time)
+#   make lab       scripts/run_lab.py (starts the lab's services: squid, a Notion stand-in, an intercepting proxy)
+#   make lab-deps  install what the lab's services need from Debian (squid, openssl) when missing
 #   make build     build the collection tarball into .cache/dist
 #   make ee        execution environment build context in .cache/ee/context (ansible-builder create)
 #   make clean     remove .venv, .cache and test output
@@ -48,7 +50,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit browser bench sanity lint molecule lab build ee clean
+.PHONY: venv test unit browser bench sanity lint molecule lab lab-deps build ee clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -73,11 +75,13 @@ test: venv
 browser:
 	scripts/ensure-chromium
 
-unit: venv browser
+unit: venv browser lab-deps
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
+BENCH_HOSTS ?= 20 100 500
 bench: venv
 	pytest tests/benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds $(PYTEST_ARGS)
+	$(VENV)/bin/python scripts/bench_ladder.py $(BENCH_HOSTS)
 
 sanity: venv
 	scripts/sanity $(SANITY_ARGS)
@@ -96,8 +100,22 @@ molecule: venv
 	  molecule test --all $(MOLECULE_ARGS); \
 	fi
 
-lab: venv
+lab: venv lab-deps
 	$(VENV)/bin/python scripts/run_lab.py $(LAB_ARGS)
+
+# The lab and its tests run real squid and openssl; on a fresh Debian machine (CI runs as root)
+# they come from apt. Elsewhere, install them yourself.
+LAB_COMMANDS := squid openssl
+lab-deps:
+	@missing=$$(for c in $(LAB_COMMANDS); do command -v $$c >/dev/null || [[ -x /usr/sbin/$$c ]] || echo $$c; done); \
+	if [[ -n "$$missing" ]]; then \
+	  if [[ $$(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then \
+	    echo "==> installing $$missing from Debian"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "lab-deps: missing $$missing (install them: apt-get install $$missing)" >&2; exit 1; \
+	  fi; \
+	fi
 
 build: venv
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist .

@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 # Copyright: Contributors to loopbreaker.notion
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The main job on the bundled lab: the escalation ladder in check mode, for real, then a re-check.
+"""The main job on the bundled lab: the ladder for an incident, on workstations that are really broken.
 
-Seeds a fresh lab (two simulated Windows workstations and a Linux workstation
-with sandboxed homes) under .cache/lab, runs playbooks/ladder.yml three times
-with inventories/lab, and prints what each host's rungs did. Run it with
-`make lab`, which prepares the virtualenv and Ansible's environment.
+Starts the lab's network services on loopback (a stand-in for Notion's hosts with
+its own test CA, squid refusing the msgstore hosts, an intercepting proxy with a
+foreign CA), seeds four simulated Windows workstations and a Linux workstation,
+one fault each, under .cache/lab, then runs playbooks/ladder.yml with
+inventories/lab four times: check mode (the climb it would make), the incident
+(each host stops at the rung that matches its fault, re-diagnosed healthy), the
+same incident again (nothing changes), and an escalation on one host (exactly one
+rung more). Stops the services at the end. Run it with `make lab`.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,69 +35,83 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (  
     LAB_INSTALLER,
     LAB_INSTALLER_VERSION,
     installer_content,
-    seed_lab_workstations,
-    seed_posix_home,
+)
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab_services import LabServices  # noqa: E402
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._ladder_lab import (  # noqa: E402
+    EXPECTED,
+    diagnose_options,
+    seed_ladder_lab,
+    seed_linux_lab,
 )
 
-LADDER = ['app_data', 'proxy', 'restart', 'firewall', 'reinstall']
-# restart and reinstall act every time by design; the re-check covers the converging rungs.
-CONVERGING = ['app_data', 'proxy', 'firewall']
+INCIDENT = 'INC-4711'
+ESCALATE_HOST = 'ws-win-01'
 PASSES = (
-    ('check', ['--check', '--diff'], LADDER, 'Check mode: what the ladder would do (nothing changes)'),
-    ('apply', ['--diff'], LADDER, 'Apply: the ladder for real'),
-    ('recheck', ['--check'], CONVERGING, 'Re-check: the converging rungs should find nothing left to do'),
+    ('check', ['--check', '--diff'], {}, None, 'Check mode: the diagnosis and the climb the ladder would make'),
+    ('incident', ['--diff'], {}, None, f'The ladder for incident {INCIDENT}'),
+    ('again', [], {}, None, 'The same incident again: nothing may change'),
+    ('escalate', [], {'ladder_escalate': True}, ESCALATE_HOST, f'Escalating {INCIDENT} on {ESCALATE_HOST}: exactly one rung'),
 )
 
 
-def seed(lab_dir: Path) -> None:
-    if lab_dir.exists():
-        shutil.rmtree(lab_dir)
-    lab_dir.mkdir(parents=True)
-    for host, state in seed_lab_workstations().items():
+def seed(lab_dir: Path, info: dict) -> None:
+    for host, state in seed_ladder_lab(info).items():
         (lab_dir / f'{host}.json').write_text(json.dumps(state, indent=1, sort_keys=True))
-    homes = lab_dir / 'ws-linux-01' / 'home'
-    seed_posix_home(str(homes), 'frank')
-    seed_posix_home(str(homes), 'grace', with_notion=False)
+    seed_linux_lab(str(lab_dir / 'ws-linux-01' / 'home'))
+    (lab_dir / 'diagnose.json').write_text(json.dumps(diagnose_options(info), indent=1))
 
 
-def run_pass(name: str, flags: list[str], rungs: list[str], lab_dir: Path, verbose: bool) -> int:
+def run_pass(name: str, flags: list[str], extra: dict, limit: str | None, lab_dir: Path,
+             verbose: bool) -> tuple[int, dict[str, int]]:
     reports = lab_dir / 'reports' / name
     reports.mkdir(parents=True)
-    variables = {'escalation_report_dir': str(reports), 'escalation_rungs': rungs,
-                 'escalation_app_installer': LAB_INSTALLER,
-                 'escalation_app_checksum': hashlib.sha256(installer_content(LAB_INSTALLER_VERSION)).hexdigest()}
+    variables = {'ladder_report_dir': str(reports), 'ladder_incident': INCIDENT,
+                 'ladder_app_installer': LAB_INSTALLER,
+                 'ladder_app_checksum': hashlib.sha256(installer_content(LAB_INSTALLER_VERSION)).hexdigest(), **extra}
     command = ['ansible-playbook', '-i', str(ROOT / 'inventories' / 'lab'), str(ROOT / 'playbooks' / 'ladder.yml'),
-               *flags, '-e', json.dumps(variables)]
+               *flags, '-e', json.dumps(variables), *(['--limit', limit] if limit else [])]
     env = dict(os.environ, LOOPBREAKER_LAB_DIR=str(lab_dir))
-    completed = subprocess.run(command, env=env, capture_output=not verbose, text=True, check=False)
-    if completed.returncode and not verbose:
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if verbose or completed.returncode:
         sys.stdout.write(completed.stdout + completed.stderr)
-    return completed.returncode
+    changed = {m.group(1): int(m.group(2)) for m in re.finditer(r'^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)',
+                                                                completed.stdout, re.M)}
+    return completed.returncode, changed
 
 
-def summarise(name: str, title: str, lab_dir: Path) -> None:
+def summarise(name: str, title: str, lab_dir: Path, changed: dict[str, int]) -> list[str]:
+    """Print the pass; return what went against the lab's expectations."""
     print(f'\n== {title}')
-    print(f'{"host":<12} {"rung":<9} {"user":<10} {"status":<14} {"items":>5} {"bytes":>7} {"stopped":>7}  quarantine')
-    manual: set[str] = set()
+    print(f'{"host":<12} {"before":<48} {"rungs":<34} {"after":<10} changed')
+    problems = []
     for report_file in sorted((lab_dir / 'reports' / name).glob('*.json')):
         report = json.loads(report_file.read_text())
-        for rung in report['rungs']:
-            manual.update(rung.get('manual_actions') or [])
-            if rung['rung'] == 'firewall' or rung.get('not_applicable'):
-                print(f'{report["host"]:<12} {rung["rung"]:<9} {rung["summary"]}')
-                continue
-            nobody = {'user': '-', 'status': 'clean', 'items': 0, 'bytes': 0, 'processes_stopped': 0, 'errors': []}
-            for user in rung['users'] or [nobody]:
-                print(f'{report["host"]:<12} {rung["rung"]:<9} {user["user"]:<10} {user["status"]:<14} '
-                      f'{user["items"]:>5} {user["bytes"]:>7} {user["processes_stopped"]:>7}  '
-                      f'{rung["quarantine_id"] or "-"}')
-                for error in user['errors']:
-                    print(f'{"":<12} error: {error}')
-    for action in sorted(manual):
-        print(f'manual action: {action}')
+        host = report['host']
+        before = f"{report['before']['verdict']} {','.join(report['before']['codes'])}"
+        rungs = ' > '.join(s['rung'] for s in report['steps'] if s['rung']) or 'nothing to do'
+        print(f'{host:<12} {before[:48]:<48} {rungs[:34]:<34} {report["after"]["verdict"]:<10} {changed.get(host, "?")}')
+        for step in report['steps']:
+            if step['rung'] is None:
+                print(f'{"":<12} {step["reason"]}')
+            elif name == 'check':
+                print(f'{"":<12} would apply {step["rung"]} ({step["reason"]}); climb: {" > ".join(step["climb"])}')
+        _fault, rung, codes = EXPECTED[host]
+        applied = [s['rung'] for s in report['steps'] if s['rung']]
+        if name == 'check' and applied[:1] != [rung]:
+            problems.append(f'{name}: {host} would start at {applied[:1]}, expected {rung}')
+        if name == 'check' and not set(codes) <= set(report['before']['codes']):
+            problems.append(f'{name}: {host} diagnosed {report["before"]["codes"]}, expected {list(codes)}')
+        if name == 'incident' and (applied != [rung] or report['after']['verdict'] != 'healthy'):
+            problems.append(f'{name}: {host} applied {applied} ending {report["after"]["verdict"]}, expected {rung} '
+                            'and healthy')
+        if name == 'again' and (applied or changed.get(host)):
+            problems.append(f'{name}: {host} applied {applied}, changed={changed.get(host)}; expected nothing')
+        if name == 'escalate' and len(applied) != 1:
+            problems.append(f'{name}: {host} applied {applied}, expected exactly one rung')
     fleet = lab_dir / 'reports' / name / 'fleet'
     if (fleet / 'report.html').exists():
         print(f'fleet report: {fleet / "report.html"} (and report.json, junit.xml)')
+    return problems
 
 
 def main() -> int:
@@ -100,20 +119,31 @@ def main() -> int:
     parser.add_argument('--lab-dir', type=Path, default=ROOT / '.cache' / 'lab')
     parser.add_argument('--verbose', action='store_true', help='show the ansible-playbook output')
     args = parser.parse_args()
-    seed(args.lab_dir)
-    print(f'lab seeded in {args.lab_dir}:\n'
-          '  ws-win-01   alice logged on, Notion running, corporate proxy, a firewall rule blocking her Notion.exe;\n'
-          '              bob logged off, redirected AppData, PAC script; carol without Notion\n'
-          '  ws-win-02   machine-wide proxy policy; dave; erin with AppData on D:\n'
-          '  ws-linux-01 frank; grace without Notion (sandboxed homes, no GNOME session: proxy not applicable)')
-    for name, flags, rungs, title in PASSES:
-        code = run_pass(name, flags, rungs, args.lab_dir, args.verbose)
-        summarise(name, title, args.lab_dir)
-        if code:
-            print(f'\nansible-playbook failed in the {name} pass (exit {code})')
-            return code
-    print(f'\nquarantine entries and simulated hosts stay in {args.lab_dir} for inspection')
-    return 0
+    if args.lab_dir.exists():
+        shutil.rmtree(args.lab_dir)
+    args.lab_dir.mkdir(parents=True)
+    services = LabServices(args.lab_dir / 'services')
+    info = services.start()
+    problems: list[str] = []
+    try:
+        seed(args.lab_dir, info)
+        print(f'lab services: Notion stand-in https://127.0.0.1:{info["notion_port"]} (CA {info["ca_bundle"]}), '
+              f'squid {info["squid_proxy"]} (refuses msgstore), intercepting proxy {info["intercepting_proxy"]} '
+              f'({info["foreign_ca"]})')
+        for host, (fault, rung, _codes) in EXPECTED.items():
+            print(f'  {host:<12} {fault}  -> expected rung: {rung}')
+        for name, flags, extra, limit, title in PASSES:
+            code, changed = run_pass(name, flags, extra, limit, args.lab_dir, args.verbose)
+            if code:
+                print(f'\nansible-playbook failed in the {name} pass (exit {code})')
+                return code
+            problems += summarise(name, title, args.lab_dir, changed)
+    finally:
+        services.stop()
+    for problem in problems:
+        print(f'UNEXPECTED: {problem}')
+    print(f'\nsimulated hosts, reports and quarantine entries stay in {args.lab_dir}; the services are stopped')
+    return 1 if problems else 0
 
 
 if __name__ == '__main__':

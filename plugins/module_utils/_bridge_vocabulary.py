@@ -151,6 +151,16 @@ _OPERATIONS: tuple[Operation, ...] = (
               'refused, never taken over: whoever could write there may have left files or open handles an ACL '
               'change does not revoke; one that is only different (say, no read for Users) is corrected. '
               'Checked on every use; returns created and acl_corrected.'),
+    Operation('probe_network', ('endpoints', 'proxies'), ('resolve', 'ca_bundle', 'timeout_seconds'), False,
+              'Probe every endpoint ({name, host, port, kind https|engineio, path}) through every proxy setting '
+              '({mode direct|manual|pac|auto_detect, server, bypass, pac_url}, the proxy chosen per URL as WinHTTP '
+              'would) in parallel, each step with the timeout: DNS (resolve overrides names), TCP or proxy '
+              'CONNECT, TLS against the machine store (or ca_bundle) with the issuer, HTTP, and for engineio the '
+              'polling handshake then the WebSocket upgrade. Returns each step of each probe and the elapsed time.'),
+    Operation('read_file_tails', ('patterns',), ('max_bytes', 'head_bytes'), False,
+              'Expand wildcard patterns; for each regular file return its size, modified time, the last max_bytes '
+              '(default 65536) as text (invalid UTF-8 replaced) and the first head_bytes (default 0) as base64, '
+              'never reading the whole of a large file; links are listed with an error, not followed.'),
 )
 
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}

@@ -43,6 +43,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import (
     BridgeOperationError,
     HostError,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._local_probes import LocalProbes
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_TIMEOUT_SECONDS,
     RECORD_NAME_PATTERN,
@@ -88,7 +89,7 @@ class _Chain:
         self.close()
 
 
-class LocalHost(BatchRunner):
+class LocalHost(LocalProbes, BatchRunner):
     def __init__(self, profiles_root: str, platform: str, state_dir: str | None = None, *,
                  exclusive: bool = False, lock_timeout: float | None = None) -> None:
         self.profiles_root = os.path.normpath(profiles_root)

@@ -180,6 +180,16 @@ notes:
     each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
     package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
     the package is installed, not merely staged."
+  - "C(probe_network) (endpoints, proxies, resolve, ca_bundle, timeout_seconds): read-only connectivity probes for
+    C(loopbreaker.notion.diagnose). For every proxy setting (C({mode: direct|manual|pac|auto_detect, server, bypass,
+    pac_url})) and every endpoint (C({name, host, port, kind: https|engineio, path})): the proxy for the URL (manual:
+    WinINET's bypass rules; PAC and auto-detect: C(WinHttpGetProxyForUrl)), DNS (C(resolve) overrides names), TCP or
+    proxy CONNECT, TLS with the issuer (machine store, or chains ending in C(ca_bundle)), HTTP, and for C(engineio) the
+    polling handshake then the WebSocket upgrade. Returns C({results: [{proxy_index, name, host, port, kind, proxy, ok,
+    failed_step, error, steps, elapsed_ms}], elapsed_ms}). Each step has the timeout."
+  - "C(read_file_tails) (patterns, max_bytes, head_bytes): read-only. For each matching regular file: C({path, bytes,
+    modified, tail, head, error}), the last C(max_bytes) as text and the first C(head_bytes) as base64, opened with
+    read/write/delete sharing (Notion keeps its log open); reparse points are listed with an error, not followed."
   - "C(read_records) (namespace): the REG_SZ values of C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>)
     as C({records: [{key, content}], store}), ordered by name; a missing namespace has none; a store owned by
     or writable by anyone but Administrators and SYSTEM is an error. Names match

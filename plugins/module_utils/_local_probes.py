@@ -1,0 +1,77 @@
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The local POSIX host's network and evidence primitives (a mixin of LocalHost).
+
+Private to this collection. ``probe_network`` runs the standard-library probes of
+_netprobe; on POSIX a proxy setting is used as given (``manual`` with server and
+bypass, from the diagnose options or the environment); PAC is not evaluated and
+is reported. ``read_file_tails`` walks like every LocalHost read (no links
+followed below the profiles root) and reads only the bounded head and tail.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import errno
+import os
+import stat
+import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _netprobe
+from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BridgeOperationError
+
+_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class LocalProbes:
+    """op_probe_network and op_read_file_tails for LocalHost."""
+
+    _glob: t.Callable[..., t.Iterator[t.Any]]
+
+    def op_probe_network(self, endpoints: list[dict[str, t.Any]], proxies: list[dict[str, t.Any]],
+                         resolve: dict[str, str] | None = None, ca_bundle: str | None = None,
+                         timeout_seconds: int = 5) -> dict[str, t.Any]:
+        if not endpoints:
+            raise BridgeOperationError('probe_network needs at least one endpoint')
+        settings = proxies or [{'mode': 'direct'}]
+        outcome = _netprobe.probe_all(endpoints, settings, resolve=resolve, ca_bundle=ca_bundle,
+                                      timeout_seconds=timeout_seconds, proxy_for=_netprobe.proxy_for)
+        for result in outcome['results']:
+            if settings[result['proxy_index']].get('mode') in ('pac', 'auto_detect'):
+                result['note'] = 'PAC and auto-detect are not evaluated on macOS/Linux: probed direct'
+        return outcome
+
+    def op_read_file_tails(self, patterns: list[str], max_bytes: int = 65536, head_bytes: int = 0) -> dict[str, t.Any]:
+        files = []
+        for pattern in patterns:
+            for chain, name, status in self._glob(pattern, None):
+                if stat.S_ISDIR(status.st_mode):
+                    continue
+                path = os.path.join(chain.path, name)
+                try:
+                    files.append({'path': path, **_tail(chain.fd, name, max_bytes, head_bytes), 'error': None})
+                except (OSError, BridgeOperationError) as error:
+                    files.append({'path': path, 'bytes': None, 'modified': None, 'tail': None, 'head': None,
+                                  'error': str(error)})
+        return {'files': files}
+
+
+def _tail(parent_fd: int, name: str, max_bytes: int, head_bytes: int) -> dict[str, t.Any]:
+    try:
+        fd = os.open(name, _FLAGS, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BridgeOperationError('it is a symbolic link; not followed') from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise BridgeOperationError('it is not a regular file')
+        head = os.pread(fd, head_bytes, 0) if head_bytes else b''
+        start = max(0, status.st_size - max_bytes)
+        tail = os.pread(fd, max_bytes, start) if max_bytes else b''
+    finally:
+        os.close(fd)
+    modified = datetime.datetime.fromtimestamp(status.st_mtime, datetime.timezone.utc)
+    return {'bytes': status.st_size, 'modified': modified.strftime('%Y-%m-%dT%H:%M:%SZ'),
+            'tail': tail.decode('utf-8', 'replace'), 'head': base64.b64encode(head).decode()}

@@ -1,0 +1,228 @@
+#!/usr/bin/python
+# Copyright: Contributors to loopbreaker.notion
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: diagnose
+short_description: Diagnose the Notion "Cannot Connect to Workspace" loop, per user, and name the rung that fixes it
+description:
+  - Read-only, on the target host (Windows through the bridge, macOS and Linux natively with the
+    standard library); check mode gives the same result.
+  - "Local evidence per user: the user's effective proxy (Windows: the user's WinINET settings, or the
+    machine-wide ones under C(ProxySettingsPerUser=0)), running Notion processes, enabled firewall block
+    rules naming the user's C(Notion.exe), the per-user install and its Authenticode signature and MSIX
+    packages (Windows), app-data size, the last 64 KiB of the app's C(log.log) (C(did-fail-load),
+    C(render-process-gone), C(child-process-gone) newer than the cut-off), the C(notion.db) header (and
+    C(PRAGMA quick_check) on macOS/Linux) and LevelDB C(LOG) files reporting corruption."
+  - "Network, through each user's proxy: DNS, TCP 443 (or the proxy's CONNECT), TLS with the issuer of
+    the chain, HTTPS to C(www.notion.so) and C(app.notion.com), and the real-time channel as today's
+    clients use it: the Engine.IO v4 polling handshake at C(/primus-v8/?EIO=4&transport=polling) on the
+    msgstore hosts, then the WebSocket upgrade. All probes run in parallel on the host, each step with
+    O(timeout)."
+  - Proxies on Windows are chosen per URL as WinHTTP would (manual server and bypass list; PAC and
+    auto-detect through WinHTTP's auto-proxy). On macOS/Linux the proxy is O(proxy), else the
+    C(https_proxy) environment of the module; PAC is not evaluated there (probes go direct and say so).
+  - "Returns a verdict (C(healthy) or C(unhealthy)) and findings, each with a stable code, the user, the
+    evidence and the rung it points to: C(dns_failure) (none: manual), C(proxy_unreachable),
+    C(notion_host_blocked), C(tls_intercepted), C(websocket_blocked), C(http_error) (proxy),
+    C(block_rule) (firewall), C(install_missing), C(install_unsigned) (reinstall), C(renderer_crashed)
+    (restart), C(load_failed), C(cache_corrupt) (app_data)."
+  - At most two bridge calls per run, whatever the number of users.
+version_added: 0.2.0
+author: loopbreaker.notion contributors (@loopbreaker)
+options:
+  users:
+    description: Only these users (default every real profile).
+    type: list
+    elements: str
+  exclude_users:
+    description: Every user but these.
+    type: list
+    elements: str
+  endpoints:
+    description: Endpoints to probe instead of Notion's (labs, regions).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Label in the results.
+        type: str
+      host:
+        description: Host name.
+        type: str
+        required: true
+      port:
+        description: Port (default O(port)).
+        type: int
+      kind:
+        description: C(https) (a GET) or C(engineio) (polling handshake, then WebSocket upgrade).
+        type: str
+        choices: [https, engineio]
+        default: https
+      path:
+        description: Request path (default C(/), or the Engine.IO handshake).
+        type: str
+  port:
+    description: Port of the default endpoints.
+    type: int
+    default: 443
+  resolve:
+    description: Host name to address overrides for the probes (like a hosts file entry).
+    type: dict
+  ca_bundle:
+    description: A CA certificate file on the host to trust in addition to (Windows) or instead of (POSIX) the system store.
+    type: str
+  timeout:
+    description: Seconds per probe step (1-60).
+    type: int
+    default: 5
+  since:
+    description: Only log evidence newer than this ISO 8601 time counts (for instance the time a rung was applied).
+    type: str
+  log_window_minutes:
+    description: Only log evidence of the last this many minutes counts.
+    type: int
+    default: 60
+  proxy:
+    description: macOS/Linux only; the proxy (C(host:port)) to probe through. Default C(https_proxy) of the environment.
+    type: str
+  no_proxy:
+    description: macOS/Linux only; hosts that bypass O(proxy) (comma separated).
+    type: str
+  network:
+    description: Probe the network (false = local evidence only, one bridge call).
+    type: bool
+    default: true
+  incident:
+    description: An incident id; its record (see M(loopbreaker.notion.incident)) is returned as RV(incident).
+    type: str
+  profiles_root:
+    description: macOS/Linux only; the directory holding home directories.
+    type: path
+  state_dir:
+    description: macOS/Linux only; the root-only directory holding the trusted records.
+    type: path
+notes:
+  - "Log times are read as UTC (electron-log writes local time; on a host not on UTC, widen O(log_window_minutes))."
+seealso:
+  - module: loopbreaker.notion.incident
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs its probes for real in check mode too, with the same result.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+  platform:
+    platforms: [windows, darwin, linux]
+    support: full
+    description: Windows through the bridge; macOS and Linux natively.
+"""
+
+EXAMPLES = r"""
+- name: Diagnose every user of the workstation
+  loopbreaker.notion.diagnose:
+  register: diagnosis
+
+- name: Show the findings
+  ansible.builtin.debug:
+    msg: "{{ diagnosis.findings | map(attribute='code') | list }}"
+"""
+
+RETURN = r"""
+verdict:
+  description: C(healthy) when no user has a finding.
+  returned: always
+  type: str
+findings:
+  description: Every finding, each C({code, user, rung, meaning, evidence}).
+  returned: always
+  type: list
+  elements: dict
+users:
+  description: Per user C({user, verdict, findings, logged_on, notion_running}); C(not_applicable) without Notion.
+  returned: always
+  type: list
+  elements: dict
+rungs:
+  description: The rungs the findings point to, in ladder order.
+  returned: always
+  type: list
+  elements: str
+facts:
+  description: The evidence (per-user facts, every probe with its steps, the proxy settings probed, the log cut-off).
+  returned: always
+  type: dict
+incident:
+  description: The incident record named by O(incident), or null.
+  returned: always
+  type: dict
+bridge_calls:
+  description: Host calls made (at most 2).
+  returned: always
+  type: int
+elapsed_ms:
+  description: Wall time of the diagnosis.
+  returned: always
+  type: int
+"""
+
+import datetime
+import os
+import platform
+import sqlite3
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose
+from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+
+
+def quick_check(path: str) -> str | None:
+    """PRAGMA quick_check of a SQLite file opened without following links; None if it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        via = f'/proc/self/fd/{fd}' if os.path.isdir('/proc/self/fd') else f'/dev/fd/{fd}'
+        connection = sqlite3.connect(f'file:{via}?mode=ro&immutable=1', uri=True, timeout=1)
+        try:
+            rows = connection.execute('PRAGMA quick_check').fetchall()
+        finally:
+            connection.close()
+        return 'ok' if rows == [('ok',)] else '; '.join(str(r[0]) for r in rows[:3])
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    finally:
+        os.close(fd)
+
+
+def annotate(facts: dict) -> None:
+    for user in facts['users']:
+        for db in user['db']:
+            if db.get('bytes'):
+                db['quick_check'] = quick_check(db['path'])
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
+
+    def act() -> dict:
+        _diagnose.validate(module.params)
+        layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,
+                                      state_dir=module.params['state_dir'])
+        return _diagnose.run(host, module.params, platform=layout.name,
+                             now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
+                             posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ), annotate=annotate)
+
+    succeeded, result = native_outcome(act, diff=False)
+    if succeeded:
+        module.exit_json(**result)
+    module.fail_json(**result)
+
+
+if __name__ == '__main__':
+    main()

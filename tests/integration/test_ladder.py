@@ -1,0 +1,91 @@
+"""The ladder end to end: the whole lab (simulated Windows hosts and a Linux host), and bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import empty_state
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_one(
+        tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    completed = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'run_lab.py'), '--lab-dir', str(tmp_path / 'lab')],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=900)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-8000:]
+    assert 'UNEXPECTED' not in output
+    reports = tmp_path / 'lab' / 'reports'
+    stopped = {p.stem: json.loads(p.read_text())['stopped_at'] for p in (reports / 'incident').glob('*.json')}
+    assert stopped == {'ws-win-01': 'proxy', 'ws-win-02': 'firewall', 'ws-win-03': 'restart',
+                       'ws-win-04': 'reinstall', 'ws-linux-01': 'app_data'}
+    escalated = json.loads((reports / 'escalate' / 'ws-win-01.json').read_text())
+    assert [s['rung'] for s in escalated['steps']] == ['restart']
+    # the incident's memory on the host: HKLM records of the twin
+    state = json.loads((tmp_path / 'lab' / 'ws-win-01.json').read_text())
+    record_key = 'software\\loopbreaker\\notion\\records\\incidents'
+    record = json.loads(state['hives']['HKLM'][record_key]['values']['INC-4711']['data'])
+    assert [a['rung'] for a in record['users']['alice']['attempts']] == ['proxy', 'restart']
+    # ws-win-02, per pass: check mode = diagnose (2) + the rung's probe (1); the one-rung fix = diagnose (2)
+    # + rung (2) + re-diagnose (2) + the incident's write (1); the same incident again = diagnose (2)
+    calls = json.loads((tmp_path / 'lab' / 'ws-win-02.json').read_text())['calls']
+    assert len(calls) == 3 + 7 + 2
+    assert [c['operations'][0] for c in calls[3:10]] == ['get_profiles', 'probe_network', 'get_profiles', 'write_registry',
+                                                         'get_profiles', 'probe_network', 'write_record']
+
+
+@pytest.mark.parametrize('variables, message', [
+    ({'ladder_escalate': True}, 'ladder_escalate needs ladder_incident'),
+    ({'ladder_max_steps': 0}, 'ladder_max_steps must be at least 1'),
+    ({'ladder_skip': ['wipe_disk']}, 'wipe_disk'),
+    ({'ladder_incident': '../../etc'}, 'incident'),
+])
+def test_bad_input_fails_before_anything_changes(tmp_path: Path, ansible_env: dict[str, str],
+                                                 variables: dict[str, object], message: str) -> None:
+    state = tmp_path / 'win.json'
+    state.write_text(json.dumps(empty_state()))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(state)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'),
+                                str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all',
+                                '-e', json.dumps({'ladder_settle_seconds': 0, **variables})],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+    assert completed.returncode != 0
+    assert message in completed.stdout + completed.stderr
+    calls = json.loads(state.read_text())['calls']
+    assert all(not any(op in ('write_record', 'move_path') for op in c['operations']) for c in calls)
+
+
+def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
+
+    twin = SimulatedWindows(empty_state())
+    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
+    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'  # no SQLite header
+    state = tmp_path / 'win.json'
+    state.write_text(json.dumps(twin.state))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(state)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    reports = tmp_path / 'reports'
+    reports.mkdir()
+    variables = {'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}, 'ladder_incident': 'T-1',
+                 'ladder_report_dir': str(reports)}
+    completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'),
+                                str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all', '-e', json.dumps(variables)],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-6000:]
+    report = json.loads((reports / 'win.json').read_text())
+    assert report['before']['codes'] == ['cache_corrupt'] and report['stopped_at'] == 'app_data'
+    assert report['after']['verdict'] == 'healthy'
+    after = json.loads(state.read_text())
+    assert any(p['name'] == 'Notion.exe' for p in after['processes']), 'Notion is not running again'
+    assert any(c['operations'][0] == 'stop_processes' or 'stop_processes' in c['operations'] for c in after['calls'])
