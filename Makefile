@@ -47,6 +47,9 @@ export ANSIBLE_NOCOLOR ?= 1
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 export PYTHONDONTWRITEBYTECODE := 1
+# Tests, the lab and molecule reach nothing but loopback: diagnose's probes refuse any other name
+# or address (module_utils/_netprobe.py). Real runs do not set it.
+export LOOPBREAKER_LOOPBACK_ONLY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 

@@ -17,9 +17,9 @@ description:
   - Enable it with C(callbacks_enabled = loopbreaker.notion.fleet_report) in C(ansible.cfg) (or
     C(ANSIBLE_CALLBACKS_ENABLED)). C(playbooks/ladder.yml) enables it by itself, through the callback
     next to it.
-  - It writes into O(report_dir), or else into C(<escalation_report_dir>/fleet) (the role's per-host
-    reports are in C(escalation_report_dir) itself).
-  - Nothing is written when neither O(report_dir) nor C(escalation_report_dir) is set.
+  - It writes into O(report_dir), or else into C(<escalation_report_dir>/fleet) or
+    C(<ladder_report_dir>/fleet) (the roles' per-host reports are in that folder itself).
+  - Nothing is written when neither O(report_dir) nor one of those variables is set.
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
 requirements:
@@ -29,7 +29,7 @@ options:
     description:
       - Controller directory receiving C(report.json), C(report.html) and C(junit.xml); created (mode 0700)
         if missing. Files are replaced on every run.
-      - When unset, C(fleet) below the play's C(escalation_report_dir) (extra vars or play vars).
+      - When unset, C(fleet) below the play's C(escalation_report_dir) or C(ladder_report_dir) (extra vars or play vars).
     type: path
     env:
       - name: LOOPBREAKER_FLEET_REPORT_DIR
@@ -137,11 +137,13 @@ class CallbackModule(CallbackBase):
             from ansible.template import Templar
             variables = play.get_variable_manager().get_vars(play=play)
             templar = Templar(loader=play._loader, variables=variables)
-            for name in ('escalation_report_dir', 'incident_id'):
+            for name in ('escalation_report_dir', 'ladder_report_dir', 'incident_id', 'ladder_incident'):
                 value = variables.get(name)
-                if value and (name != 'escalation_report_dir' or self._play_dir is None):
+                if value and (not name.endswith('_report_dir') or self._play_dir is None):
                     rendered = str(templar.template(value))
-                    if name == 'incident_id':
+                    if not rendered:
+                        continue
+                    if name in ('incident_id', 'ladder_incident'):
                         self._incident = rendered
                         self._fleet().run['incident_id'] = rendered
                     else:

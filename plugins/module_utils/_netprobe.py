@@ -18,6 +18,7 @@ import base64
 import concurrent.futures
 import fnmatch
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -102,18 +103,40 @@ def _request(sock: t.Any, method: str, host: str, path: str, extra: dict[str, st
     sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1'))
 
 
+LOOPBACK_ONLY_VARIABLE = 'LOOPBREAKER_LOOPBACK_ONLY'
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip('[]')).is_loopback
+    except ValueError:
+        return address.lower() == 'localhost'
+
+
 class Route:
     """How to reach one endpoint: direct (with optional name overrides) or through an HTTP proxy."""
 
-    def __init__(self, proxy: str | None, resolve: dict[str, str], cafile: str | None, timeout: float) -> None:
+    def __init__(self, proxy: str | None, resolve: dict[str, str], cafile: str | None, timeout: float,
+                 *, loopback_only: bool = False) -> None:
         self.proxy = proxy
         self.resolve = {k.lower(): v for k, v in resolve.items()}
         self.cafile = cafile
         self.timeout = timeout
+        self.loopback_only = loopback_only or bool(os.environ.get(LOOPBACK_ONLY_VARIABLE))
+        if self.loopback_only and proxy:
+            proxy_host = proxy.rpartition(':')[0].strip('[]')
+            if not _is_loopback(self.resolve.get(proxy_host.lower(), proxy_host)):
+                raise ValueError(f'proxy {proxy} is not on a loopback address')
 
     def addresses(self, host: str) -> list[str]:
         if host.lower() in self.resolve:
-            return [self.resolve[host.lower()]]
+            address = self.resolve[host.lower()]
+            if self.loopback_only and not _is_loopback(address):
+                raise StepError('dns', f'{host} resolves to {address}, not a loopback address: not probed here')
+            return [address]
+        if self.loopback_only:
+            # A simulated host (and every test run) reaches nothing but this machine's loopback.
+            raise StepError('dns', f'{host} is not among the names given to resolve: not probed here')
         try:
             infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as error:
@@ -276,6 +299,14 @@ def probe_endpoint(endpoint: dict[str, t.Any], route: Route) -> dict[str, t.Any]
     return result
 
 
+def _refused(endpoint: dict[str, t.Any], reason: str) -> dict[str, t.Any]:
+    """The result of a probe that was not sent (a proxy off loopback where only loopback may be reached)."""
+    host = str(endpoint['host'])
+    return {'name': endpoint.get('name') or host, 'host': host, 'port': int(endpoint.get('port') or 443),
+            'kind': endpoint.get('kind', 'https'), 'proxy': None, 'ok': False, 'failed_step': 'proxy',
+            'error': f'not probed here: {reason}', 'steps': {'proxy': {'ok': False, 'error': reason}}, 'elapsed_ms': 0}
+
+
 def _engineio_open(body: bytes) -> dict[str, t.Any] | None:
     text = body.decode('utf-8', 'replace')
     if not text.startswith('0{'):
@@ -310,16 +341,27 @@ def _behind_interception(route: Route, host: str, port: int, path: str, deadline
 
 def probe_all(endpoints: list[dict[str, t.Any]], proxies: list[dict[str, t.Any]], *,
               resolve: dict[str, str] | None = None, ca_bundle: str | None = None,
-              timeout_seconds: float = 5, proxy_for: t.Callable[[dict[str, t.Any], str], str | None]) -> dict[str, t.Any]:
-    """Every endpoint through every proxy setting, in parallel; results keep the input order."""
+              timeout_seconds: float = 5, proxy_for: t.Callable[[dict[str, t.Any], str], str | None],
+              loopback_only: bool = False) -> dict[str, t.Any]:
+    """Every endpoint through every proxy setting, in parallel; results keep the input order.
+
+    ``loopback_only`` (or LOOPBREAKER_LOOPBACK_ONLY in the environment, which the Makefile sets for
+    every test and the lab) refuses to reach anything but loopback addresses.
+    """
     started = time.monotonic()
     jobs = []
     for index, setting in enumerate(proxies):
         for endpoint in endpoints:
             proxy = proxy_for(setting, f'https://{endpoint["host"]}/')
-            jobs.append((index, endpoint, Route(proxy, resolve or {}, ca_bundle, float(timeout_seconds))))
+            route: Route | str
+            try:
+                route = Route(proxy, resolve or {}, ca_bundle, float(timeout_seconds), loopback_only=loopback_only)
+            except ValueError as error:
+                route = str(error)
+            jobs.append((index, endpoint, route))
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, max(1, len(jobs)))) as pool:
-        futures = [pool.submit(probe_endpoint, endpoint, route) for _index, endpoint, route in jobs]
+        futures = [pool.submit(probe_endpoint, endpoint, route) if isinstance(route, Route)
+                   else pool.submit(_refused, endpoint, route) for _index, endpoint, route in jobs]
         results = []
         for (index, _endpoint, _route), future in zip(jobs, futures):
             results.append({'proxy_index': index, **future.result()})

@@ -3,8 +3,9 @@
 """The simulated Windows host's network and evidence primitives (a mixin of SimulatedWindows).
 
 Private to this collection. ``probe_network`` is not simulated: the twin runs the
-probes for real (module_utils/_netprobe.py) from this machine, against whatever
-the names resolve to (``resolve``, as a hosts file would) and through the proxy
+probes for real (module_utils/_netprobe.py) from this machine, against the
+loopback addresses the names are given in ``resolve`` (as a hosts file would;
+any other name or address is refused, never looked up) and through the proxy
 each setting gives, so the lab's real local services (a Notion stand-in, squid,
 an intercepting proxy) decide the outcome. The proxy for a URL is chosen as
 WinHTTP does for a manual setting (server per scheme, bypass list with
@@ -37,7 +38,8 @@ class SimulatedNetwork:
         if not endpoints:
             raise BridgeOperationError('probe_network needs at least one endpoint')
         outcome = _netprobe.probe_all(endpoints, proxies or [{'mode': 'direct'}], resolve=resolve,
-                                      ca_bundle=ca_bundle, timeout_seconds=timeout_seconds, proxy_for=twin_proxy_for)
+                                      ca_bundle=ca_bundle, timeout_seconds=timeout_seconds, proxy_for=twin_proxy_for,
+                                      loopback_only=True)
         for result in outcome['results']:
             setting = (proxies or [{'mode': 'direct'}])[result['proxy_index']]
             if setting.get('mode') in ('pac', 'auto_detect'):
