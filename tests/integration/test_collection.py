@@ -14,7 +14,7 @@ from .conftest import TARGETS, Lab, assert_ok
 
 ALICE = 'S-1-5-21-1-2-3-1001'
 BOB = 'S-1-5-21-1-2-3-1002'
-PUBLIC_MODULES = ['app', 'app_data', 'firewall', 'proxy', 'quarantine']
+PUBLIC_MODULES = ['app', 'app_data', 'diagnose', 'firewall', 'incident', 'proxy', 'quarantine']
 DEVELOPER_ONLY = ('Makefile', 'pyproject.toml', 'scripts', 'molecule', 'ee', 'inventories/lab', 'tests/unit',
                   'tests/integration', 'tests/benchmarks', 'tests/conftest.py', '.ci', '.config', '.ansible-lint',
                   'plugins/connection/simulated_windows.py', 'plugins/plugin_utils/_simulated_windows.py',
@@ -114,7 +114,7 @@ def test_the_installed_ladder_playbook_writes_its_fleet_report(lab: Lab, collect
         'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}',
         'escalation_profiles_root': str(lab.homes), 'escalation_state_dir': str(lab.root / 'state')}}}}))
     reports = lab.root / 'reports'
-    completed = subprocess.run(['ansible-playbook', '-i', str(inventory), 'loopbreaker.notion.ladder',
+    completed = subprocess.run(['ansible-playbook', '-i', str(inventory), 'loopbreaker.notion.escalation',
                                 '-e', json.dumps({'escalation_report_dir': str(reports), 'escalation_rungs': ['app_data']})],
                                env=env, capture_output=True, text=True, check=False, timeout=300)
     assert_ok(completed)

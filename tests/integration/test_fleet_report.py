@@ -36,7 +36,7 @@ def run_ladder(lab: Lab, reports: Path, *flags: str, env: dict[str, str] | None 
                      'escalation_profiles_root': str(lab.homes), 'escalation_state_dir': str(lab.root / 'state')},
     }}}))
     variables = {'escalation_report_dir': str(reports), 'escalation_rungs': list(rungs), 'incident_id': 'INC0042'}
-    return subprocess.run(['ansible-playbook', '-i', str(inventory), str(ROOT / 'playbooks' / 'ladder.yml'), *flags,
+    return subprocess.run(['ansible-playbook', '-i', str(inventory), str(ROOT / 'playbooks' / 'escalation.yml'), *flags,
                            '-e', json.dumps(variables)], env=env or lab.env, capture_output=True, text=True, check=False,
                           timeout=600)
 
@@ -58,7 +58,7 @@ def test_the_ladder_writes_the_fleet_report_and_hands_outcomes_to_awx(lab: Lab) 
     doc = json.loads((fleet / 'report.json').read_text())
     assert (doc['schema'], doc['schema_version']) == ('loopbreaker.notion/fleet-report', 1)
     run = doc['run']
-    assert (run['incident_id'], run['check_mode'], run['collection_version'], run['playbooks']) == ('INC0042', False, '0.1.0', ['ladder.yml'])
+    assert (run['incident_id'], run['check_mode'], run['collection_version'], run['playbooks']) == ('INC0042', False, '0.1.0', ['escalation.yml'])
     assert run['started'] <= run['ended'] and re.fullmatch(r'\d{8}T\d{6}Z-[0-9a-f]{6}', run['id'])
 
     hosts = {h['host']: h for h in doc['hosts']}

@@ -1,4 +1,4 @@
-"""The escalation role through playbooks/ladder.yml: tags, the report folder, users a host lacks."""
+"""The escalation role through playbooks/escalation.yml: tags, the report folder, users a host lacks."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import see
 
 from .conftest import Lab, assert_ok
 
-LADDER = Path(__file__).resolve().parents[2] / 'playbooks' / 'ladder.yml'
+LADDER = Path(__file__).resolve().parents[2] / 'playbooks' / 'escalation.yml'
 ALICE = 'S-1-5-21-1-2-3-1001'
 BOB = 'S-1-5-21-1-2-3-1002'
 
