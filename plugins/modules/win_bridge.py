@@ -143,6 +143,13 @@ notes:
     each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
     package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
     the package is installed, not merely staged."
+  - "C(read_trees) (patterns, within, max_bytes): each match as bytes, read with shared access: a file as one
+    entry named C(''), a directory as every file below it (relative names with C(/)). Returns C({trees: [{pattern,
+    path, type, owner_sid, files: [{name, mode, data}], error}]}), data base64; a match that is or holds a
+    junction or symbolic link, or exceeds max_bytes (default 64 MiB), has C(files) null and an C(error)."
+  - "C(write_tree)* (path, files, within, attributes): creates the file (one entry named C('')) or directory of
+    files under a temporary name beside path, sets the owner from C(attributes.owner_sid), then renames it to
+    path. An existing path is an error. Returns C({created, bytes})."
   - "A user counts as logged on for C(run_as_user) and C(start_as_user) when they own an C(explorer.exe)
     outside session 0 (a loaded hive is not enough: services and remote logons load one without a desktop);
     otherwise the operation fails with C('<user>' is not logged on: there is no interactive session to run a

@@ -25,6 +25,7 @@ import re
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     RECORD_NAME_PATTERN,
     RECORDS_KEY,
@@ -66,7 +67,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(BatchRunner):
+class SimulatedWindows(SimulatedBrowserStores, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
