@@ -1,6 +1,7 @@
 # Build/test entry points for the loopbreaker.notion collection.
 #
 #   make venv      create/refresh .venv from pyproject.toml (dependency group "test")
+#   make browsers  install Debian's chromium for the real-browser test if missing (root only; idempotent)
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
 #   make unit      pytest: tests/unit and tests/integration
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
@@ -45,7 +46,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: venv test unit bench sanity lint molecule lab build clean
+.PHONY: venv browsers test unit bench sanity lint molecule lab build clean
 
 venv: $(STAMP) $(COLLECTION_LINK) $(CACHE)/ansible.cfg
 
@@ -64,10 +65,20 @@ $(CACHE)/ansible.cfg:
 	mkdir -p $(CACHE)/ansible-home $(CACHE)/ansible-tmp
 	printf '# empty on purpose: keeps ~/.ansible.cfg out of test runs (see Makefile)\n' > $@
 
-test: venv
+# The real-browser test of browser_data needs Chromium; without it (not root, no apt) that test skips.
+browsers:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [[ $$(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing chromium for the real-browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+	    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; } \
+	    || echo "browsers: could not install chromium; the real-browser test will skip"; \
+	else echo "browsers: chromium missing and not root; the real-browser test will skip"; fi
+
+test: venv browsers
 	scripts/run-tests
 
-unit: venv
+unit: venv browsers
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)
 
 bench: venv
