@@ -294,3 +294,29 @@ def test_windows_twin_edits_on_the_controller_in_two_calls_and_restores() -> Non
     assert restored['changed'] and not restored.get('failed'), restored.get('msg')
     assert machine.tree_snapshot(CHROME_WINDOWS) == before
     assert sid(1)  # alice's SID is the one the record is kept under
+
+
+# ------------------------------------------------------------ macOS paths, natively
+
+def test_macos_paths_chrome_and_firefox_profiles_under_application_support(tmp_path: Path) -> None:
+    from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import DARWIN
+    root = tmp_path / 'Users'
+    support = root / 'alice' / 'Library' / 'Application Support'
+    seed.chromium_profile(support / 'Google' / 'Chrome' / 'Default')
+    (support / 'Google' / 'Chrome' / 'Local State').write_text(seed.local_state(['Default']))
+    seed.firefox_profile(support / 'Firefox' / 'Profiles' / 'x1y2.default-release')
+    (support / 'Firefox' / 'profiles.ini').write_text(seed.profiles_ini(['Profiles/x1y2.default-release']))
+    host = CountingLocalHost(str(root), str(tmp_path / 'state'))
+    host.platform = 'darwin'
+    try:
+        result = run(host, DARWIN)
+        assert result['changed'] and not result.get('failed'), result.get('msg')
+        profiles = {(p['browser'], p['profile']): p for p in result['users'][0]['profiles']}
+        assert set(profiles) == {('chrome', 'Default'), ('firefox', 'Profiles/x1y2.default-release')}
+        assert all(p['status'] == 'cleared' for p in profiles.values())
+        assert result['users'][0]['quarantine_path'].startswith(str(support / 'loopbreaker' / 'quarantine'))
+        assert _hosts(support / 'Google' / 'Chrome' / 'Default' / 'Cookies', 'SELECT host_key FROM cookies') == OTHER_HOSTS
+        assert _hosts(support / 'Firefox' / 'Profiles' / 'x1y2.default-release' / 'cookies.sqlite',
+                      'SELECT host FROM moz_cookies') == OTHER_HOSTS
+    finally:
+        host.release()
