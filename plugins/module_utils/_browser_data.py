@@ -382,13 +382,19 @@ def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, requ
         group = user_plan.profile['sid']
         anchor = user_anchor(layout, user_plan.profile)
         if user_plan.entry_dir:
-            operations += entry_operations(_manifest(layout, user_plan, entry_id, now), group=group,
-                                           owner_sid=user_plan.profile.get('owner_sid', group), anchor=anchor,
-                                           path_module=layout.path)
+            entry = entry_operations(_manifest(layout, user_plan, entry_id, now), group=group,
+                                     owner_sid=user_plan.profile.get('owner_sid', group), anchor=anchor,
+                                     path_module=layout.path)
+            moves = [op for op in entry if op['op'] == 'move_path']
+            operations += [op for op in entry if op['op'] != 'move_path']
         else:
-            operations += [{'op': 'remove_path', 'group': group, 'path': o['path'], 'within': anchor(o['path'])}
-                           for r in user_plan.removals for o in r.originals]
+            moves = [{'op': 'remove_path', 'group': group, 'path': o['path'], 'within': anchor(o['path'])}
+                     for r in user_plan.removals for o in r.originals]
+        # Each store's originals, then at once its edited copy: a failure part-way leaves every store
+        # either as it was or edited, never missing (later operations of the user are skipped).
         for removal in user_plan.removals:
+            operations += moves[:len(removal.originals)]
+            moves = moves[len(removal.originals):]
             if removal.edited_files is not None:
                 write = {'op': 'write_tree', 'group': group, 'path': removal.path, 'files': removal.edited_files,
                          'within': anchor(removal.path)}

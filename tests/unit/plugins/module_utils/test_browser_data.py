@@ -320,3 +320,24 @@ def test_macos_paths_chrome_and_firefox_profiles_under_application_support(tmp_p
                       'SELECT host FROM moz_cookies') == OTHER_HOSTS
     finally:
         host.release()
+
+
+def test_windows_a_locked_store_fails_that_user_and_leaves_every_store_whole() -> None:
+    machine = twin(['alice', 'bob'])
+    for user in ('alice', 'bob'):
+        user_data = f'C:\\Users\\{user}\\AppData\\Local\\Google\\Chrome\\User Data'
+        for relative, data in seed.built(seed.chromium_profile).items():
+            machine.write(ntpath.join(user_data, 'Default', relative.replace('/', '\\')), data)
+        machine.write(ntpath.join(user_data, 'Local State'), seed.local_state(['Default']))
+    holder = machine.add_process('backup.exe', 'C:\\Tools\\backup.exe', sid(1))
+    locked = ntpath.join(CHROME_WINDOWS, 'Default', 'Local Storage', 'leveldb', 'CURRENT')
+    machine.state['files'][locked.lower()]['locked_by'] = holder
+    result = run(machine, WINDOWS)
+    assert result['failed'] and 'alice' in result['msg'] and 'being used by another process' in result['msg']
+    users = {u['user']: u for u in result['users']}
+    assert users['bob']['status'] == 'cleared' and users['alice']['status'] == 'failed'
+    actions = [r['action'] for r in users['alice']['profiles'][0]['removed']]
+    assert actions[0] == 'edited' and actions[1] == 'failed' and set(actions[2:]) == {'skipped'}
+    # Cookies was replaced by its edited copy, Local Storage is still the original: nothing is missing.
+    assert machine.exists(ntpath.join(CHROME_WINDOWS, 'Default', 'Cookies'))
+    assert machine.exists(locked)
