@@ -435,8 +435,10 @@ class LocalHost(BatchRunner):
             temporary = f'.{name}.{secrets.token_hex(4)}.tmp'
             written = 0
             try:
+                mode = int(attributes['mode']) & 0o777 if attributes and 'mode' in attributes else None
                 if len(files) == 1 and files[0]['name'] == '':
-                    written = _create_file(chain.fd, temporary, files[0], owner)
+                    single = dict(files[0], mode=mode) if mode is not None else files[0]
+                    written = _create_file(chain.fd, temporary, single, owner)
                 else:
                     os.mkdir(temporary, 0o700, dir_fd=chain.fd)
                     top = os.open(temporary, _DIRECTORY_FLAGS, dir_fd=chain.fd)
@@ -445,10 +447,10 @@ class LocalHost(BatchRunner):
                             written += _create_below(top, entry, owner)
                         if owner and os.geteuid() == 0:
                             os.fchown(top, *owner)
+                        if mode is not None:
+                            os.fchmod(top, mode)
                     finally:
                         os.close(top)
-                if attributes and 'mode' in attributes:
-                    os.chmod(temporary, int(attributes['mode']) & 0o777, dir_fd=chain.fd, follow_symlinks=False)
                 os.rename(temporary, name, src_dir_fd=chain.fd, dst_dir_fd=chain.fd)
             except BaseException:
                 _discard(chain.fd, temporary)
