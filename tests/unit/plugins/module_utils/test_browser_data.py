@@ -341,3 +341,34 @@ def test_windows_a_locked_store_fails_that_user_and_leaves_every_store_whole() -
     # Cookies was replaced by its edited copy, Local Storage is still the original: nothing is missing.
     assert machine.exists(ntpath.join(CHROME_WINDOWS, 'Default', 'Cookies'))
     assert machine.exists(locked)
+
+
+def test_a_linked_store_is_never_read_and_reported(homes: Homes, tmp_path: Path) -> None:
+    secret = tmp_path / 'root-only.sqlite'
+    shutil.copy(homes.chrome / 'Default' / 'Cookies', secret)
+    (homes.chrome / 'Default' / 'Cookies').unlink()
+    os.symlink(secret, homes.chrome / 'Default' / 'Cookies')
+    result = run(homes.host, LINUX, profiles_root=str(homes.root), browsers=['chrome'])
+    assert result['failed'] and 'link; not followed' in result['msg']
+    assert (homes.chrome / 'Default' / 'Cookies').is_symlink()
+    assert _hosts(secret, 'SELECT host_key FROM cookies') == NOTION_HOSTS | OTHER_HOSTS
+
+
+def test_without_quarantine_the_originals_are_deleted(homes: Homes) -> None:
+    result = run(homes.host, LINUX, profiles_root=str(homes.root), browsers=['chrome'], quarantine=False)
+    assert result['changed'] and not result.get('failed') and result['quarantine_id'] is None
+    assert not (homes.home / '.local' / 'share' / 'loopbreaker').exists()
+    assert _hosts(homes.chrome / 'Default' / 'Cookies', 'SELECT host_key FROM cookies') == OTHER_HOSTS
+
+
+def test_quarantine_refuses_a_browser_record_outside_browser_data(homes: Homes) -> None:
+    result = run(homes.host, LINUX, profiles_root=str(homes.root), browsers=['chrome'])
+    key = next(iter((Path(str(homes.host.state_dir)) / 'records' / 'quarantine').iterdir()))
+    record = key.read_text().replace(str(homes.chrome / 'Default' / 'Cookies'), str(homes.home / '.ssh' / 'authorized_keys'))
+    key.write_text(record)
+    with pytest.raises(RequestError, match='no quarantine entry'):
+        restore(homes.host, LINUX, entry_id=result['quarantine_id'], profiles_root=str(homes.root))
+    params = validated(_quarantine_state.ARGUMENT_SPEC, {'profiles_root': str(homes.root)})
+    listed = _quarantine_state.run(homes.host, LINUX, params, check_mode=True, now=NOW, entry_token='c0c0c0')
+    assert 'refused' in str(listed['unreadable']) and '.ssh' in str(listed['unreadable'])
+    assert not (homes.home / '.ssh').exists()
