@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _browser_profiles as bp
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _containment, _layout, _site_stores
-from ansible_collections.loopbreaker.notion.plugins.module_utils._app_data import quarantine_root, user_anchor
+from ansible_collections.loopbreaker.notion.plugins.module_utils._app_data import MANUAL_LOGOUT, quarantine_root, user_anchor
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
@@ -508,6 +508,7 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
         'totals': {'users': sum(1 for u in users if u['status'] == 'cleared'),
                    'profiles': sum(1 for u in users for b in u['profiles'] if b['status'] == 'cleared'),
                    'entries': sum(r['entries'] for r in done), 'bytes': sum(r['bytes'] for r in done)},
+        'manual_actions': [MANUAL_LOGOUT] if 'cookies' in request.scopes and done else [],
         'notes': [f'{scope}: {why}' for scope, why in bp.NOT_ATTRIBUTABLE.items() if scope in request.scopes],
         'diff': diff(users),
     }

@@ -188,6 +188,11 @@ totals:
   description: Users and profiles cleared, entries and bytes removed.
   returned: always
   type: dict
+manual_actions:
+  description: Steps that cannot be automated and still matter (the account-wide logout, when cookies were cleared), as for M(loopbreaker.notion.app_data).
+  returned: always
+  type: list
+  elements: str
 notes:
   description: What the module leaves in place on purpose, and why.
   returned: always
