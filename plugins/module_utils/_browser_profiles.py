@@ -248,6 +248,6 @@ def firefox_profiles(profiles_ini: str | None) -> tuple[dict[str, str] | None, s
         if section.lower().startswith('profile') and parser.has_option(section, 'Path'):
             path = parser.get(section, 'Path')
             relative = parser.get(section, 'IsRelative', fallback='1').strip() == '1'
-            found[('' if relative else '/') + path.replace('\\', '/').lstrip('/')] = parser.get(section, 'Name',
-                                                                                                  fallback=path)
+            key = ('' if relative else '/') + path.replace('\\', '/').lstrip('/')
+            found[key] = parser.get(section, 'Name', fallback=path)
     return found, None

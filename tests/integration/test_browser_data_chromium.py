@@ -20,7 +20,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import ssl
 import subprocess
 import threading

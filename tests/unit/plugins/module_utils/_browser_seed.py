@@ -80,8 +80,8 @@ def chromium_profile(root: Path, origins: t.Sequence[str] = NOTION + OTHERS) -> 
         workers[f'INITDATA_UNIQUE_ORIGIN:{origin}/'.encode()] = b''
         workers[f'REG:{origin}/\x00{number}'.encode()] = b'\x08' + _varint(number)
         workers[f'REGID_TO_ORIGIN:{number}'.encode()] = f'{origin}/'.encode()
-        workers[f'RES:{number}\x00{number + 100}'.encode()] = (b'\x08' + _varint(number + 100)
-                                                                + _string_field(2, f'{origin}/sw.js'))
+        resource = b'\x08' + _varint(number + 100) + _string_field(2, f'{origin}/sw.js')
+        workers[f'RES:{number}\x00{number + 100}'.encode()] = resource
         fs_origins[f'ORIGIN:{identifier(origin)}'.encode()] = f'{number:03d}'.encode()
         (root / 'IndexedDB' / f'{identifier(origin)}.indexeddb.leveldb').mkdir(parents=True)
         (root / 'IndexedDB' / f'{identifier(origin)}.indexeddb.leveldb' / 'CURRENT').write_bytes(b'MANIFEST-1\n')
