@@ -535,7 +535,8 @@ class LocalHost(BatchRunner):
             if not entry.isdigit():
                 continue
             try:
-                with open(f'/proc/{entry}/comm', encoding='utf-8') as handle:
+                # Any user can give a process any bytes as a name: never let one stop the listing.
+                with open(f'/proc/{entry}/comm', encoding='utf-8', errors='replace') as handle:
                     name = handle.read().strip()
                 owner = os.stat(f'/proc/{entry}').st_uid
                 path = os.readlink(f'/proc/{entry}/exe') if os.access(f'/proc/{entry}/exe', os.R_OK) else ''
