@@ -520,9 +520,7 @@ class LocalHost(BatchRunner):
     # ---------------------------------------------------------- processes
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
         wanted = {name.lower() for name in names}
-        # A process that has exited but is not reaped yet (a zombie) is not running anything.
-        return {'processes': [p for p in self._processes() if p['name'].lower() in wanted
-                              and not (self.platform == 'linux' and _is_zombie(p['pid']))]}
+        return {'processes': [p for p in self._processes() if p['name'].lower() in wanted]}
 
     def _processes(self) -> list[dict[str, t.Any]]:
         if self.platform == 'darwin':
