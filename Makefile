@@ -1,6 +1,7 @@
 # Build/test entry points for the loopbreaker.notion collection.
 #
 #   make venv      create/refresh .venv from pyproject.toml (dependency group "test")
+#   make browsers  install Debian's chromium for the real-browser test if missing (root only; idempotent)
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
 #   make unit      pytest: tests/unit and tests/integration (first makes sure a headless Chromium is
 #                  there for the fleet report's browser test: scripts/ensure-chromium)

@@ -161,6 +161,17 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Expand wildcard patterns; for each regular file return its size, modified time, the last max_bytes '
               '(default 65536) as text (invalid UTF-8 replaced) and the first head_bytes (default 0) as base64, '
               'never reading the whole of a large file; links are listed with an error, not followed.'),
+    Operation('read_trees', ('patterns',), ('within', 'max_bytes'), False,
+              'Expand wildcard patterns and return each match as bytes: a regular file, or a directory with '
+              'every regular file below it (relative names with /), each base64 with its mode, and the '
+              'match\'s owner (POSIX uid, gid, mode; Windows owner_sid). A match that is or holds a link or '
+              'another special file, or whose files exceed max_bytes together (default 64 MiB), is listed '
+              'with an error instead of files. With within, see WITHIN.'),
+    Operation('write_tree', ('path', 'files'), ('within', 'attributes'), True,
+              'Create a file (files: one entry named "") or a directory of files ({name, data (base64), '
+              'mode}) under a temporary name beside path, then rename it to path; an existing path is an '
+              'error, never overwritten. attributes are applied to everything created: POSIX {uid, gid, '
+              'mode} (mode for the top item), Windows {owner_sid}. With within, see WITHIN.'),
 )
 
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}

@@ -23,6 +23,7 @@ built without one (single-operation tests) has neither.
 """
 from __future__ import annotations
 
+import base64
 import datetime
 import errno
 import fcntl
@@ -53,6 +54,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabul
 
 SKIPPED_HOMES = frozenset({'Shared', 'Guest', 'lost+found'})
 DEFAULT_MAX_BYTES = 1048576
+DEFAULT_TREE_BYTES = 64 * 1048576
 MAX_RECORD_BYTES = 4 * 1048576
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -425,6 +427,55 @@ class LocalHost(LocalProbes, BatchRunner):
                 raise BridgeOperationError(f"Cannot remove '{path}': {error.strerror}") from None
         return {'removed': True, 'missing': False}
 
+    # ------------------------------------------------------ binary trees
+    def op_read_trees(self, patterns: list[str], within: str | None = None,
+                      max_bytes: int = DEFAULT_TREE_BYTES) -> dict[str, t.Any]:
+        trees = []
+        for pattern in patterns:
+            for chain, name, status in self._glob(pattern, within):
+                path = os.path.join(chain.path, name)
+                tree: dict[str, t.Any] = {'pattern': pattern, 'path': path, 'type': _kind(status),
+                                          'uid': status.st_uid, 'gid': status.st_gid,
+                                          'mode': stat.S_IMODE(status.st_mode), 'files': None, 'error': None}
+                try:
+                    tree['files'] = _read_tree(chain.fd, name, status, max_bytes)
+                except (OSError, BridgeOperationError) as error:
+                    tree['error'] = _describe(error) if isinstance(error, OSError) else str(error)
+                trees.append(tree)
+        return {'trees': trees}
+
+    def op_write_tree(self, path: str, files: list[dict[str, t.Any]], within: str | None = None,
+                      attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        chain, name = self._parent(path, within)
+        owner = (int(attributes.get('uid', -1)), int(attributes.get('gid', -1))) if attributes else None
+        with chain:
+            if _exists(chain.fd, name):
+                raise BridgeOperationError(f"Cannot write '{path}': it already exists.")
+            temporary = f'.{name}.{secrets.token_hex(4)}.tmp'
+            written = 0
+            try:
+                mode = int(attributes['mode']) & 0o777 if attributes and 'mode' in attributes else None
+                if len(files) == 1 and files[0]['name'] == '':
+                    single = dict(files[0], mode=mode) if mode is not None else files[0]
+                    written = _create_file(chain.fd, temporary, single, owner)
+                else:
+                    os.mkdir(temporary, 0o700, dir_fd=chain.fd)
+                    top = os.open(temporary, _DIRECTORY_FLAGS, dir_fd=chain.fd)
+                    try:
+                        for entry in files:
+                            written += _create_below(top, entry, owner)
+                        if owner and os.geteuid() == 0:
+                            os.fchown(top, *owner)
+                        if mode is not None:
+                            os.fchmod(top, mode)
+                    finally:
+                        os.close(top)
+                os.rename(temporary, name, src_dir_fd=chain.fd, dst_dir_fd=chain.fd)
+            except BaseException:
+                _discard(chain.fd, temporary)
+                raise
+        return {'created': True, 'bytes': written}
+
     # ------------------------------------------------------ trusted records
     def _state_chain(self, *parts: str, create: bool = True) -> _Chain:
         """Descriptors down to <state_dir>/<parts>, checking that only root (or we) could have changed any of it."""
@@ -768,3 +819,110 @@ def _is_zombie(pid: int) -> bool:
             return handle.read().rsplit(') ', 1)[-1].startswith('Z')
     except OSError:
         return False
+
+
+def _read_tree(parent_fd: int, name: str, status: os.stat_result, max_bytes: int) -> list[dict[str, t.Any]]:
+    """Every regular file of a file or directory, base64; a link or special file anywhere is an error."""
+    kind = _kind(status)
+    if kind == 'file' and stat.S_ISREG(status.st_mode):
+        return [{'name': '', 'mode': stat.S_IMODE(status.st_mode),
+                 'data': base64.b64encode(_read_bytes(parent_fd, name, max_bytes)).decode()}]
+    if kind != 'directory':
+        raise BridgeOperationError(f'it is a {kind}; not followed')
+    files: list[dict[str, t.Any]] = []
+    budget = max_bytes
+    fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent_fd)
+    try:
+        for directory, subdirs, names, directory_fd in os.fwalk('.', dir_fd=fd):
+            for entry in sorted(names) + sorted(subdirs):
+                entry_status = os.stat(entry, dir_fd=directory_fd, follow_symlinks=False)
+                if stat.S_ISDIR(entry_status.st_mode):
+                    continue
+                relative = os.path.normpath(os.path.join(directory, entry)).replace(os.sep, '/')
+                if not stat.S_ISREG(entry_status.st_mode):
+                    raise BridgeOperationError(f"it holds '{relative}', which is a {_kind(entry_status)}; not followed")
+                data = _read_bytes(directory_fd, entry, budget)
+                budget -= len(data)
+                files.append({'name': relative, 'mode': stat.S_IMODE(entry_status.st_mode),
+                              'data': base64.b64encode(data).decode()})
+    finally:
+        os.close(fd)
+    return files
+
+
+def _read_bytes(parent_fd: int, name: str, max_bytes: int) -> bytes:
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BridgeOperationError('it is a symbolic link; not followed') from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise BridgeOperationError('it is not a regular file')
+        if status.st_nlink != 1:
+            raise BridgeOperationError(f'it has {status.st_nlink} hard links')
+        if status.st_size > max_bytes:
+            raise BridgeOperationError(f'it is larger than the {max_bytes} bytes left to read')
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1048576)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:
+                raise BridgeOperationError(f'it is larger than the {max_bytes} bytes left to read')
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b''.join(chunks)
+
+
+def _create_file(parent_fd: int, name: str, entry: dict[str, t.Any], owner: tuple[int, int] | None) -> int:
+    data = base64.b64decode(entry['data'], validate=True)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 int(entry.get('mode', 0o600)) & 0o777, dir_fd=parent_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if owner and os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, int(entry.get('mode', 0o600)) & 0o777)
+    finally:
+        os.close(fd)
+    return len(data)
+
+
+def _create_below(top_fd: int, entry: dict[str, t.Any], owner: tuple[int, int] | None) -> int:
+    """One file of a new tree, in directories created for it; names are relative and plain."""
+    parts = entry['name'].split('/')
+    if not entry['name'] or any(part in ('', '.', '..') for part in parts):
+        raise BridgeOperationError(f"Refusing the file name {entry['name']!r} in a tree.")
+    fds = [top_fd]
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, 0o700, dir_fd=fds[-1])
+                created = True
+            except FileExistsError:
+                created = False
+            fd = os.open(part, _DIRECTORY_FLAGS, dir_fd=fds[-1])
+            fds.append(fd)
+            if created and owner and os.geteuid() == 0:
+                os.fchown(fd, *owner)
+        return _create_file(fds[-1], parts[-1], entry, owner)
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
+
+
+def _discard(parent_fd: int, name: str) -> None:
+    try:
+        if stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            shutil.rmtree(name, dir_fd=parent_fd)
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+    except OSError:
+        pass

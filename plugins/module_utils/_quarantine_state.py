@@ -17,7 +17,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _containment, _layout
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _browser_profiles, _containment, _layout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._app_data import quarantine_root, user_anchor
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
@@ -85,7 +85,8 @@ def probe_operations(layout: _layout.PlatformLayout) -> list[dict[str, t.Any]]:
         {'op': 'read_records', 'namespace': RECORD_NAMESPACE},
         {'op': 'read_files', 'each_profile': True, 'patterns': [layout.join(r, '*', MANIFEST_NAME) for r in roots]},
         {'op': 'stat_paths', 'each_profile': True,
-         'patterns': [layout.join(r, '*', 'items', '*') for r in roots] + [layout.data_root] + originals},
+         'patterns': [layout.join(r, '*', 'items', '*') for r in roots] + [layout.data_root] + originals
+         + _browser_profiles.all_original_patterns(layout)},
         {'op': 'list_processes', 'names': list(layout.process_names)},
     ]
 
@@ -124,9 +125,14 @@ def _check_record(layout: _layout.PlatformLayout, profile: dict[str, t.Any], man
                | {substitute(r, {**profile['folders']}) for r in layout.quarantine_roots()}}
     if _containment_key(layout, manifest.entry_dir) not in allowed:
         raise _containment.ContainmentError(f'entry folder {manifest.entry_dir!r} is not this user\'s quarantine')
+    for path in _stray_paths(manifest):
+        if not _browser_profiles.holds(layout, profile, path):
+            raise _containment.ContainmentError(f'{path!r} is not inside a browser\'s data of {profile["username"]}')
     for item in manifest.items:
         _containment.check_stored_as(item.stored_as)
-        _containment.check_original(layout, profile, item.original_path)
+        if not (manifest.module in ('browser_data', 'quarantine')
+                and _browser_profiles.holds(layout, profile, item.original_path)):
+            _containment.check_original(layout, profile, item.original_path)
         _containment.anchor_for(layout, profile, item.original_path, layout.join(manifest.entry_dir, item.stored_as))
 
 
@@ -193,6 +199,8 @@ def collect(layout: _layout.PlatformLayout, params: dict[str, t.Any],
                     layout, layout.join(manifest.entry_dir, item.stored_as)) in present
                 entry.original_present[item.original_path] = present.get(
                     _containment_key(layout, item.original_path))
+            for path in _stray_paths(manifest):
+                entry.original_present[path] = present.get(_containment_key(layout, path))
             entries.append(entry)
     # Records of users who have no profile here any more are listed for the administrator, untouched.
     known = {p['sid'] for p in profiles}
@@ -211,7 +219,16 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
     outcomes: list[dict[str, t.Any]] = []
     restorable = [i for i in entry.manifest.items if entry.stored_present.get(i.stored_as)]
     conflicts = [i for i in restorable if entry.original_present.get(i.original_path) is not None]
-    if conflicts and force:
+    # Stores browser_data edited in place: the copy there is ours, so it is displaced without force.
+    replaced = _replaced(layout, entry.manifest)
+    conflicts = [i for i in conflicts if force or _containment_key(layout, i.original_path) in replaced]
+    # A journal or WAL the browser left beside an edited store would be replayed into the restored
+    # original: it is displaced too, though the original had none.
+    held = {_containment_key(layout, i.original_path) for i in entry.manifest.items}
+    conflicts += [QuarantinedItem(original_path=path, stored_as='', scope='companion', type='file', bytes=0, files=1)
+                  for path in _stray_paths(entry.manifest) if _containment_key(layout, path) not in held
+                  and entry.original_present.get(path) is not None]
+    if conflicts:
         root = quarantine_root(layout, entry.profile, substitute(layout.data_root, {**entry.profile['folders']}))
         displaced_dir = layout.join(root, displaced_id)
         displaced = tuple(QuarantinedItem(original_path=i.original_path,
@@ -256,6 +273,16 @@ def _restore_operations(entry: Entry, layout: _layout.PlatformLayout, force: boo
     return operations, outcomes
 
 
+def _stray_paths(manifest: Manifest) -> list[str]:
+    paths = manifest.extra.get('companions') if manifest.module == 'browser_data' else None
+    return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+
+def _replaced(layout: _layout.PlatformLayout, manifest: Manifest) -> set[str]:
+    paths = manifest.extra.get('replaced') if manifest.module == 'browser_data' else None
+    return {_containment_key(layout, p) for p in paths if isinstance(p, str)} if isinstance(paths, list) else set()
+
+
 def _matches_id(entries: list[Entry], entry_id: str) -> list[Entry]:
     if not ENTRY_ID_PATTERN.fullmatch(entry_id):
         raise RequestError(f"id {entry_id!r} is not a quarantine entry id (like '20261129T141500Z-1a2b3c')")
@@ -270,7 +297,8 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
         raise RequestError(f"no quarantine entry {params['id']} for the chosen users; nothing was changed")
     pending = [e for e in chosen if not e.manifest.restored]
     conflicts = [f'{e.manifest.user}: {i.original_path}' for e in pending for i in e.manifest.items
-                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path) is not None]
+                 if e.stored_present.get(i.stored_as) and e.original_present.get(i.original_path) is not None
+                 and _containment_key(layout, i.original_path) not in _replaced(layout, e.manifest)]
     if conflicts and not params['force']:
         raise RequestError('Notion has recreated data that restoring would overwrite: ' + '; '.join(conflicts)
                            + '. Nothing was changed. Set force: true to move that data into a new quarantine '

@@ -43,6 +43,8 @@ $OperationParameters = @{
     ensure_admin_dir = @('path')
     probe_network = @('endpoints', 'proxies', 'resolve', 'ca_bundle', 'timeout_seconds')
     read_file_tails = @('patterns', 'max_bytes', 'head_bytes')
+    read_trees = @('patterns', 'within', 'max_bytes')
+    write_tree = @('path', 'files', 'within', 'attributes')
 }
 
 # The optional tail of each list above.
@@ -75,9 +77,12 @@ $OptionalParameters = @{
     ensure_admin_dir = @()
     probe_network = @('resolve', 'ca_bundle', 'timeout_seconds')
     read_file_tails = @('max_bytes', 'head_bytes')
+    read_trees = @('within', 'max_bytes')
+    write_tree = @('within', 'attributes')
 }
 
 $MutatingOperations = @(
+    'write_tree'
     'write_file'
     'ensure_private_dir'
     'move_path'
@@ -2528,6 +2533,159 @@ function Invoke-BridgeOp_read_file_tails {
         }
     }
     return [ordered]@{ files = $files }
+}
+
+function Assert-BridgeWithin {
+    # WITHIN of the vocabulary, for the operations that take it here: the path must lie below the anchor.
+    param(
+        [string]$Path,
+        $Within
+    )
+    if ($null -eq $Within) { return }
+    $anchor = ([string]$Within).TrimEnd('\') + '\'
+    $full = [System.IO.Path]::GetFullPath($Path)
+    if (-not $full.StartsWith($anchor, [System.StringComparison]::OrdinalIgnoreCase)) {
+        throw "Refusing '$Path': it is not inside '$Within'."
+    }
+}
+
+function Read-BridgeBytes {
+    # A regular file's bytes with shared access (a running browser's open file can be read).
+    param(
+        [string]$Path,
+        [int64]$Budget
+    )
+    $attributes = [System.IO.File]::GetAttributes($Path)
+    if ($attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+        throw "it holds '$Path', a junction or symbolic link; not followed"
+    }
+    $share = [System.IO.FileShare]'ReadWrite, Delete'
+    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
+    try {
+        if ($stream.Length -gt $Budget) { throw "it is larger than the $Budget bytes left to read" }
+        $buffer = New-Object -TypeName byte[] -ArgumentList ([int]$stream.Length)
+        $offset = 0
+        while ($offset -lt $buffer.Length) {
+            $read = $stream.Read($buffer, $offset, $buffer.Length - $offset)
+            if ($read -le 0) { break }
+            $offset += $read
+        }
+        return , $buffer
+    }
+    finally {
+        $stream.Dispose()
+    }
+}
+
+function Invoke-BridgeOp_read_trees {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $maxBytes = [int64](64 * 1048576)
+    if ($null -ne $Params.max_bytes) { $maxBytes = [int64]$Params.max_bytes }
+    $trees = New-BridgeList
+    foreach ($pattern in @($Params.patterns)) {
+        Assert-BridgeWithin -Path ([string]$pattern).Replace('*', 'x') -Within $Params.within
+        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
+            $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
+            if ($null -eq $item) { continue }
+            $type = 'file'
+            if ($item.PSIsContainer) { $type = 'directory' }
+            $owner = $null
+            try { $owner = [string]$item.GetAccessControl().GetOwner([System.Security.Principal.SecurityIdentifier]).Value } catch { $owner = $null }
+            $tree = [ordered]@{ pattern = [string]$pattern; path = [string]$item.FullName; type = $type; owner_sid = $owner; files = $null; error = $null }
+            try {
+                $files = New-BridgeList
+                $budget = $maxBytes
+                if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                    throw 'it is a junction or symbolic link; not followed'
+                }
+                if ($type -eq 'file') {
+                    $bytes = Read-BridgeBytes -Path $item.FullName -Budget $budget
+                    $files.Add([ordered]@{ name = ''; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
+                }
+                else {
+                    $pending = New-Object -TypeName System.Collections.Generic.Stack[string]
+                    $pending.Push($item.FullName)
+                    while ($pending.Count -gt 0) {
+                        $directory = $pending.Pop()
+                        foreach ($child in @(Get-ChildItem -LiteralPath $directory -Force -ErrorAction Stop)) {
+                            if ($child.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                                throw "it holds '$($child.FullName)', a junction or symbolic link; not followed"
+                            }
+                            if ($child.PSIsContainer) { $pending.Push($child.FullName); continue }
+                            $bytes = Read-BridgeBytes -Path $child.FullName -Budget $budget
+                            $budget -= $bytes.Length
+                            $relative = $child.FullName.Substring($item.FullName.Length + 1).Replace('\', '/')
+                            $files.Add([ordered]@{ name = $relative; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
+                        }
+                    }
+                }
+                $tree.files = $files
+            }
+            catch {
+                $tree.error = Get-BridgeErrorMessage -ErrorRecord $_
+            }
+            $trees.Add($tree)
+        }
+    }
+    return [ordered]@{ trees = $trees }
+}
+
+function Invoke-BridgeOp_write_tree {
+    param(
+        [hashtable]$Params,
+        [hashtable]$Context
+    )
+    $path = [string]$Params.path
+    Assert-BridgeWithin -Path $path -Within $Params.within
+    Assert-BridgeNoReparseAncestor -Path $path
+    if (Test-BridgePath -Path $path) { throw "Cannot write '$path': it already exists." }
+    $parent = [System.IO.Path]::GetDirectoryName($path.TrimEnd('\'))
+    $temporary = [System.IO.Path]::Combine($parent, '.' + [System.IO.Path]::GetFileName($path) + '.' + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.tmp')
+    $files = @($Params.files)
+    $single = ($files.Count -eq 1 -and [string]$files[0].name -eq '')
+    $written = [int64]0
+    try {
+        if ($single) {
+            $bytes = [System.Convert]::FromBase64String([string]$files[0].data)
+            [System.IO.File]::WriteAllBytes($temporary, $bytes)
+            $written = $bytes.Length
+        }
+        else {
+            [void][System.IO.Directory]::CreateDirectory($temporary)
+            foreach ($entry in $files) {
+                $name = [string]$entry.name
+                $parts = @($name.Split('/'))
+                if (-not $name -or ($parts | Where-Object { $_ -in @('', '.', '..') -or $_ -match '[\\:]' })) {
+                    throw "Refusing the file name '$name' in a tree."
+                }
+                $target = [System.IO.Path]::Combine($temporary, ($parts -join '\'))
+                [void][System.IO.Directory]::CreateDirectory([System.IO.Path]::GetDirectoryName($target))
+                $bytes = [System.Convert]::FromBase64String([string]$entry.data)
+                [System.IO.File]::WriteAllBytes($target, $bytes)
+                $written += $bytes.Length
+            }
+        }
+        if ($null -ne $Params.attributes -and $Params.attributes.owner_sid) {
+            $owner = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList ([string]$Params.attributes.owner_sid)
+            $items = @(Get-Item -LiteralPath $temporary -Force)
+            if (-not $single) { $items += @(Get-ChildItem -LiteralPath $temporary -Recurse -Force) }
+            foreach ($created in $items) {
+                $security = $created.GetAccessControl()
+                $security.SetOwner($owner)
+                $created.SetAccessControl($security)
+            }
+        }
+        if ($single) { [System.IO.File]::Move($temporary, $path) } else { [System.IO.Directory]::Move($temporary, $path) }
+    }
+    catch {
+        if ([System.IO.Directory]::Exists($temporary)) { Remove-BridgeTree -Path $temporary }
+        elseif ([System.IO.File]::Exists($temporary)) { [System.IO.File]::Delete($temporary) }
+        throw
+    }
+    return [ordered]@{ created = $true; bytes = $written }
 }
 
 function Invoke-BridgeOp_read_records {

@@ -190,6 +190,13 @@ notes:
   - "C(read_file_tails) (patterns, max_bytes, head_bytes): read-only. For each matching regular file: C({path, bytes,
     modified, tail, head, error}), the last C(max_bytes) as text and the first C(head_bytes) as base64, opened with
     read/write/delete sharing (Notion keeps its log open); reparse points are listed with an error, not followed."
+  - "C(read_trees) (patterns, within, max_bytes): each match as bytes, read with shared access: a file as one
+    entry named C(''), a directory as every file below it (relative names with C(/)). Returns C({trees: [{pattern,
+    path, type, owner_sid, files: [{name, mode, data}], error}]}), data base64; a match that is or holds a
+    junction or symbolic link, or exceeds max_bytes (default 64 MiB), has C(files) null and an C(error)."
+  - "C(write_tree)* (path, files, within, attributes): creates the file (one entry named C('')) or directory of
+    files under a temporary name beside path, sets the owner from C(attributes.owner_sid), then renames it to
+    path. An existing path is an error. Returns C({created, bytes})."
   - "C(read_records) (namespace): the REG_SZ values of C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>)
     as C({records: [{key, content}], store}), ordered by name; a missing namespace has none; a store owned by
     or writable by anyone but Administrators and SYSTEM is an error. Names match

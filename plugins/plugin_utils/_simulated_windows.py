@@ -36,6 +36,7 @@ import re
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
@@ -96,7 +97,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
