@@ -449,7 +449,7 @@ class LocalHost(LocalProbes, BatchRunner):
         chain, name = self._parent(path, within)
         owner = (int(attributes.get('uid', -1)), int(attributes.get('gid', -1))) if attributes else None
         with chain:
-            if _exists(chain.fd, name):
+            if (_lstat(chain.fd, name) is not None):
                 raise BridgeOperationError(f"Cannot write '{path}': it already exists.")
             temporary = f'.{name}.{secrets.token_hex(4)}.tmp'
             written = 0

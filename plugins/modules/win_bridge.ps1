@@ -82,7 +82,6 @@ $OptionalParameters = @{
 }
 
 $MutatingOperations = @(
-    'write_tree'
     'write_file'
     'ensure_private_dir'
     'move_path'
@@ -98,6 +97,7 @@ $MutatingOperations = @(
     'write_record'
     'remove_record'
     'ensure_admin_dir'
+    'write_tree'
 )
 
 $CommonParameters = @('op', 'group', 'each_profile')

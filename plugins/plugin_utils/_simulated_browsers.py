@@ -4,7 +4,7 @@
 
 Private to this collection. Kept apart from _simulated_windows so that the
 twin's file system model has one owner; SimulatedWindows mixes this class in.
-It uses the twin's own helpers (``_glob``, ``_children``, ``_inside``,
+It uses the twin's own helpers (``_matches``, ``_children``, ``_guard``,
 ``_check_unlocked``, ``write``, ``exists``) and models what the PowerShell
 implementation does: files are read with shared access (a running browser's
 locked file is still read), and ``write_tree`` refuses an existing path.
@@ -30,8 +30,7 @@ class SimulatedBrowserStores:
                       max_bytes: int = DEFAULT_TREE_BYTES) -> dict[str, t.Any]:
         trees = []
         for pattern in patterns:
-            self._inside(pattern, within)  # type: ignore[attr-defined]
-            for entry in self._glob(pattern):  # type: ignore[attr-defined]
+            for entry in self._matches(pattern, within, sorted(self.state['files'])):  # type: ignore[attr-defined]
                 tree: dict[str, t.Any] = {'pattern': pattern, 'path': entry['path'], 'type': entry['type'],
                                           'owner_sid': entry.get('owner'), 'files': None, 'error': None}
                 try:
@@ -61,7 +60,7 @@ class SimulatedBrowserStores:
 
     def op_write_tree(self, path: str, files: list[dict[str, t.Any]], within: str | None = None,
                       attributes: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        self._inside(path, within)  # type: ignore[attr-defined]
+        path = self._guard(path, within)  # type: ignore[attr-defined]
         if self.exists(path):  # type: ignore[attr-defined]
             raise BridgeOperationError(f"Cannot write '{path}': it already exists.")
         written = 0

@@ -210,7 +210,9 @@ def test_a_running_browser_is_skipped_or_stopped(homes: Homes) -> None:
     directory = tempfile.mkdtemp(prefix='lb-chrome-')
     os.chmod(directory, 0o755)
     shutil.copy('/bin/sleep', os.path.join(directory, 'chrome'))
-    child = subprocess.Popen([os.path.join(directory, 'chrome'), '60'], user=homes.uid, group=homes.uid)
+    # A browser runs in its user's session: HOME is their home (processes are matched to a profile by it).
+    child = subprocess.Popen([os.path.join(directory, 'chrome'), '60'], user=homes.uid, group=homes.uid,
+                             env={'HOME': str(homes.home), 'PATH': '/usr/bin:/bin'})
     # Reap the child as soon as the module stops it, as its real parent would: a zombie still lists.
     reaper = threading.Thread(target=child.wait, daemon=True)
     reaper.start()
