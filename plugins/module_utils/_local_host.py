@@ -45,6 +45,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import (
     HostError,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._local_probes import LocalProbes
+from ansible_collections.loopbreaker.notion.plugins.module_utils._nofollow import FILE_FLAGS, open_regular
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_TIMEOUT_SECONDS,
     RECORD_NAME_PATTERN,
@@ -57,7 +58,6 @@ DEFAULT_MAX_BYTES = 1048576
 DEFAULT_TREE_BYTES = 64 * 1048576
 MAX_RECORD_BYTES = 4 * 1048576
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _split(pattern: str) -> list[str]:
@@ -663,16 +663,8 @@ def _lstat(parent_fd: int, name: str) -> os.stat_result | None:
 
 def _read_text(parent_fd: int, name: str, max_bytes: int, *, owner: int | None = None) -> str:
     """A regular file's UTF-8 text, never through a link, at most max_bytes."""
+    fd, status = open_regular(parent_fd, name)
     try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise BridgeOperationError('it is a symbolic link; not followed') from None
-        raise
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise BridgeOperationError('it is not a regular file')
         if owner is not None and status.st_uid != owner:
             raise BridgeOperationError(f'it belongs to uid {status.st_uid}, not {owner}')
         if status.st_size > max_bytes:
@@ -718,7 +710,7 @@ def _replace_file(parent_fd: int, name: str, data: bytes, *, owner: int | None, 
 
 def _apply_attributes(parent_fd: int, name: str, path: str, moved: os.stat_result, attributes: dict[str, t.Any]) -> None:
     """Owner and mode from the trusted record, on the very inode that was moved, through no link."""
-    flags = _DIRECTORY_FLAGS if stat.S_ISDIR(moved.st_mode) else _FILE_FLAGS
+    flags = _DIRECTORY_FLAGS if stat.S_ISDIR(moved.st_mode) else FILE_FLAGS
     if stat.S_ISLNK(moved.st_mode):
         return  # a link is restored as a link; its own owner does not matter to anyone
     try:
@@ -851,16 +843,8 @@ def _read_tree(parent_fd: int, name: str, status: os.stat_result, max_bytes: int
 
 
 def _read_bytes(parent_fd: int, name: str, max_bytes: int) -> bytes:
+    fd, status = open_regular(parent_fd, name)
     try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise BridgeOperationError('it is a symbolic link; not followed') from None
-        raise
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise BridgeOperationError('it is not a regular file')
         if status.st_nlink != 1:
             raise BridgeOperationError(f'it has {status.st_nlink} hard links')
         if status.st_size > max_bytes:

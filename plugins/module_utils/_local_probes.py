@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import base64
 import datetime
-import errno
 import os
 import stat
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _netprobe
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._nofollow import open_regular
 
-_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class LocalProbes:
@@ -57,16 +56,8 @@ class LocalProbes:
 
 
 def _tail(parent_fd: int, name: str, max_bytes: int, head_bytes: int) -> dict[str, t.Any]:
+    fd, status = open_regular(parent_fd, name)
     try:
-        fd = os.open(name, _FLAGS, dir_fd=parent_fd)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise BridgeOperationError('it is a symbolic link; not followed') from None
-        raise
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise BridgeOperationError('it is not a regular file')
         head = os.pread(fd, head_bytes, 0) if head_bytes else b''
         start = max(0, status.st_size - max_bytes)
         tail = os.pread(fd, max_bytes, start) if max_bytes else b''
