@@ -21,7 +21,6 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import B
 from ansible_collections.loopbreaker.notion.plugins.module_utils._nofollow import open_regular
 
 
-
 class LocalProbes:
     """op_probe_network and op_read_file_tails for LocalHost."""
 
