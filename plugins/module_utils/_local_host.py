@@ -533,6 +533,7 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
                 return {'removed': False, 'missing': True}
         return {'removed': True, 'missing': False}
 
+
 def _kind(status: os.stat_result) -> str:
     if stat.S_ISLNK(status.st_mode):
         return 'symlink'

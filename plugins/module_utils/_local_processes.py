@@ -104,7 +104,6 @@ class LocalProcesses:
         return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in handles]}
 
 
-
 def _environment_home(pid: str) -> str | None:
     """HOME of a Linux process, None when its environment cannot be read (another user's, gone)."""
     try:
