@@ -135,8 +135,8 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
             with self._state_chain() as chain:
                 fd = os.open('lock', os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=chain.fd)
         except (OSError, BridgeOperationError) as error:
-            reason = _describe(error) if isinstance(error, OSError) else str(error)
-            raise HostError(f'cannot take the host lock in {self.state_dir}: {reason} Nothing was changed.') from None
+            raise HostError(f'cannot take the host lock in {self.state_dir}: {_describe(error)} Nothing was changed.') \
+                from None
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
@@ -338,8 +338,7 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
                 try:
                     files.append({'path': path, 'content': _read_text(chain.fd, name, max_bytes), 'error': None})
                 except (OSError, BridgeOperationError) as error:
-                    message = _describe(error) if isinstance(error, OSError) else str(error)
-                    files.append({'path': path, 'content': None, 'error': message})
+                    files.append({'path': path, 'content': None, 'error': _describe(error)})
         return {'files': files}
 
     def op_write_file(self, path: str, content: str, within: str | None = None) -> dict[str, t.Any]:
@@ -437,7 +436,7 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
                 try:
                     tree['files'] = _read_tree(chain.fd, name, status, max_bytes)
                 except (OSError, BridgeOperationError) as error:
-                    tree['error'] = _describe(error) if isinstance(error, OSError) else str(error)
+                    tree['error'] = _describe(error)
                 trees.append(tree)
         return {'trees': trees}
 
@@ -509,7 +508,7 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
                                     'error': None})
                 except (OSError, BridgeOperationError) as error:
                     records.append({'key': key, 'content': None,
-                                    'error': _describe(error) if isinstance(error, OSError) else str(error)})
+                                    'error': _describe(error)})
             return {'records': records, 'store': chain.path}
 
     def op_write_record(self, namespace: str, key: str, content: str) -> dict[str, t.Any]:
@@ -653,7 +652,10 @@ def _assert_trusted_directory(fd: int, path: str, *, private: bool) -> None:
         raise BridgeOperationError(f"Refusing the state directory: '{path}' is writable by others (mode {mode:o}).")
 
 
-def _describe(error: OSError) -> str:
+def _describe(error: Exception) -> str:
+    """An operation's error as the result reports it: an OSError with its file, anything else as it says."""
+    if not isinstance(error, OSError):
+        return str(error)
     where = f" '{error.filename}'" if error.filename else ''
     return f'{error.strerror or error}{where}'
 
