@@ -53,6 +53,7 @@ class BridgeAction(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
+        self._task.args = {**omitted_module_defaults(self), **self._task.args}
         if self._connection._shell.SHELL_FAMILY != 'powershell':
             result.update(self._execute_module(module_name=f'loopbreaker.notion.{self.MODULE}',
                                                module_args=self._task.args, task_vars=task_vars))
@@ -99,6 +100,29 @@ class BridgeAction(ActionBase):
     def run_windows(self, host: BridgeClient, params: dict[str, t.Any], *, check_mode: bool,
                     now: datetime.datetime, token: str) -> dict[str, t.Any]:
         raise NotImplementedError
+
+
+def omitted_module_defaults(action: ActionBase) -> dict[str, t.Any]:
+    """module_defaults for the task's arguments that are missing, so ``omit`` falls back to them.
+
+    Roles pass their optional settings as ``"{{ x if x else omit }}"``. Up to ansible-core 2.18 an
+    omitted argument fell back to the play's module_defaults (``group/loopbreaker.notion.all``);
+    2.19 drops it instead, so a role run under ``module_defaults: {profiles_root: ...}`` silently
+    used the real ``/home``. Where ansible-core has the 2.19 lookup, the defaults are read again here;
+    an argument given explicitly always wins.
+    """
+    try:
+        from ansible.executor.module_common import _get_action_arg_defaults  # pylint: disable=import-outside-toplevel
+    except ImportError:  # 2.17/2.18 merge module_defaults after omit was applied
+        return {}
+    task = action._task  # pylint: disable=protected-access
+    engine = getattr(action._templar, '_engine', action._templar)  # pylint: disable=protected-access
+    try:
+        defaults = _get_action_arg_defaults(task.resolved_action, task, engine)
+        return {key: action._templar.template(value) for key, value in defaults.items()  # pylint: disable=protected-access
+                if key not in task.args}
+    except Exception:  # pylint: disable=broad-exception-caught  # a private API: never fail the task over it
+        return {}
 
 
 def _utc_now() -> datetime.datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,49 @@ def test_the_installed_ladder_playbook_writes_its_fleet_report(lab: Lab, collect
     assert_ok(completed)
     (host,) = json.loads((reports / 'fleet' / 'report.json').read_text())['hosts']
     assert (host['host'], host['rung_reached'], host['remediation']) == ('posix', 'app_data', 'fixed')
+
+
+@pytest.mark.integration
+def test_an_outside_playbook_runs_the_installed_ladder_role_with_module_defaults(lab: Lab, collection_root: Path) -> None:
+    """Issue 10's "done when", from the tarball: a playbook of the user's own, the ladder role, the group's defaults.
+
+    The lab's Linux workstation only: the simulated Windows hosts need the test-only connection, which
+    the tarball leaves out on purpose.
+    """
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._ladder_lab import seed_linux_lab
+
+    tarball = _galaxy_build(collection_root, lab.root / 'dist', lab.env)
+    installed = lab.root / 'installed'
+    reports = lab.root / 'reports'
+    env = dict(lab.env, ANSIBLE_COLLECTIONS_PATH=str(installed),
+               ANSIBLE_CALLBACKS_ENABLED='loopbreaker.notion.fleet_report', LOOPBREAKER_FLEET_REPORT_DIR=str(reports))
+    assert_ok(subprocess.run(['ansible-galaxy', 'collection', 'install', '--offline', '-p', str(installed), str(tarball)],
+                             env=env, capture_output=True, text=True, check=False))
+    seed_linux_lab(str(lab.homes))
+    outside = lab.root / 'my-automation'
+    outside.mkdir()
+    (outside / 'inventory.yml').write_text(json.dumps({'all': {'hosts': {'ws-linux-01': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}}))
+    (outside / 'fix-notion.yml').write_text(json.dumps([{
+        'name': 'Fix Notion for the ticket', 'hosts': 'all', 'gather_facts': False,
+        'module_defaults': {'group/loopbreaker.notion.all': {'profiles_root': str(lab.homes),
+                                                             'state_dir': str(lab.root / 'state')}},
+        'roles': [{'role': 'loopbreaker.notion.ladder',
+                   'vars': {'ladder_incident': 'INC-10', 'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}}}],
+    }]))
+    completed = subprocess.run(['ansible-playbook', '-i', 'inventory.yml', 'fix-notion.yml'], cwd=outside, env=env,
+                               capture_output=True, text=True, check=False, timeout=600)
+    assert_ok(completed)
+
+    doc = json.loads((reports / 'report.json').read_text())
+    (host,) = doc['hosts']
+    assert (host['host'], host['rung_reached'], host['remediation']) == ('ws-linux-01', 'app_data', 'fixed')
+    assert not (lab.homes / 'grace' / '.config' / 'Notion' / 'notion.db').exists()
+    suite = ET.parse(reports / 'junit.xml').getroot()
+    cases = suite.findall('.//testcase')
+    assert len(cases) == sum(len(h['rungs']) for h in doc['hosts'])
+    assert len([c for c in cases if c.find('failure') is not None]) == sum(
+        1 for h in doc['hosts'] for r in h['rungs'] if r['remediation'] == 'failed')
+    html = (reports / 'report.html').read_text()
+    assert 'ws-linux-01' in html and 'https://' not in html.split('<body', 1)[1].split('</body>')[0].replace(
+        'https://www.notion.so', '')
