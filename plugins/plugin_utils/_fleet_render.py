@@ -176,6 +176,13 @@ def _subject(subject: dict[str, t.Any]) -> str:
 def _host_section(host: dict[str, t.Any]) -> str:
     parts = [f'<section class="host" id="host-{_e(host["host"])}"><h3>{_e(host["host"])} {_state(host["detection"])}'
              f' {_state(host["remediation"])}</h3><div>Rung reached: <b>{_e(host["rung_reached"] or "none")}</b></div>']
+    for label, key in (('Before', 'before'), ('After', 'after')):
+        state = host.get(key)
+        if state:
+            codes = ', '.join(state['codes']) or 'no findings'
+            parts.append(f'<div class="diagnosis" data-when="{key}">{label}: <b>{_e(state["verdict"])}</b> ({_e(codes)})</div>')
+    if host.get('incident'):
+        parts.append(f'<div>Incident <code>{_e(host["incident"]["id"])}</code>: {_e(host["incident"]["state"])}</div>')
     for rung in host['rungs']:
         parts.append(f'<div class="rung" data-rung="{_e(rung["rung"])}"><b>{_e(rung["rung"])}</b> {_state(rung["detection"])}'
                      f' {_state(rung["remediation"])}' + (f' &mdash; {_e(rung["message"])}' if rung['message'] else ''))

@@ -6,8 +6,9 @@ Internal to the collection. The callback ``loopbreaker.notion.fleet_report`` fee
 of a public module into a :class:`FleetReport`; the ``rung_outcome`` filter gives the role the
 same outcome for ``set_stats``. Each module has one adapter turning its result into *subjects*
 (a user, a proxy target) with a detection and a remediation state; a module without an adapter
-(a future rung such as browser_data or diagnose) gets the generic one, which reads ``users`` and
-``status`` like the others return them.
+(a future rung) gets the generic one, which reads ``users`` and ``status`` like the others return
+them. ``diagnose`` and ``incident`` are no rungs: a host's first diagnosis is its state *before*, its
+last one (the ladder's re-diagnosis) the state *after*, and the incident's record is kept beside them.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ REMEDIATION = ('skipped', 'fixed', 'failed', 'pending')
 # Worst first wins when subjects are rolled up into a rung and rungs into a host.
 DETECTION_RANK = {'not_applicable': 0, 'healthy': 1, 'issue': 2, 'error': 3}
 REMEDIATION_RANK = {'skipped': 0, 'fixed': 1, 'pending': 2, 'failed': 3}
-# The ladder's order; rungs not listed (future ones) sort after these, in the order first seen.
-LADDER = ('app_data', 'proxy', 'restart', 'firewall', 'reinstall')
+# The ladder's order (_diagnose.RUNGS); rungs not listed (future ones) sort after these, in the order first seen.
+LADDER = ('app_data', 'browser_data', 'sessions', 'proxy', 'restart', 'firewall', 'reinstall')
+# Results that describe the host rather than change it.
+OBSERVERS = ('diagnose', 'incident')
 APP_RUNGS = {'restarted': 'restart', 'reinstalled': 'reinstall'}
 
 Outcome = tuple[str, str]
@@ -55,7 +58,7 @@ class Subject(t.TypedDict):
 
 def rung_of(module: str, args: dict[str, t.Any], result: dict[str, t.Any]) -> str | None:
     """The rung a result of ``loopbreaker.notion.<module>`` belongs to; None for results that are no rung."""
-    if module == 'win_bridge' or (module == 'quarantine' and (args.get('state') or 'listed') == 'listed'):
+    if module in ('win_bridge', *OBSERVERS) or (module == 'quarantine' and (args.get('state') or 'listed') == 'listed'):
         return None
     if module == 'app':
         state = args.get('state') or result.get('state') or ''
@@ -205,17 +208,32 @@ def rung_record(rung: str, module: str, result: dict[str, t.Any], *, check_mode:
         'rung': rung, 'module': f'loopbreaker.notion.{module}', 'task': task, 'changed': bool(result.get('changed')),
         'check_mode': check_mode, 'detection': outcome[0], 'remediation': outcome[1],
         'message': message if (failed or result.get('not_applicable')) else '',
-        'quarantine_id': result.get('quarantine_id'), 'subjects': subjects,
+        'quarantine_id': result.get('quarantine_id'), 'quarantine_ids': quarantine_ids(result), 'subjects': subjects,
         # Only where they apply: a rung that found nothing to do hands nothing on to a person.
         'manual_actions': list(result.get('manual_actions') or []) if outcome[0] in ('issue', 'error') else [],
         'failures': failures,
     }
 
 
+def quarantine_ids(result: dict[str, t.Any]) -> list[str]:
+    """Every quarantine entry a result made: the run's id, and the per-user ids (app's removed user data)."""
+    found = [result.get('quarantine_id')] + [user.get('quarantine_id') for user in result.get('users') or []
+                                              if isinstance(user, dict)]
+    return sorted({value for value in found if isinstance(value, str) and value})
+
+
 def _rung_order(rung: str, seen: list[str]) -> tuple[int, int]:
     if rung in LADDER:
         return (0, LADDER.index(rung))
     return (1, seen.index(rung) if rung in seen else len(seen))
+
+
+def diagnosis_state(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What a diagnose result says about the host: its verdict and each finding, for before/after."""
+    findings = [{'code': f.get('code'), 'user': f.get('user'), 'rung': f.get('rung')}
+                for f in result.get('findings') or [] if isinstance(f, dict)]
+    return {'verdict': result.get('verdict'), 'codes': sorted({f['code'] for f in findings if f['code']}),
+            'findings': findings}
 
 
 class FleetReport:
@@ -230,10 +248,23 @@ class FleetReport:
         self._extra_rungs: list[str] = []
 
     def _host(self, host: str) -> dict[str, t.Any]:
-        return self.hosts.setdefault(host, {'host': host, 'rungs': [], 'unreachable': None})
+        return self.hosts.setdefault(host, {'host': host, 'rungs': [], 'unreachable': None, 'before': None,
+                                            'after': None, 'incident': None, 'observer_failures': []})
 
     def add_result(self, host: str, module: str, args: dict[str, t.Any], result: dict[str, t.Any], *,
                    check_mode: bool, task: str = '') -> dict[str, t.Any] | None:
+        if module in OBSERVERS and result.get('failed'):
+            self._host(host)['observer_failures'].append({'rung': None, 'subject': module,
+                                                          'message': str(result.get('msg') or 'the task failed')})
+            return None
+        if module == 'diagnose' and 'verdict' in result:
+            record = self._host(host)
+            record['after' if record['before'] is not None else 'before'] = diagnosis_state(result)
+            return None
+        if module == 'incident' and isinstance(result.get('incident'), dict):
+            incident = result['incident']
+            self._host(host)['incident'] = {'id': incident.get('id'), 'state': incident.get('state')}
+            return None
         rung = rung_of(module, args, result)
         if rung is None:
             return None
@@ -255,15 +286,22 @@ class FleetReport:
         outcomes = [(r['detection'], r['remediation']) for r in rungs]
         if host['unreachable']:
             outcomes.append(('error', 'failed'))
+        if host['observer_failures']:
+            outcomes.append(('error', 'skipped'))
+        before, after = host['before'], host['after']
+        if before is not None:
+            outcomes.append(('healthy' if before['verdict'] == 'healthy' else 'issue', 'skipped'))
         detection, remediation = worst(outcomes, default=('not_applicable', 'skipped'))
+        if after is not None and after['verdict'] != 'healthy' and remediation in ('skipped', 'fixed'):
+            remediation = 'pending'  # something is still found after the rungs: it is not fixed yet
         applied = [r['rung'] for r in rungs if r['detection'] != 'not_applicable']
-        failures = [{'rung': r['rung'], **f} for r in rungs for f in r['failures']]
+        failures = [{'rung': r['rung'], **f} for r in rungs for f in r['failures']] + host['observer_failures']
         if host['unreachable']:
             failures.insert(0, {'rung': None, 'subject': None, 'message': f"unreachable: {host['unreachable']}"})
         manual = sorted({a for r in rungs for a in r['manual_actions']})
         return {'host': host['host'], 'rung_reached': applied[-1] if applied else None, 'detection': detection,
-                'remediation': remediation, 'unreachable': bool(host['unreachable']), 'rungs': rungs,
-                'manual_actions': manual, 'failures': failures}
+                'remediation': remediation, 'unreachable': bool(host['unreachable']), 'before': before, 'after': after,
+                'incident': host['incident'], 'rungs': rungs, 'manual_actions': manual, 'failures': failures}
 
     def document(self, ended: str) -> dict[str, t.Any]:
         self.run['ended'] = ended

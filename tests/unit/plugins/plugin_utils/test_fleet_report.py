@@ -75,6 +75,19 @@ def test_app_data_outcomes(statuses: tuple[str, ...], check_mode: bool, outcome:
         assert first['restore'].startswith('loopbreaker.notion.quarantine state=restored id=Q1 users=u0')
 
 
+@pytest.mark.parametrize(('module', 'result', 'ids'), [
+    ('app_data', app_data_result('cleared'), ['Q1']),
+    ('app_data', app_data_result('clean', quarantine_id=None), []),
+    # app keeps each user's removed data under an id of its own; restore.yml must see them all
+    ('app', {'changed': True, 'users': [{'user': 'u0', 'status': 'reinstalled', 'quarantine_id': 'Q2'},
+                                        {'user': 'u1', 'status': 'reinstalled', 'quarantine_id': 'Q3'},
+                                        {'user': 'u2', 'status': 'unchanged', 'quarantine_id': None}]}, ['Q2', 'Q3']),
+    ('app', {'changed': False}, []),
+])
+def test_a_rung_lists_every_quarantine_entry_it_made(module: str, result: dict[str, t.Any], ids: list[str]) -> None:
+    assert rung_record(module, module, result, check_mode=False)['quarantine_ids'] == ids
+
+
 def test_manual_actions_only_where_they_apply() -> None:
     assert rung_record('app_data', 'app_data', app_data_result('cleared'), check_mode=False)['manual_actions'] == [COOKIES_ACTION]
     assert rung_record('app_data', 'app_data', app_data_result('clean'), check_mode=False)['manual_actions'] == []
@@ -162,7 +175,7 @@ def fleet() -> FleetReport:
     report.add_result('ws-2', 'app_data', {}, app_data_result('cleared'), check_mode=False)
     report.add_result('ws-2', 'proxy', {}, {'not_applicable': True, 'msg': 'no GNOME'}, check_mode=False)
     report.add_result('ws-1', 'quarantine', {'state': 'listed'}, {'entries': []}, check_mode=False)
-    report.add_result('ws-1', 'browser_data', {}, {'users': [{'user': 'x', 'status': 'clean'}]}, check_mode=False)
+    report.add_result('ws-1', 'future_rung', {}, {'users': [{'user': 'x', 'status': 'clean'}]}, check_mode=False)
     report.add_result('ws-1', 'firewall', {}, {'programs': [firewall_program('x', 'failed')], 'failed': True, 'msg': 'rule failed'},
                       check_mode=False)
     report.add_result('ws-1', 'app_data', {}, app_data_result('clean'), check_mode=False)
@@ -170,15 +183,64 @@ def fleet() -> FleetReport:
     return report
 
 
+def diagnosis(*codes: str) -> dict[str, t.Any]:
+    findings = [{'code': code, 'user': 'alice', 'rung': 'app_data', 'evidence': {'path': 'x'}} for code in codes]
+    return {'changed': False, 'verdict': 'healthy' if not codes else 'issue', 'findings': findings, 'users': []}
+
+
+@pytest.mark.parametrize(('after', 'rung_outcome', 'expected'), [
+    # the ladder: diagnosed, fixed at app_data, re-diagnosed healthy
+    (diagnosis(), 'cleared', ('app_data', 'issue', 'fixed')),
+    # fixed by the rung's own account, but the re-diagnosis still finds it: not fixed yet
+    (diagnosis('cache_corrupt'), 'cleared', ('app_data', 'issue', 'pending')),
+    # check mode: no re-diagnosis
+    (None, 'cleared', ('app_data', 'issue', 'fixed')),
+])
+def test_diagnose_and_incident_are_the_states_around_the_rungs_not_rungs(
+        after: dict[str, t.Any] | None, rung_outcome: str, expected: tuple[str, str, str]) -> None:
+    report = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
+                         ansible_core_version='2.19.14', incident_id='INC1')
+    report.add_result('ws', 'diagnose', {}, diagnosis('cache_corrupt'), check_mode=False)
+    report.add_result('ws', 'app_data', {}, app_data_result(rung_outcome), check_mode=False)
+    if after is not None:
+        report.add_result('ws', 'diagnose', {'since': 'T'}, after, check_mode=False)
+    report.add_result('ws', 'incident', {}, {'changed': True, 'incident': {'id': 'INC1', 'state': 'resolved'}},
+                      check_mode=False)
+    (host,) = report.document(ended='2026-12-01T10:05:00Z')['hosts']
+    assert [r['rung'] for r in host['rungs']] == ['app_data']
+    assert (host['rung_reached'], host['detection'], host['remediation']) == expected
+    assert host['before'] == {'verdict': 'issue', 'codes': ['cache_corrupt'],
+                              'findings': [{'code': 'cache_corrupt', 'user': 'alice', 'rung': 'app_data'}]}
+    assert host['after'] == (None if after is None else {'verdict': after['verdict'], 'codes': sorted(
+        {f['code'] for f in after['findings']}), 'findings': [{'code': f['code'], 'user': 'alice', 'rung': 'app_data'}
+                                                               for f in after['findings']]})
+    assert host['incident'] == {'id': 'INC1', 'state': 'resolved'}
+    html = to_html(report.document(ended='2026-12-01T10:05:00Z'))
+    assert 'data-when="before">Before: <b>issue</b> (cache_corrupt)' in html
+    assert ('data-when="after"' in html) == (after is not None)
+
+
+def test_a_failed_diagnosis_is_an_error_of_the_host() -> None:
+    report = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
+                         ansible_core_version='2.19.14')
+    report.add_result('ws', 'diagnose', {}, diagnosis(), check_mode=False)
+    report.add_result('ws', 'diagnose', {}, {'failed': True, 'msg': 'users lists unknown user(s): x'}, check_mode=False)
+    (host,) = report.document(ended='2026-12-01T10:05:00Z')['hosts']
+    # the failed second diagnosis is an error of the host, with its message, not a rung
+    assert (host['rung_reached'], host['detection'], host['remediation'], host['rungs']) == (None, 'error', 'skipped', [])
+    assert host['after'] is None and host['before']['verdict'] == 'healthy'
+    assert host['failures'] == [{'rung': None, 'subject': 'diagnose', 'message': 'users lists unknown user(s): x'}]
+
+
 def test_document() -> None:
     doc = fleet().document(ended='2026-12-01T10:05:00Z')
     assert (doc['schema_version'], doc['run']['id'], doc['run']['ended'], doc['run']['incident_id']) == \
         (SCHEMA_VERSION, 'R1', '2026-12-01T10:05:00Z', 'INC1')
-    assert doc['rungs'] == ['app_data', 'proxy', 'firewall', 'browser_data']
+    assert doc['rungs'] == ['app_data', 'proxy', 'firewall', 'future_rung']
     hosts = {h['host']: h for h in doc['hosts']}
-    assert [r['rung'] for r in hosts['ws-1']['rungs']] == ['app_data', 'firewall', 'browser_data'], 'ladder order, future rungs last'
+    assert [r['rung'] for r in hosts['ws-1']['rungs']] == ['app_data', 'firewall', 'future_rung'], 'ladder order, future rungs last'
     assert (hosts['ws-1']['rung_reached'], hosts['ws-1']['detection'], hosts['ws-1']['remediation']) == \
-        ('browser_data', 'issue', 'failed')
+        ('future_rung', 'issue', 'failed')
     assert (hosts['ws-2']['rung_reached'], hosts['ws-2']['remediation'], hosts['ws-2']['manual_actions']) == \
         ('app_data', 'fixed', [COOKIES_ACTION])
     assert (hosts['ws-3']['detection'], hosts['ws-3']['remediation'], hosts['ws-3']['rung_reached']) == ('error', 'failed', None)
@@ -196,7 +258,7 @@ def test_junit_has_one_case_per_host_and_rung() -> None:
     assert cases == [
         ('loopbreaker.notion.ws-2', 'app_data', []), ('loopbreaker.notion.ws-2', 'proxy', ['skipped']),
         ('loopbreaker.notion.ws-1', 'app_data', []), ('loopbreaker.notion.ws-1', 'firewall', ['failure']),
-        ('loopbreaker.notion.ws-1', 'browser_data', []), ('loopbreaker.notion.ws-3', 'connection', ['failure']),
+        ('loopbreaker.notion.ws-1', 'future_rung', []), ('loopbreaker.notion.ws-3', 'connection', ['failure']),
     ]
     assert (root.get('tests'), root.get('failures'), root.get('errors'), root.get('skipped')) == ('6', '2', '0', '1')
 
