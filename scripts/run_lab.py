@@ -10,7 +10,9 @@ one fault each, under .cache/lab, then runs playbooks/ladder.yml with
 inventories/lab four times: check mode (the climb it would make), the incident
 (each host stops at the rung that matches its fault, re-diagnosed healthy), the
 same incident again (nothing changes), and an escalation on one host (exactly one
-rung more). Stops the services at the end. Run it with `make lab`.
+rung more); then playbooks/restore.yml undoes those runs from their fleet reports and every host
+must be as it was seeded (but for a reinstall, which is not undone). Stops the services at the end.
+Run it with `make lab`.
 """
 from __future__ import annotations
 
@@ -40,8 +42,10 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab_services i
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._ladder_lab import (  # noqa: E402
     EXPECTED,
     diagnose_options,
+    home_snapshot,
     seed_ladder_lab,
     seed_linux_lab,
+    windows_drift,
 )
 
 INCIDENT = 'INC-4711'
@@ -54,11 +58,49 @@ PASSES = (
 )
 
 
-def seed(lab_dir: Path, info: dict) -> None:
-    for host, state in seed_ladder_lab(info).items():
+LINUX_HOME = Path('ws-linux-01') / 'home'
+RESTORED_FROM = ('escalate', 'incident')  # newest run first
+
+
+def seed(lab_dir: Path, info: dict) -> dict[str, dict]:
+    """Seed the lab; returns what each host looked like, to compare with after the restore."""
+    seeded = seed_ladder_lab(info)
+    for host, state in seeded.items():
         (lab_dir / f'{host}.json').write_text(json.dumps(state, indent=1, sort_keys=True))
-    seed_linux_lab(str(lab_dir / 'ws-linux-01' / 'home'))
+    seed_linux_lab(str(lab_dir / LINUX_HOME))
     (lab_dir / 'diagnose.json').write_text(json.dumps(diagnose_options(info), indent=1))
+    return {**json.loads(json.dumps(seeded)), 'ws-linux-01': home_snapshot(str(lab_dir / LINUX_HOME))}
+
+
+def restore(lab_dir: Path, verbose: bool) -> list[str]:
+    """Run restore.yml from each run's fleet report, newest first; returns the hosts' problems."""
+    print('\n== restore.yml from the fleet reports of the escalation and the incident: every host as seeded')
+    env = dict(os.environ, LOOPBREAKER_LAB_DIR=str(lab_dir))
+    for name in RESTORED_FROM:
+        report = lab_dir / 'reports' / name / 'fleet' / 'report.json'
+        command = ['ansible-playbook', '-i', str(ROOT / 'inventories' / 'lab'), str(ROOT / 'playbooks' / 'restore.yml'),
+                   '-e', json.dumps({'restore_report': str(report)})]
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if verbose or completed.returncode:
+            sys.stdout.write(completed.stdout + completed.stderr)
+        if completed.returncode:
+            return [f'restore.yml failed for the {name} run (exit {completed.returncode})']
+    return []
+
+
+def drift(lab_dir: Path, seeded: dict[str, dict]) -> list[str]:
+    problems = []
+    for host, (_fault, rung, _codes) in EXPECTED.items():
+        if host == 'ws-linux-01':
+            now = home_snapshot(str(lab_dir / LINUX_HOME))
+            found = [f'differs: {path}' for path in sorted(set(now) | set(seeded[host]))
+                     if now.get(path) != seeded[host].get(path)]
+        else:
+            found = windows_drift(seeded[host], json.loads((lab_dir / f'{host}.json').read_text()),
+                                  reinstalled=rung == 'reinstall')
+        print(f'{host:<12} {"as seeded" if not found else "; ".join(found[:3])}')
+        problems += [f'restore: {host} {problem}' for problem in found]
+    return problems
 
 
 def run_pass(name: str, flags: list[str], extra: dict, limit: str | None, lab_dir: Path,
@@ -126,7 +168,7 @@ def main() -> int:
     info = services.start()
     problems: list[str] = []
     try:
-        seed(args.lab_dir, info)
+        seeded = seed(args.lab_dir, info)
         print(f'lab services: Notion stand-in https://127.0.0.1:{info["notion_port"]} (CA {info["ca_bundle"]}), '
               f'squid {info["squid_proxy"]} (refuses msgstore), intercepting proxy {info["intercepting_proxy"]} '
               f'({info["foreign_ca"]})')
@@ -138,6 +180,8 @@ def main() -> int:
                 print(f'\nansible-playbook failed in the {name} pass (exit {code})')
                 return code
             problems += summarise(name, title, args.lab_dir, changed)
+        failed = restore(args.lab_dir, args.verbose)
+        problems += failed or drift(args.lab_dir, seeded)
     finally:
         services.stop()
     for problem in problems:

@@ -88,3 +88,54 @@ def seed_linux_lab(homes: str) -> None:
     root = seed_posix_home(homes, 'grace')
     with open(os.path.join(root, 'notion.db'), 'wb') as handle:
         handle.write(b'\x00' * 64 + b'torn write')
+
+
+def windows_drift(seeded: dict[str, t.Any], current: dict[str, t.Any], *, reinstalled: bool) -> list[str]:
+    """How a simulated host differs from its seeded state, in what a user or an admin would see.
+
+    Compares files, firewall rules and registry values. Leaves out what restore.yml cannot and
+    should not undo: the collection's own quarantine folders and records, the blobs' change counters
+    (a proxy restore writes the original settings with a higher counter, as Windows requires) and,
+    after a reinstall, the install (the broken one it replaced is not wanted back). Processes are
+    not compared: a relaunch is not a change to the machine.
+    """
+    problems = []
+
+    def visible(files: dict[str, t.Any]) -> dict[str, tuple[str, str | None]]:
+        shown = {}
+        for key, entry in files.items():
+            if '\\loopbreaker' in key:
+                continue
+            if reinstalled and '\\programs\\notion' in key:
+                continue
+            shown[key] = (entry['type'], entry.get('content'))
+        return shown
+
+    before, after = visible(seeded['files']), visible(current['files'])
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            state = 'missing' if key not in after else 'added' if key not in before else 'changed'
+            problems.append(f'{state}: {key}')
+    if sorted(seeded['firewall_rules'], key=repr) != sorted(current['firewall_rules'], key=repr):
+        problems.append('firewall rules differ')
+    for sid, hive in seeded['hives'].items():
+        for key, entry in hive.items():
+            if 'loopbreaker' in key or (reinstalled and '\\uninstall\\' in key):
+                continue
+            values = {n: v for n, v in entry.get('values', {}).items() if v['type'] != 'REG_BINARY'}
+            now = current['hives'].get(sid, {}).get(key, {}).get('values', {})
+            if values != {n: v for n, v in now.items() if v['type'] != 'REG_BINARY'}:
+                problems.append(f'registry values differ: {sid}\\{key}')
+    return problems
+
+
+def home_snapshot(root: str) -> dict[str, bytes]:
+    """Every file under a lab home, by relative path, leaving out the collection's quarantine."""
+    snapshot = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != 'loopbreaker']
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, 'rb') as handle:
+                snapshot[os.path.relpath(path, root)] = handle.read()
+    return snapshot
