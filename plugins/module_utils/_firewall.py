@@ -332,10 +332,25 @@ def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[d
     ]
 
 
-def msix_packages(envelope: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    """Installed MSIX Notions of Notion's publisher (the family name carries the publisher's hash)."""
+def _notion_packages(envelope: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """Listed MSIX Notions of Notion's publisher (the family name carries the publisher's hash)."""
     return [p for p in operation_data(envelope, 5)['packages']
             if str(p.get('family_name') or '').lower() == MSIX_FAMILY and p.get('install_location')]
+
+
+def _installed_by_windows(package: dict[str, t.Any]) -> bool:
+    """Whether the package lives in a WindowsApps folder under its own full name, as deployment puts it.
+
+    A package registered from loose files (developer mode) keeps its files wherever its user put
+    them, and anyone can claim a publisher name: such a folder is the user's, never a rule program.
+    """
+    location = ntpath.normpath(str(package['install_location']))
+    return (ntpath.basename(ntpath.dirname(location)).lower() == 'windowsapps'
+            and ntpath.basename(location).lower() == str(package.get('package_full_name') or '').lower())
+
+
+def msix_packages(envelope: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    return [p for p in _notion_packages(envelope) if _installed_by_windows(p)]
 
 
 def msix_operations(packages: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
@@ -404,6 +419,9 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
     for program in msix:
         found.setdefault(program.key, program)
     msix_users = {p['username'] for p in profiles for package in packages if p['sid'] in (package.get('user_sids') or [])}
+    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not a WindowsApps folder "
+                '(a developer-mode registration): its files are not trusted, so it gets no rule'
+                for p in _notion_packages(envelope) if not _installed_by_windows(p)]
     without = [name for name in without if name not in msix_users]
     value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None
     record = Record.parse(None if value is None else str(value.get('data')))

@@ -208,3 +208,15 @@ def test_an_msix_of_another_publisher_is_ignored() -> None:
     result = run(twin)
     assert [p for p in result['programs'] if p['source'] == 'msix'] == []
     assert sorted(ours(twin)) == ALL_FOUR
+
+
+def test_an_msix_registered_from_a_users_folder_gets_no_rule() -> None:
+    twin = machine()
+    install_msix(twin, '4.2.0.0')
+    loose = 'C:\\Users\\alice\\Downloads\\notion'
+    twin.write(f'{loose}\\Notion.exe', 'MZ')
+    twin.state['packages'][0]['install_location'] = loose
+    result = run(twin)
+    assert [p for p in result['programs'] if p['source'] == 'msix'] == []
+    assert sorted(ours(twin)) == ALL_FOUR
+    assert any('developer-mode' in notice for notice in result['notices'])
