@@ -2038,6 +2038,78 @@ function Invoke-BridgeOp_list_firewall_rules {
     return [ordered]@{ rules = $rules; local_rules_apply = (Get-BridgeLocalRulesApply) }
 }
 
+function Get-BridgeFirewallRuleArguments {
+    param(
+        [System.Collections.IDictionary]$Wanted,
+        [string[]]$Fields
+    )
+    # NetSecurity parameters for the given fields of a wanted rule; a field at "any" is sent as Any.
+    $arguments = @{}
+    foreach ($field in $Fields) {
+        switch ($field) {
+            'display_name' { $arguments.NewDisplayName = $Wanted.display_name }
+            'direction' { $arguments.Direction = 'Outbound'; if ($Wanted.direction -eq 'in') { $arguments.Direction = 'Inbound' } }
+            'action' { $arguments.Action = 'Block'; if ($Wanted.action -eq 'allow') { $arguments.Action = 'Allow' } }
+            'profiles' {
+                $names = @($Wanted.profiles.Split(',') | ForEach-Object { $FirewallProfileNames[$_] })
+                $arguments.Profile = [string[]]$names
+                if ($names.Count -eq 3) { $arguments.Profile = 'Any' }
+            }
+            'program' { $arguments.Program = $Wanted.program; if (-not $Wanted.program) { $arguments.Program = 'Any' } }
+            'enabled' { $arguments.Enabled = 'False'; if ($Wanted.enabled) { $arguments.Enabled = 'True' } }
+            'description' { $arguments.Description = $Wanted.description }
+            'protocol' {
+                $arguments.Protocol = $Wanted.protocol
+                if ($FirewallProtocolArguments.ContainsKey($Wanted.protocol)) { $arguments.Protocol = $FirewallProtocolArguments[$Wanted.protocol] }
+            }
+            'local_ports' { $arguments.LocalPort = [string[]]@('Any'); if ($Wanted.local_ports.Count) { $arguments.LocalPort = [string[]]$Wanted.local_ports } }
+            'remote_ports' { $arguments.RemotePort = [string[]]@('Any'); if ($Wanted.remote_ports.Count) { $arguments.RemotePort = [string[]]$Wanted.remote_ports } }
+            'local_addresses' {
+                $arguments.LocalAddress = [string[]]@('Any')
+                if ($Wanted.local_addresses.Count) { $arguments.LocalAddress = [string[]]$Wanted.local_addresses }
+            }
+            'remote_addresses' {
+                $arguments.RemoteAddress = [string[]]@('Any')
+                if ($Wanted.remote_addresses.Count) { $arguments.RemoteAddress = [string[]]$Wanted.remote_addresses }
+            }
+            'service' { $arguments.Service = 'Any'; if ($Wanted.service) { $arguments.Service = $Wanted.service } }
+            'interface_types' {
+                $arguments.InterfaceType = 'Any'
+                if ($Wanted.interface_types.Count) {
+                    $arguments.InterfaceType = (@($Wanted.interface_types | ForEach-Object { $FirewallInterfaceTypeArguments[$_] }) -join ',')
+                }
+            }
+            'interfaces' { $arguments.InterfaceAlias = [string[]](Get-BridgeInterfaceAlias -Interfaces $Wanted.interfaces) }
+            'edge_traversal' { $arguments.EdgeTraversalPolicy = $FirewallEdgeArguments[$Wanted.edge_traversal] }
+            'grouping' { $arguments.Group = $Wanted.grouping }
+        }
+    }
+    return $arguments
+}
+
+function Get-BridgeFirewallCreateFields {
+    param(
+        [System.Collections.IDictionary]$Wanted
+    )
+    # What a new rule needs: the core settings, and every other field that is not at its "any".
+    $defaults = @{ program = ''; description = ''; protocol = 'any'; service = ''; edge_traversal = 'block'; grouping = '' }
+    $fields = New-BridgeList
+    foreach ($field in $Wanted.Keys) {
+        if ($field -eq 'display_name') { continue }
+        $value = $Wanted[$field]
+        if ($defaults.ContainsKey($field)) {
+            if ([string]$value -cne $defaults[$field]) { $fields.Add($field) }
+        }
+        elseif ($value -is [System.Collections.IEnumerable] -and $value -isnot [string]) {
+            if (@($value).Count -gt 0) { $fields.Add($field) }
+        }
+        else {
+            $fields.Add($field)
+        }
+    }
+    return [string[]]$fields
+}
+
 function Invoke-BridgeOp_set_firewall_rule {
     param(
         [hashtable]$Params,
@@ -2080,70 +2152,43 @@ function Invoke-BridgeOp_set_firewall_rule {
         interfaces = (Get-BridgeStringList -Value $Params.interfaces); edge_traversal = $edge
         grouping = [string]$Params.grouping
     }
-    # Every field is sent, "any" included, so an update also clears what the rule should no longer have.
-    $arguments = @{
-        Direction = 'Outbound'
-        Action = 'Block'
-        Profile = [string[]]@($profiles | ForEach-Object { $FirewallProfileNames[$_] })
-        Enabled = 'False'
-        Program = $wanted.program
-        Protocol = $protocol
-        LocalPort = [string[]]@('Any')
-        RemotePort = [string[]]@('Any')
-        LocalAddress = [string[]]@('Any')
-        RemoteAddress = [string[]]@('Any')
-        Service = 'Any'
-        InterfaceType = 'Any'
-        InterfaceAlias = [string[]]@('Any')
-        EdgeTraversalPolicy = $FirewallEdgeArguments[$edge]
-        PolicyStore = 'PersistentStore'
-    }
-    if ($FirewallProtocolArguments.ContainsKey($protocol)) { $arguments.Protocol = $FirewallProtocolArguments[$protocol] }
-    if ($direction -eq 'in') { $arguments.Direction = 'Inbound' }
-    if ($action -eq 'allow') { $arguments.Action = 'Allow' }
-    if ($wanted.enabled) { $arguments.Enabled = 'True' }
-    if ($profiles.Count -eq 3) { $arguments.Profile = 'Any' }
-    if ($wanted.local_ports.Count) { $arguments.LocalPort = [string[]]$wanted.local_ports }
-    if ($wanted.remote_ports.Count) { $arguments.RemotePort = [string[]]$wanted.remote_ports }
-    if ($wanted.local_addresses.Count) { $arguments.LocalAddress = [string[]]$wanted.local_addresses }
-    if ($wanted.remote_addresses.Count) { $arguments.RemoteAddress = [string[]]$wanted.remote_addresses }
-    if ($wanted.service) { $arguments.Service = $wanted.service }
-    if ($interfaceTypes.Count) {
-        $arguments.InterfaceType = (@($interfaceTypes | ForEach-Object { $FirewallInterfaceTypeArguments[$_] }) -join ',')
-    }
-    if ($wanted.interfaces.Count) { $arguments.InterfaceAlias = [string[]](Get-BridgeInterfaceAlias -Interfaces $wanted.interfaces) }
-    if ($wanted.description) { $arguments.Description = $wanted.description }
-
     $current = Get-BridgeLocalFirewallRule -Name $name
     if ($null -eq $current) {
-        if ($wanted.grouping) { $arguments.Group = $wanted.grouping }
-        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name @arguments | Out-Null
+        $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields (Get-BridgeFirewallCreateFields -Wanted $wanted)
+        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name -PolicyStore PersistentStore @arguments | Out-Null
         return [ordered]@{ created = $true; updated = $false }
     }
-    $differs = $false
+    # Only the fields that differ are sent: disabling a block rule must not touch what we do not model.
+    $changed = New-BridgeList
     foreach ($field in $wanted.Keys) {
         $now = $current[$field]
-        if ($field -eq 'profiles' -or $field -eq 'interface_types') { $now = (@($now | Sort-Object) -join ',') }
         $want = $wanted[$field]
-        if ($field -eq 'interface_types') { $want = (@($want | Sort-Object) -join ',') }
-        if ($now -is [System.Collections.IEnumerable] -and $now -isnot [string]) { $now = (@($now) -join '|') }
-        if ($want -is [System.Collections.IEnumerable] -and $want -isnot [string]) { $want = (@($want) -join '|') }
-        if ($field -eq 'program') {
-            if (-not (Test-BridgeNameEqual -Left ([string]$now) -Right ([string]$want))) { $differs = $true }
+        if ($field -eq 'profiles') {
+            $now = (@($now | Sort-Object) -join ',')  # $want is already the sorted, joined list
         }
-        elseif ([string]$now -cne [string]$want) { $differs = $true }
+        elseif ($field -eq 'interface_types') {
+            $now = (@($now | Sort-Object) -join ',')
+            $want = (@($want | Sort-Object) -join ',')
+        }
+        elseif ($now -is [System.Collections.IEnumerable] -and $now -isnot [string]) {
+            $now = (@($now) -join '|')
+            $want = (@($want) -join '|')
+        }
+        if ($field -eq 'program') {
+            if (-not (Test-BridgeNameEqual -Left ([string]$now) -Right ([string]$want))) { $changed.Add($field) }
+        }
+        elseif ([string]$now -cne [string]$want) { $changed.Add($field) }
     }
-    if (-not $differs) { return [ordered]@{ created = $false; updated = $false } }
-    if ([string]$current.grouping -cne $wanted.grouping) {
-        # Set-NetFirewallRule cannot change a rule's group: the rule is put back whole under the same name.
+    if ($changed.Count -eq 0) { return [ordered]@{ created = $false; updated = $false } }
+    if ($changed.Contains('grouping') -or ($changed.Contains('interfaces') -and $wanted.interfaces.Count -eq 0)) {
+        # Set-NetFirewallRule can change neither a rule's group nor clear its interfaces: put it back whole.
+        $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields (Get-BridgeFirewallCreateFields -Wanted $wanted)
         Remove-NetFirewallRule -Name $name -PolicyStore PersistentStore
-        if ($wanted.grouping) { $arguments.Group = $wanted.grouping }
-        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name @arguments | Out-Null
+        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name -PolicyStore PersistentStore @arguments | Out-Null
         return [ordered]@{ created = $false; updated = $true }
     }
-    # An empty -Description is only sent to clear an existing one.
-    if ($current.description -and -not $wanted.description) { $arguments.Description = '' }
-    Set-NetFirewallRule -Name $name -NewDisplayName $wanted.display_name @arguments
+    $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields ([string[]]$changed)
+    Set-NetFirewallRule -Name $name -PolicyStore PersistentStore @arguments
     return [ordered]@{ created = $false; updated = $true }
 }
 
