@@ -23,6 +23,17 @@ from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import FIREWALL_RULE_DEFAULTS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall_programs import (
+    MSIX_NAME,
+    expand,
+    installed_by_windows,
+    msix_packages,
+    is_msix_path,
+    msix_operations,
+    notion_packages,
+    service_path,
+    user_variables,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
@@ -70,18 +81,8 @@ PROFILE_EXE = '{Local AppData}\\Programs\\Notion\\Notion.exe'
 MACHINE_EXES: tuple[str, ...] = ('C:\\Program Files\\Notion\\Notion.exe', 'C:\\Program Files (x86)\\Notion\\Notion.exe')
 RULE_PROGRAMS = '*\\notion.exe'
 CONFLICTS_GROUP = 'conflicts'
-# The MSIX Notion: one package family (name + publisher hash), its exe at a path that carries the version.
-MSIX_NAME = 'com.notion.app.desktop.notion'
-MSIX_FAMILY = 'com.notion.app.desktop.notion_87smfmv0eebam'
-_MSIX_PATH = re.compile(r'\\com\.notion\.app\.desktop\.notion_[^\\]*_87smfmv0eebam\\', re.IGNORECASE)
+PACKAGES_INDEX = 5  # list_packages in probe_operations
 MACHINE = 'machine'
-# What %VAR% in a rule's program means to the firewall service, which expands only the machine's
-# variables: a rule naming a per-user variable (%LOCALAPPDATA%...) matches no real program.
-_MACHINE_VARIABLES: dict[str, str] = {
-    'systemdrive': 'C:', 'systemroot': 'C:\\Windows', 'windir': 'C:\\Windows', 'programdata': 'C:\\ProgramData',
-    'programfiles': 'C:\\Program Files', 'programw6432': 'C:\\Program Files',
-    'programfiles(x86)': 'C:\\Program Files (x86)',
-}
 LINUX_MSG = ('Notion has no firewall integration on Linux: there is no per-application firewall that the '
              'desktop app registers with (distribution firewalls filter ports, and Notion only connects out), '
              'so there is nothing to allow.')
@@ -206,43 +207,6 @@ def _norm(path: str | None) -> str:
     return ntpath.normcase(ntpath.normpath(path)) if path else ''
 
 
-_VARIABLE = re.compile(r'%([^%\\]+)%')
-
-
-def _expand(text: str, variables: dict[str, str]) -> str | None:
-    """text with every %VAR% replaced, or None when one is not in variables (then nothing is meant)."""
-    unknown = [m.group(1) for m in _VARIABLE.finditer(text) if m.group(1).lower() not in variables]
-    if unknown:
-        return None
-    return _VARIABLE.sub(lambda m: variables[m.group(1).lower()], text)
-
-
-def service_path(rule_program: str | None) -> str | None:
-    """The program as the firewall service sees it: machine variables expanded, per-user ones matching nothing."""
-    return _expand(str(rule_program), _MACHINE_VARIABLES) if rule_program else None
-
-
-def user_variables(profile: dict[str, t.Any]) -> dict[str, str]:
-    """That user's environment: from the profile's own (its hive) when listed, else from its folders."""
-    variables = dict(_MACHINE_VARIABLES)
-    environment = profile.get('environment')
-    if isinstance(environment, dict):
-        variables.update({str(k).lower(): str(v) for k, v in environment.items() if isinstance(v, str)})
-        return variables
-    home = profile['profile_path']
-    local = profile['folders'].get('Local AppData') or ntpath.join(home, 'AppData', 'Local')
-    drive, rest = ntpath.splitdrive(home)
-    variables.update({'userprofile': home, 'username': profile['username'], 'homedrive': drive, 'homepath': rest,
-                      'localappdata': local,
-                      'appdata': profile['folders'].get('AppData') or ntpath.join(home, 'AppData', 'Roaming'),
-                      'temp': ntpath.join(local, 'Temp'), 'tmp': ntpath.join(local, 'Temp')})
-    return variables
-
-
-def is_msix_path(path: str | None) -> bool:
-    return bool(path) and bool(_MSIX_PATH.search(ntpath.normpath(str(path))))
-
-
 # -------------------------------------------------------------- discovery
 
 
@@ -332,34 +296,6 @@ def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[d
     ]
 
 
-def _notion_packages(envelope: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    """Listed MSIX Notions of Notion's publisher (the family name carries the publisher's hash)."""
-    return [p for p in operation_data(envelope, 5)['packages']
-            if str(p.get('family_name') or '').lower() == MSIX_FAMILY and p.get('install_location')]
-
-
-def _installed_by_windows(package: dict[str, t.Any]) -> bool:
-    """Whether the package lives in a WindowsApps folder under its own full name, as deployment puts it.
-
-    A package registered from loose files (developer mode) keeps its files wherever its user put
-    them, and anyone can claim a publisher name: such a folder is the user's, never a rule program.
-    """
-    location = ntpath.normpath(str(package['install_location']))
-    return (ntpath.basename(ntpath.dirname(location)).lower() == 'windowsapps'
-            and ntpath.basename(location).lower() == str(package.get('package_full_name') or '').lower())
-
-
-def msix_packages(envelope: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    return [p for p in _notion_packages(envelope) if _installed_by_windows(p)]
-
-
-def msix_operations(packages: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """Where each package's Notion.exe is: at the package root or one folder down, never assumed."""
-    return [{'op': 'stat_paths', 'within': p['install_location'],
-             'patterns': [f"{p['install_location']}\\Notion.exe", f"{p['install_location']}\\*\\Notion.exe"]}
-            for p in packages]
-
-
 def _msix_programs(packages: list[dict[str, t.Any]], stats: dict[str, t.Any] | None,
                    chosen: set[str]) -> tuple[list[Program], list[str]]:
     programs, errors = [], []
@@ -414,14 +350,15 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
         source = 'machine' if entry['pattern'] in MACHINE_EXES else 'extra'
         found.setdefault(_norm(entry['path']), Program(entry['path'], owner['username'] if owner else MACHINE,
                                                        owner['sid'] if owner else None, source, True, owner))
-    packages = msix_packages(envelope)
+    packages = msix_packages(envelope, PACKAGES_INDEX)
     msix, msix_errors = _msix_programs(packages, msix_stats, chosen)
     for program in msix:
         found.setdefault(program.key, program)
-    msix_users = {p['username'] for p in profiles for package in packages if p['sid'] in (package.get('user_sids') or [])}
+    msix_sids = {sid for package in packages for sid in (package.get('user_sids') or [])}
+    msix_users = {p['username'] for p in profiles if p['sid'] in msix_sids}
     notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not a WindowsApps folder "
                 '(a developer-mode registration): its files are not trusted, so it gets no rule'
-                for p in _notion_packages(envelope) if not _installed_by_windows(p)]
+                for p in notion_packages(envelope, PACKAGES_INDEX) if not installed_by_windows(p)]
     without = [name for name in without if name not in msix_users]
     value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None
     record = Record.parse(None if value is None else str(value.get('data')))
@@ -679,7 +616,7 @@ def ineffective_rules(discovery: Discovery) -> list[dict[str, t.Any]]:
             continue
         expanded = []
         for program in users:
-            path = _expand(str(rule['program']), user_variables(t.cast(dict, program.profile)))
+            path = expand(str(rule['program']), user_variables(t.cast(dict, program.profile)))
             if path is not None and _norm(path) == program.key:
                 expanded.append({'user': program.user, 'path': program.path})
         if expanded:
@@ -824,7 +761,7 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
     """The whole rung on Windows. Returns the module result; raises RequestError/HostError before any change."""
     request = Request.from_params(params, layout.name)
     probe = host.run_batch(probe_operations(layout, request), check_mode=True)
-    packages = msix_packages(probe)
+    packages = msix_packages(probe, PACKAGES_INDEX)
     # Only with an MSIX Notion: its folder is known from the probe, and the exe inside is looked for, not assumed.
     msix_stats = host.run_batch(msix_operations(packages), check_mode=True) if packages else None
     discovery = discover(request, probe, msix_stats)

@@ -397,8 +397,8 @@ def test_a_real_run_is_two_calls() -> None:
     run(twin)
     calls = twin.state['calls']
     assert [c['check_mode'] for c in calls] == [True, False]
-    assert calls[0]['operations'] == ['get_profiles', 'stat_paths', 'stat_paths', 'list_firewall_rules', 'read_registry',
-                                      'list_packages']
+    assert calls[0]['operations'] == ['get_profiles', 'stat_paths', 'stat_paths', 'list_firewall_rules',
+                                      'read_registry', 'list_packages']
     assert all(OPERATIONS[o].mutates for o in calls[1]['operations'])
 
 

@@ -38,7 +38,8 @@ def unrelated_rules(count: int) -> list[dict[str, t.Any]]:
 
 def local_rules_off(twin: SimulatedWindows, *profiles: str) -> None:
     for profile in profiles:
-        twin.set_registry('HKLM', POLICY_PROFILE_KEY.format(profile), {'AllowLocalPolicyMerge': {'type': 'REG_DWORD', 'data': 0}})
+        twin.set_registry('HKLM', POLICY_PROFILE_KEY.format(profile),
+                          {'AllowLocalPolicyMerge': {'type': 'REG_DWORD', 'data': 0}})
 
 
 # ---------------------------------------------------------------- one pass
@@ -114,7 +115,8 @@ def test_a_block_rule_with_every_field_set_is_recorded_and_restored_exactly() ->
         assert entry['rule'] == {**FULL_BLOCK, 'interface_types': ['wired', 'wireless']}
         result = run(twin, state='restored')
         assert names(result['restored']) == [FULL_BLOCK['name']]
-        assert rules_of(twin) == {**before, FULL_BLOCK['name']: {**FULL_BLOCK, 'interface_types': ['wired', 'wireless']}}
+        restored = {**FULL_BLOCK, 'interface_types': ['wired', 'wireless']}
+        assert rules_of(twin) == {**before, FULL_BLOCK['name']: restored}
         assert run(twin, state='restored')['changed'] is False
 
 
