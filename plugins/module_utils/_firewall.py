@@ -471,16 +471,24 @@ def _policy_action(rule: Rule, program: Program) -> str:
             'copy while the policy rule keeps applying): change or remove it in the policy that sets it.')
 
 
+def _policy_allows(discovery: Discovery, program: Program, direction: str, profile: str) -> bool:
+    return any(not is_local(rule) and rule['action'] == 'allow' and rule['enabled'] and rule['direction'] == direction
+               and profile in rule['profiles'] and program.matches(rule['program']) for rule in discovery.rules)
+
+
 def effective_profiles(plan: Plan) -> tuple[str, ...]:
     """The requested profiles where local rules take effect; in the others an allow rule of ours could not apply."""
     applies = plan.discovery.local_rules_apply
     off = [p for p in plan.request.profiles if not applies.get(p, True)]
-    if off:
-        covered = sorted({p.path for p in plan.discovery.programs if p.covered})
+    # Only programs the policy does not already allow there need the policy owner.
+    needing = sorted({program.path for program in plan.discovery.programs if program.covered
+                      for direction in plan.request.directions for profile in off
+                      if not _policy_allows(plan.discovery, program, direction, profile)})
+    if needing:
         plan.manual_actions.append(
             f"Local firewall rules do not apply in the {', '.join(off)} profile(s): Group Policy or MDM sets "
             '"apply local firewall rules: no" (AllowLocalPolicyMerge 0), so no allow rule was added there. Ask the '
-            f"policy owner to allow Notion in that policy ({', '.join(covered) or 'no Notion.exe found'}).")
+            f"policy owner to allow these programs in that policy: {', '.join(needing)}.")
     return tuple(p for p in plan.request.profiles if p not in off)
 
 

@@ -222,3 +222,17 @@ def test_an_msix_registered_from_a_users_folder_gets_no_rule() -> None:
     assert [p for p in result['programs'] if p['source'] == 'msix'] == []
     assert sorted(ours(twin)) == ALL_FOUR
     assert any('developer-mode' in notice for notice in result['notices'])
+
+
+def test_local_rules_off_needs_no_manual_action_where_the_policy_already_allows_notion() -> None:
+    policy_allows = [{'name': f'gpo-{user}-{direction}', 'display_name': 'Notion (IT)', 'direction': direction,
+                      'action': 'allow', 'profiles': ['private', 'public'], 'program': exe, 'enabled': True,
+                      'description': '', 'store': 'group_policy'}
+                     for user, exe in (('alice', ALICE_EXE), ('bob', BOB_EXE)) for direction in ('in', 'out')]
+    twin = machine(*policy_allows[:3])
+    local_rules_off(twin, 'private', 'public')
+    [action] = run(twin)['manual_actions']
+    assert BOB_EXE in action and ALICE_EXE not in action, 'bob lacks the outbound policy rule'
+    twin.state['firewall_rules'].append(policy_allows[3])
+    result = run(twin)
+    assert result['manual_actions'] == [] and result['changed'] is False
