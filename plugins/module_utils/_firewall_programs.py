@@ -48,7 +48,10 @@ def user_variables(profile: dict[str, t.Any]) -> dict[str, str]:
     variables = dict(MACHINE_VARIABLES)
     environment = profile.get('environment')
     if isinstance(environment, dict):
-        variables.update({str(k).lower(): str(v) for k, v in environment.items() if isinstance(v, str)})
+        listed = {str(k).lower(): v for k, v in environment.items() if isinstance(v, str)}
+        variables.update(listed)
+        # A user variable may be stored unexpanded (REG_EXPAND_SZ, %USERPROFILE%\AppData\Local): one level.
+        variables.update({k: expand(v, variables) or v for k, v in listed.items() if '%' in v})
         return variables
     home = profile['profile_path']
     local = profile['folders'].get('Local AppData') or ntpath.join(home, 'AppData', 'Local')

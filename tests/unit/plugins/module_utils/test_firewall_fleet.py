@@ -236,3 +236,18 @@ def test_local_rules_off_needs_no_manual_action_where_the_policy_already_allows_
     twin.state['firewall_rules'].append(policy_allows[3])
     result = run(twin)
     assert result['manual_actions'] == [] and result['changed'] is False
+
+
+def test_a_users_environment_stored_unexpanded_is_expanded_with_that_users_own_variables() -> None:
+    class EnvironmentWindows(SimulatedWindows):
+        def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
+            listed = super().op_get_profiles(shell_folders)
+            for profile in listed['profiles']:
+                if profile['username'] == 'bob':
+                    profile['environment'] = {'USERPROFILE': 'C:\\Users\\bob',
+                                              'LOCALAPPDATA': '%USERPROFILE%\\AppData\\Local'}
+            return listed
+
+    twin = EnvironmentWindows(machine(PER_USER_BLOCK).state)
+    [ineffective] = run(twin)['ineffective_rules']
+    assert ineffective['expanded'] == [{'user': 'alice', 'path': ALICE_EXE}, {'user': 'bob', 'path': BOB_EXE}]
