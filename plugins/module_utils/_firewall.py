@@ -27,9 +27,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall_progr
     MSIX_NAME,
     expand,
     installed_by_windows,
-    msix_packages,
     is_msix_path,
     msix_operations,
+    msix_packages,
     notion_packages,
     service_path,
     user_variables,
@@ -271,7 +271,6 @@ class Discovery:
     notices: list[str]
     users_without_notion: list[str]
     local_rules_apply: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(PROFILE_CHOICES, True))
-    profiles: list[dict[str, t.Any]] = field(default_factory=list)
 
     def program_of(self, rule_program: str | None) -> Program | None:
         for program in self.programs:
@@ -366,8 +365,7 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
     return Discovery(programs=list(found.values()), rules=[normalized(r) for r in rules], record=record,
                      unknown_roots=unknown_roots, errors=errors + msix_errors, notices=notices,
                      users_without_notion=without,
-                     local_rules_apply={p: applies.get(p) is not False for p in PROFILE_CHOICES},
-                     profiles=[p for p in profiles if not p['special']])
+                     local_rules_apply={p: applies.get(p) is not False for p in PROFILE_CHOICES})
 
 
 def _owner(path: str, profiles: list[dict[str, t.Any]]) -> dict[str, t.Any] | None:
