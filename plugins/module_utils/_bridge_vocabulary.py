@@ -36,6 +36,7 @@ Batch semantics, shared by both implementations:
 """
 from __future__ import annotations
 
+import typing as t
 from dataclasses import dataclass
 
 
@@ -98,11 +99,16 @@ _OPERATIONS: tuple[Operation, ...] = (
     Operation('delete_registry_values', ('key', 'names'), ('sid',), True,
               'Delete the named values of a key; missing values are reported, not an error.'),
     Operation('list_firewall_rules', (), ('programs',), False,
-              'Windows Defender Firewall rules, optionally only those whose program matches one of '
-              'programs (case-insensitive, wildcards allowed).'),
+              'Windows Defender Firewall rules of every store (local, group policy, MDM) read in one pass, '
+              'each complete and with its store, optionally only those whose program (as stored, not '
+              'expanded) matches one of programs (case-insensitive, wildcards allowed); and per profile '
+              'whether local rules apply.'),
     Operation('set_firewall_rule', ('name', 'display_name', 'direction', 'action', 'profiles', 'program',
-                                    'enabled'), ('description',), True,
-              'Create a rule by name, or update the existing rule of that name in place.'),
+                                    'enabled'),
+              ('description', 'protocol', 'local_ports', 'remote_ports', 'local_addresses', 'remote_addresses',
+               'service', 'interface_types', 'interfaces', 'edge_traversal', 'grouping'), True,
+              'Create a local rule by name, or update the existing local rule of that name in place; every '
+              'optional field left out means "any".'),
     Operation('remove_firewall_rule', ('name',), (), True,
               'Delete a rule by name; a missing rule is reported, not an error.'),
     Operation('list_registry_subkeys', ('key',), ('sid', 'names'), False,
@@ -177,6 +183,16 @@ _OPERATIONS: tuple[Operation, ...] = (
 OPERATIONS: dict[str, Operation] = {operation.name: operation for operation in _OPERATIONS}
 
 # Names of records and their namespaces: safe as a registry value name and as a file name.
+# A complete firewall rule as list_firewall_rules returns it and set_firewall_rule takes it: the
+# required eight, then these fields with their "any" value (lists empty = any). protocol is 'any',
+# 'tcp', 'udp', 'icmpv4', 'icmpv6' or a number 0-255; interface_types a subset of 'wired',
+# 'wireless', 'remote_access'; edge_traversal 'block', 'allow', 'defer_to_app' or 'defer_to_user'.
+FIREWALL_RULE_DEFAULTS: dict[str, t.Any] = {
+    'protocol': 'any', 'local_ports': [], 'remote_ports': [], 'local_addresses': [], 'remote_addresses': [],
+    'service': '', 'interface_types': [], 'interfaces': [], 'edge_traversal': 'block', 'grouping': '',
+}
+# Where a listed rule comes from: only 'local' rules can be changed on the host.
+FIREWALL_STORES: tuple[str, ...] = ('local', 'group_policy', 'mdm')
 RECORD_NAME_PATTERN = r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
 RECORDS_KEY = 'SOFTWARE\\loopbreaker\\notion\\records'
 LOCK_TIMEOUT_SECONDS = 60

@@ -22,6 +22,18 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import FIREWALL_RULE_DEFAULTS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall_programs import (
+    MSIX_NAME,
+    expand,
+    installed_by_windows,
+    is_msix_path,
+    msix_operations,
+    msix_packages,
+    notion_packages,
+    service_path,
+    user_variables,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
@@ -52,25 +64,25 @@ MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users']]
 RULE_PREFIX = 'loopbreaker.notion-'
 _OUR_NAME = re.compile(r'^loopbreaker\.notion-([0-9a-f]{8})-(in|out)$', re.IGNORECASE)
 DISPLAY_PREFIX = 'Notion (loopbreaker.notion)'
-RULE_KEYS: tuple[str, ...] = ('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled',
+CORE_KEYS: tuple[str, ...] = ('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled',
                               'description')
+# A complete rule: everything needed to put a rule back exactly as it was.
+RULE_KEYS: tuple[str, ...] = CORE_KEYS + tuple(FIREWALL_RULE_DEFAULTS)
+LOCAL_STORE = 'local'
+STORE_LABELS: dict[str, str] = {'group_policy': 'Group Policy', 'mdm': 'MDM (Intune Firewall CSP)'}
 DIRECTION_CODES: dict[str, str] = {'inbound': 'in', 'outbound': 'out'}
 DIRECTION_NAMES: dict[str, str] = {code: name for name, code in DIRECTION_CODES.items()}
 RECORD_KEY = 'SOFTWARE\\loopbreaker\\notion\\firewall'
 RECORD_VALUE = 'record'
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+# Format 1 recorded only the eight core fields; its entries are read with the others at "any".
+RECORD_FORMATS: tuple[int, ...] = (1, 2)
 PROFILE_EXE = '{Local AppData}\\Programs\\Notion\\Notion.exe'
 MACHINE_EXES: tuple[str, ...] = ('C:\\Program Files\\Notion\\Notion.exe', 'C:\\Program Files (x86)\\Notion\\Notion.exe')
 RULE_PROGRAMS = '*\\notion.exe'
 CONFLICTS_GROUP = 'conflicts'
+PACKAGES_INDEX = 5  # list_packages in probe_operations
 MACHINE = 'machine'
-# What %VAR% in a rule's program means when the listing did not expand it (the real bridge
-# expands on the host; the twin and hand-written rules may not).
-_MACHINE_VARIABLES: dict[str, str] = {
-    'systemdrive': 'C:', 'systemroot': 'C:\\Windows', 'windir': 'C:\\Windows', 'programdata': 'C:\\ProgramData',
-    'programfiles': 'C:\\Program Files', 'programw6432': 'C:\\Program Files',
-    'programfiles(x86)': 'C:\\Program Files (x86)',
-}
 LINUX_MSG = ('Notion has no firewall integration on Linux: there is no per-application firewall that the '
              'desktop app registers with (distribution firewalls filter ports, and Notion only connects out), '
              'so there is nothing to allow.')
@@ -151,16 +163,33 @@ def wanted_rule(program: Program, direction: str, profiles: tuple[str, ...]) -> 
         'enabled': True,
         'description': (f'Lets Notion sync through Windows Defender Firewall ({program.user}). Managed by '
                         f'loopbreaker.notion.firewall; program: {program.path}'),
+        **FIREWALL_RULE_DEFAULTS,
     }
 
 
 def normalized(rule: Rule) -> Rule:
-    """The comparable form of a listed rule: our eight keys, profiles sorted, no description as ''."""
-    picked = {key: rule.get(key) for key in RULE_KEYS}
+    """The comparable form of a listed rule: every field (absent = "any"), lists of sets sorted, and its store."""
+    picked = {key: rule.get(key) for key in CORE_KEYS}
+    for key, default in FIREWALL_RULE_DEFAULTS.items():
+        value = rule.get(key)
+        picked[key] = default if value is None else value
+        if isinstance(default, list):
+            picked[key] = [str(item) for item in picked[key]]
     picked['profiles'] = sorted(picked['profiles'] or [])
+    picked['interface_types'] = sorted(picked['interface_types'])
     picked['description'] = picked['description'] or ''
     picked['enabled'] = bool(picked['enabled'])
+    picked['store'] = rule.get('store') or LOCAL_STORE
     return picked
+
+
+def complete_rule(rule: Rule) -> Rule:
+    """The rule as recorded and replayed: every field, no store (a restored rule is always local)."""
+    return {key: normalized(rule)[key] for key in RULE_KEYS}
+
+
+def is_local(rule: Rule) -> bool:
+    return (rule.get('store') or LOCAL_STORE) == LOCAL_STORE
 
 
 def differences(current: Rule, wanted: Rule) -> dict[str, dict[str, t.Any]]:
@@ -176,15 +205,6 @@ def differences(current: Rule, wanted: Rule) -> dict[str, dict[str, t.Any]]:
 
 def _norm(path: str | None) -> str:
     return ntpath.normcase(ntpath.normpath(path)) if path else ''
-
-
-def _expand(text: str, profile: dict[str, t.Any] | None) -> str:
-    variables = dict(_MACHINE_VARIABLES)
-    if profile:
-        variables.update({'userprofile': profile['profile_path'], 'username': profile['username'],
-                          'localappdata': profile['folders'].get('Local AppData', ''),
-                          'appdata': profile['folders'].get('AppData', '')})
-    return re.sub(r'%([^%]+)%', lambda m: variables.get(m.group(1).lower(), m.group(0)), text)
 
 
 # -------------------------------------------------------------- discovery
@@ -204,7 +224,8 @@ class Program:
         return _norm(self.path)
 
     def matches(self, rule_program: str | None) -> bool:
-        return bool(rule_program) and _norm(_expand(str(rule_program), self.profile)) == self.key
+        path = service_path(rule_program)
+        return path is not None and _norm(path) == self.key
 
 
 @dataclass
@@ -225,15 +246,16 @@ class Record:
             return cls()
         try:
             data = json.loads(text)
-            if data.get('format') != RECORD_FORMAT:
+            if data.get('format') not in RECORD_FORMATS:
                 raise ValueError(f"unknown format {data.get('format')!r}")
+            required = CORE_KEYS if data['format'] == 1 else RULE_KEYS
             entries = {}
             for entry in data['rules']:
                 rule = entry['rule']
-                missing = [key for key in RULE_KEYS if key not in rule]
+                missing = [key for key in required if key not in rule]
                 if missing or entry.get('handled') not in ('disabled', 'removed'):
                     raise ValueError(f'malformed entry {rule.get("name")!r}')
-                entries[rule['name'].lower()] = entry
+                entries[rule['name'].lower()] = {**entry, 'rule': complete_rule(rule)}
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             return cls(exists=True, error=str(error))
         return cls(entries=entries, exists=True)
@@ -248,6 +270,7 @@ class Discovery:
     errors: list[str]
     notices: list[str]
     users_without_notion: list[str]
+    local_rules_apply: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(PROFILE_CHOICES, True))
 
     def program_of(self, rule_program: str | None) -> Program | None:
         for program in self.programs:
@@ -268,15 +291,36 @@ def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[d
         {'op': 'stat_paths', 'patterns': list(MACHINE_EXES) + list(request.extra_programs)},
         {'op': 'list_firewall_rules', 'programs': [RULE_PROGRAMS] + list(request.extra_programs)},
         {'op': 'read_registry', 'key': RECORD_KEY, 'names': [RECORD_VALUE]},
+        {'op': 'list_packages', 'names': [MSIX_NAME]},
     ]
 
 
-def discover(request: Request, envelope: dict[str, t.Any]) -> Discovery:
-    """Every Notion.exe, the rules naming one, and our record, from one probe envelope."""
+def _msix_programs(packages: list[dict[str, t.Any]], stats: dict[str, t.Any] | None,
+                   chosen: set[str]) -> tuple[list[Program], list[str]]:
+    programs, errors = [], []
+    for index, package in enumerate(packages):
+        result = (stats or {}).get('results', [])[index] if stats else None
+        if result is None or result['status'] != 'ok':
+            errors.append(f"MSIX {package['package_full_name']}: could not look for Notion.exe: "
+                          f"{(result or {}).get('error') or 'not searched'}")
+            continue
+        files = sorted((e['path'] for e in result['data']['entries'] if e['type'] == 'file'), key=len)
+        if not files:
+            errors.append(f"MSIX {package['package_full_name']}: no Notion.exe in {package['install_location']}")
+            continue
+        sids = set(package.get('user_sids') or [])
+        # Provisioned but installed for nobody yet: it is every future user's, so it is covered.
+        programs.append(Program(files[0], MACHINE, None, 'msix', not sids or bool(sids & chosen)))
+    return programs, errors
+
+
+def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str, t.Any] | None = None) -> Discovery:
+    """Every Notion.exe, the rules naming one, and our record, from the probe envelope (and the MSIX stats)."""
     profiles = operation_data(envelope, 0)['profiles']
     stats = per_profile(envelope, 1)
     machine = operation_data(envelope, 2)['entries']
-    rules = operation_data(envelope, 3)['rules']
+    listing = operation_data(envelope, 3)
+    rules = listing['rules']
     registry = operation_data(envelope, 4)
     chosen = {p['sid'] for p in select_profiles(profiles, request.users, request.exclude_users, case_insensitive=True)}
     found: dict[str, Program] = {}
@@ -305,10 +349,23 @@ def discover(request: Request, envelope: dict[str, t.Any]) -> Discovery:
         source = 'machine' if entry['pattern'] in MACHINE_EXES else 'extra'
         found.setdefault(_norm(entry['path']), Program(entry['path'], owner['username'] if owner else MACHINE,
                                                        owner['sid'] if owner else None, source, True, owner))
+    packages = msix_packages(envelope, PACKAGES_INDEX)
+    msix, msix_errors = _msix_programs(packages, msix_stats, chosen)
+    for program in msix:
+        found.setdefault(program.key, program)
+    msix_sids = {sid for package in packages for sid in (package.get('user_sids') or [])}
+    msix_users = {p['username'] for p in profiles if p['sid'] in msix_sids}
+    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not a WindowsApps folder "
+                '(a developer-mode registration): its files are not trusted, so it gets no rule'
+                for p in notion_packages(envelope, PACKAGES_INDEX) if not installed_by_windows(p)]
+    without = [name for name in without if name not in msix_users]
     value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None
     record = Record.parse(None if value is None else str(value.get('data')))
+    applies = listing.get('local_rules_apply') or {}
     return Discovery(programs=list(found.values()), rules=[normalized(r) for r in rules], record=record,
-                     unknown_roots=unknown_roots, errors=errors, notices=notices, users_without_notion=without)
+                     unknown_roots=unknown_roots, errors=errors + msix_errors, notices=notices,
+                     users_without_notion=without,
+                     local_rules_apply={p: applies.get(p) is not False for p in PROFILE_CHOICES})
 
 
 def _owner(path: str, profiles: list[dict[str, t.Any]]) -> dict[str, t.Any] | None:
@@ -337,7 +394,7 @@ class Change:
         group = {'group': CONFLICTS_GROUP} if self.conflict else {}
         if self.after is None:
             return {'op': 'remove_firewall_rule', 'name': self.name, **group}
-        return {'op': 'set_firewall_rule', **{key: self.after[key] for key in RULE_KEYS}, **group}
+        return {'op': 'set_firewall_rule', **complete_rule(self.after), **group}
 
 
 @dataclass
@@ -348,6 +405,7 @@ class Plan:
     conflicts: list[dict[str, t.Any]] = field(default_factory=list)
     unchanged: list[Rule] = field(default_factory=list)
     kept: list[Rule] = field(default_factory=list)
+    manual_actions: list[str] = field(default_factory=list)
     record_after: str | None = None
     record_delete: bool = False
 
@@ -376,6 +434,8 @@ class Plan:
 def _our_rule_fate(discovery: Discovery, rule: Rule, request: Request, *, removing: bool) -> str | None:
     """Why an existing rule of ours (not one this run wants) goes, or None to keep it."""
     program = discovery.program_of(rule['program'])
+    if program is None and is_msix_path(rule['program']):
+        return 'MSIX package version no longer installed'
     if program is None:
         return None if discovery.unknown(rule['program']) else 'program not found'
     if not program.covered:
@@ -398,18 +458,52 @@ def _is_conflict(discovery: Discovery, rule: Rule, request: Request) -> Program 
 
 
 def _conflict_entry(rule: Rule, program: Program, handling: str) -> dict[str, t.Any]:
+    if not is_local(rule) and handling in ('disabled', 'removed', 'reported'):
+        handling = 'not_locally_changeable'
     return {**_public(rule), 'user': program.user, 'matched_program': program.path, 'handling': handling}
+
+
+def _policy_action(rule: Rule, program: Program) -> str:
+    return (f"{rule['name']} ({rule['display_name']}) is a {STORE_LABELS.get(rule['store'], rule['store'])} rule that "
+            f"blocks {program.path}; it cannot be changed on the host (a local change would only add a local "
+            'copy while the policy rule keeps applying): change or remove it in the policy that sets it.')
+
+
+def _policy_allows(discovery: Discovery, program: Program, direction: str, profile: str) -> bool:
+    return any(not is_local(rule) and rule['action'] == 'allow' and rule['enabled'] and rule['direction'] == direction
+               and profile in rule['profiles'] and program.matches(rule['program']) for rule in discovery.rules)
+
+
+def effective_profiles(plan: Plan) -> tuple[str, ...]:
+    """The requested profiles where local rules take effect; in the others an allow rule of ours could not apply."""
+    applies = plan.discovery.local_rules_apply
+    off = [p for p in plan.request.profiles if not applies.get(p, True)]
+    # Only programs the policy does not already allow there need the policy owner.
+    needing = sorted({program.path for program in plan.discovery.programs if program.covered
+                      for direction in plan.request.directions for profile in off
+                      if not _policy_allows(plan.discovery, program, direction, profile)})
+    if needing:
+        plan.manual_actions.append(
+            f"Local firewall rules do not apply in the {', '.join(off)} profile(s): Group Policy or MDM sets "
+            '"apply local firewall rules: no" (AllowLocalPolicyMerge 0), so no allow rule was added there. Ask the '
+            f"policy owner to allow these programs in that policy: {', '.join(needing)}.")
+    return tuple(p for p in plan.request.profiles if p not in off)
 
 
 def plan_present(request: Request, discovery: Discovery, stamp: str) -> Plan:
     plan = Plan(request, discovery)
-    ours = {r['name'].lower(): r for r in discovery.rules if is_ours(r['name'])}
+    ours = {r['name'].lower(): r for r in discovery.rules if is_ours(r['name']) and is_local(r)}
     wanted_names = set()
+    profiles = effective_profiles(plan)
     for program in (p for p in discovery.programs if p.covered):
         for direction in request.directions:
-            wanted = wanted_rule(program, direction, request.profiles)
+            wanted = wanted_rule(program, direction, profiles)
             wanted_names.add(wanted['name'])
             current = ours.get(wanted['name'])
+            if not profiles:
+                if current is not None:
+                    plan.kept.append(current)
+                continue
             if current is None:
                 plan.changes.append(Change('added', wanted['name'], None, wanted, program.user, 'missing'))
             elif differences(current, wanted):
@@ -445,6 +539,10 @@ def _plan_conflicts(plan: Plan, stamp: str) -> None:
         if program is None:
             continue
         plan.conflicts.append(_conflict_entry(rule, program, handling))
+        if not is_local(rule):
+            # Never sent: Windows would add a local duplicate and the policy rule would keep blocking.
+            plan.manual_actions.append(_policy_action(rule, program))
+            continue
         if handling == 'reported':
             continue
         after = None if handling == 'removed' else {**rule, 'enabled': False}
@@ -452,7 +550,7 @@ def _plan_conflicts(plan: Plan, stamp: str) -> None:
         previous = entries.get(rule['name'].lower())
         # The first original wins: a rule changed again is still restored to how we first found it.
         entries[rule['name'].lower()] = ({**previous, 'handled': handling} if previous else
-                                         {'rule': rule, 'handled': handling, 'recorded': stamp})
+                                         {'rule': complete_rule(rule), 'handled': handling, 'recorded': stamp})
     if not changes:
         return
     if record.error:
@@ -465,7 +563,7 @@ def _plan_conflicts(plan: Plan, stamp: str) -> None:
 
 def plan_absent(request: Request, discovery: Discovery, stamp: str) -> Plan:
     plan = Plan(request, discovery)
-    for rule in (r for r in discovery.rules if is_ours(r['name'])):
+    for rule in (r for r in discovery.rules if is_ours(r['name']) and is_local(r)):
         _remove_or_keep(plan, rule, removing=True)
     for rule in discovery.rules:
         program = _is_conflict(discovery, rule, request)
@@ -482,7 +580,7 @@ def plan_restored(request: Request, discovery: Discovery, stamp: str) -> Plan:
     if record.error:
         raise RequestError(f'the record of changed firewall rules (HKLM\\{RECORD_KEY}\\{RECORD_VALUE}) cannot be '
                            f'read: {record.error}. Nothing was changed.')
-    current = {r['name'].lower(): r for r in discovery.rules}
+    current = {r['name'].lower(): r for r in discovery.rules if is_local(r)}
     remaining = {}
     for name, entry in record.entries.items():
         original = normalized(entry['rule'])
@@ -492,7 +590,7 @@ def plan_restored(request: Request, discovery: Discovery, stamp: str) -> Plan:
             remaining[name] = entry
             continue
         before = current.get(name)
-        if before != original:
+        if before is None or complete_rule(before) != complete_rule(original):
             plan.changes.append(Change('restored', original['name'], before, original,
                                        program.user if program else None, f"was {entry['handled']}", conflict=True))
     if remaining:
@@ -511,10 +609,25 @@ PLANNERS: dict[str, t.Callable[[Request, Discovery, str], Plan]] = {
 
 
 def _public(rule: Rule) -> dict[str, t.Any]:
-    return {'name': rule['name'], 'display_name': rule['display_name'],
-            'direction': DIRECTION_NAMES.get(rule['direction'], rule['direction']), 'action': rule['action'],
-            'profiles': list(rule['profiles']), 'program': rule['program'], 'enabled': rule['enabled'],
-            'description': rule['description']}
+    full = normalized(rule)
+    return {**full, 'direction': DIRECTION_NAMES.get(full['direction'], full['direction'])}
+
+
+def ineffective_rules(discovery: Discovery) -> list[dict[str, t.Any]]:
+    """Rules naming a covered user's Notion.exe only through per-user variables: they match nothing."""
+    found = []
+    users = [p for p in discovery.programs if p.covered and p.profile is not None and p.source == 'profile']
+    for rule in discovery.rules:
+        if is_ours(rule['name']) or not rule['program'] or service_path(rule['program']) is not None:
+            continue
+        expanded = []
+        for program in users:
+            path = expand(str(rule['program']), user_variables(t.cast(dict, program.profile)))
+            if path is not None and _norm(path) == program.key:
+                expanded.append({'user': program.user, 'path': program.path})
+        if expanded:
+            found.append({**_public(rule), 'expanded': expanded})
+    return found
 
 
 def rule_line(rule: Rule) -> str:
@@ -582,9 +695,15 @@ def build_result(plan: Plan, results: list[dict[str, t.Any]] | None) -> dict[str
     result['conflicts'] = [{**entry, 'handling': 'failed'} if entry['name'].lower() in failed else entry
                            for entry in plan.conflicts]
     result['record'] = _record_summary(plan, record_done)
+    result['local_rules_apply'] = dict(plan.discovery.local_rules_apply)
+    result['manual_actions'] = list(plan.manual_actions)
+    result['ineffective_rules'] = ineffective_rules(plan.discovery)
     kept = [f"kept {r['name']}: its program {r['program']} could not be checked"
             for r in plan.kept if plan.discovery.unknown(r['program'])]
-    result['notices'] = plan.discovery.notices + kept
+    ineffective = [f"{r['name']} ({r['display_name']}) names {r['program']}: the firewall service expands no per-user "
+                   f"variables, so it matches no program (for {', '.join(e['user'] for e in r['expanded'])} it would "
+                   'mean their Notion.exe); left as it is' for r in result['ineffective_rules']]
+    result['notices'] = plan.discovery.notices + kept + ineffective
     result['diff'] = _diff(plan, done)
     if errors:
         result['failed'] = True
@@ -648,7 +767,10 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
     """The whole rung on Windows. Returns the module result; raises RequestError/HostError before any change."""
     request = Request.from_params(params, layout.name)
     probe = host.run_batch(probe_operations(layout, request), check_mode=True)
-    discovery = discover(request, probe)
+    packages = msix_packages(probe, PACKAGES_INDEX)
+    # Only with an MSIX Notion: its folder is known from the probe, and the exe inside is looked for, not assumed.
+    msix_stats = host.run_batch(msix_operations(packages), check_mode=True) if packages else None
+    discovery = discover(request, probe, msix_stats)
     plan = PLANNERS[request.state](request, discovery, f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')} ({entry_token})")
     operations = [operation for operation, _change in plan.steps()]
     results = None
@@ -665,4 +787,4 @@ def not_applicable(params: dict[str, t.Any]) -> dict[str, t.Any]:
     request = Request.from_params(params, 'linux')
     return {'changed': False, 'not_applicable': True, 'platform': 'linux', 'state': request.state, 'msg': LINUX_MSG,
             'programs': [], 'added': [], 'corrected': [], 'removed': [], 'disabled': [], 'restored': [],
-            'conflicts': [], 'notices': []}
+            'conflicts': [], 'notices': [], 'manual_actions': [], 'ineffective_rules': []}

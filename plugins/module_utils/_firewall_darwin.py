@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _socketfilterfw as sfw
-from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall import MACHINE, RECORD_FORMAT, Program, Request
+from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall import MACHINE, Program, Request
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     HostError,
@@ -28,6 +28,8 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
 )
 
 DARWIN_APP = '/Applications/Notion.app'
+# The macOS record's own format: the Windows record moved to format 2 (complete rules), this one did not change.
+RECORD_FORMAT = 1
 DARWIN_USER_APP = '{ProfilePath}/Applications/Notion.app'
 DARWIN_RECORD = '/Library/Application Support/loopbreaker/firewall-record.json'
 

@@ -11,18 +11,29 @@ description:
     through firewall" in Windows Security, done for every Notion install of a host at once.
   - On Windows (Windows Defender Firewall) it finds each user's C(%LOCALAPPDATA%\Programs\Notion\Notion.exe)
     (the folder read from the user's own hive, logged-off users too), the machine-wide installs
-    C(C:\Program Files\Notion\Notion.exe) and its Program Files (x86) twin, and O(extra_programs); then
+    C(C:\Program Files\Notion\Notion.exe) and its Program Files (x86) twin, the MSIX Notion (package
+    family C(com.notion.app.desktop.notion_87smfmv0eebam), its C(Notion.exe) looked for in the package's
+    folder under C(WindowsApps), whose name carries the version), and O(extra_programs); then
     ensures one allow rule per program and requested direction. Each rule is named
     C(loopbreaker.notion-<8 hex digits of the path's hash>-in) (or C(-out)) and displayed as
     "Notion (loopbreaker.notion) - <user> - inbound" (or outbound), with the program path in its description.
     A rule of that name with other settings is corrected in place, never duplicated.
   - Enabled block rules whose program is one of these Notion.exe files, for a requested direction and a
     requested profile, are conflicts. Block rules win over allow rules in Windows Defender Firewall, so by
-    default they are disabled (O(conflicts)). Each changed block rule is first copied, as it was found, into
+    default they are disabled (O(conflicts)). Each changed block rule is first copied, as it was found and
+    complete (protocol, local and remote ports and addresses, service, interface types and interfaces, edge
+    traversal, profiles, description, group, enabled, action, direction, program), into
     C(HKLM\SOFTWARE\loopbreaker\notion\firewall) (value C(record)), so O(state=restored) can put it back
     exactly.
+  - A block rule set by Group Policy or MDM (Intune) cannot be changed on the host (a local change only adds a
+    local copy while the policy rule keeps applying), so it is never touched; it is listed in RV(conflicts)
+    with handling C(not_locally_changeable) and its C(store), and RV(manual_actions) says which policy to change.
+  - Where a policy sets "apply local firewall rules" to no (C(AllowLocalPolicyMerge) 0) for a profile, no local
+    rule takes effect there, so the allow rules leave that profile out (none is added when no requested profile
+    takes local rules), and RV(manual_actions) asks for the allow rule in the policy instead.
   - Rules of ours whose program is no longer found (uninstalled, or an O(extra_programs) entry no longer
-    given), or whose direction is no longer requested, are removed. Rules of ours for programs this run does
+    given, or an MSIX version no longer installed, even if its folder is still on disk), or whose direction is
+    no longer requested, are removed. Rules of ours for programs this run does
     not cover (users left out with O(users) or O(exclude_users)) are left alone.
   - On macOS the Application Firewall (C(socketfilterfw)) gets C(/Applications/Notion.app) and each
     C(~/Applications/Notion.app) added and unblocked. Every command it runs is declared in
@@ -31,7 +42,9 @@ description:
   - On Linux there is no Notion firewall integration; the module validates its arguments and returns
     RV(not_applicable=true) without changing anything.
   - On Windows hosts (PowerShell connections) the logic runs on the controller and the host only executes
-    primitive operations through the collection's internal Windows bridge, in at most two calls.
+    primitive operations through the collection's internal Windows bridge, in at most two calls (three when an
+    MSIX Notion is installed; its folder is searched for C(Notion.exe) once it is known). Every firewall rule of
+    the machine is read once per run, from the stores the firewall keeps them in, whatever their number.
 version_added: 0.1.0
 author: loopbreaker.notion contributors (@loopbreaker)
 requirements:
@@ -127,11 +140,13 @@ notes:
   - Windows' default policy already allows outbound traffic and blocks unsolicited inbound; the rules matter
     where outbound is blocked by policy or where a block rule names Notion.exe (then it is the block rule that
     must go, which is why conflicts are disabled by default).
-  - Block rules that come from group policy cannot be changed on the host; disabling or removing one is
-    reported as failed, and the policy must be changed instead.
-  - A rule whose program uses environment variables is matched after expansion. On Windows the listing is
-    expanded by the host; user variables such as C(%LOCALAPPDATA%) are matched against each profile's own
-    folders.
+  - Block rules that come from Group Policy or MDM cannot be changed on the host; they are reported (see
+    RV(manual_actions)), never duplicated, and the run stays idempotent.
+  - A rule program is matched as the firewall service reads it. The service expands only machine variables
+    (C(%ProgramFiles%), C(%SystemRoot%)...), so a rule naming C(%LOCALAPPDATA%\Programs\Notion\Notion.exe)
+    matches no program at all; it is left as it is and listed in RV(ineffective_rules) with what it would mean
+    for each user (expanded from that user's own environment or folders, never the administrator's). Our own
+    rules always name the literal path.
   - On macOS, a firewall managed by a configuration profile (MDM) refuses command-line changes; the task then
     fails with that message and the profile must allow Notion instead.
 seealso:
@@ -182,7 +197,8 @@ not_applicable:
 programs:
   description:
     - Every Notion install found. On Windows each has C(path), C(user) (C(machine) for a machine-wide
-      install not under a profile), C(sid), C(source) (C(profile), C(machine) or C(extra)), C(covered)
+      install not under a profile, and for the MSIX), C(sid), C(source) (C(profile), C(machine), C(msix) or
+      C(extra)), C(covered)
       (false for users left out), C(rules) (ours for it, each with C(name), C(direction) and a C(status) of
       C(added), C(corrected), C(removed), C(unchanged), C(failed) or C(skipped)) and C(conflicts) (names of
       block rules naming it).
@@ -194,7 +210,9 @@ programs:
 added:
   description:
     - Windows, rules created, each with C(name), C(display_name), C(direction), C(action), C(profiles),
-      C(program), C(enabled), C(description), C(user) and C(reason). macOS, apps added to the Application
+      C(program), C(enabled), C(description), C(protocol), C(local_ports), C(remote_ports),
+      C(local_addresses), C(remote_addresses), C(service), C(interface_types), C(interfaces),
+      C(edge_traversal), C(grouping), C(store) (C(local), C(group_policy) or C(mdm)), C(user) and C(reason). macOS, apps added to the Application
       Firewall, each with C(program), C(user), C(reason), C(before), C(after) and the C(commands) run.
     - In check mode, what a real run would do (the same for the lists below).
   returned: always
@@ -209,7 +227,8 @@ corrected:
   elements: dict
 removed:
   description:
-    - Rules removed, with C(reason) (C(program not found), C(direction not requested), C(state absent),
+    - Rules removed, with C(reason) (C(program not found), C(MSIX package version no longer installed),
+      C(direction not requested), C(state absent),
       C(state restored), or C(blocks <program>) for a conflict removed with O(conflicts=remove)).
       On macOS, apps removed.
   returned: always
@@ -228,8 +247,8 @@ restored:
 conflicts:
   description:
     - Block rules naming a covered Notion.exe (macOS, blocked Notion apps), with C(user), C(matched_program)
-      and C(handling) (C(disabled), C(removed), C(reported), C(left) with O(state=absent) or
-      O(state=restored), or C(failed)).
+      and C(handling) (C(disabled), C(removed), C(reported), C(not_locally_changeable) for a Group Policy or
+      MDM rule, whose C(store) says which, C(left) with O(state=absent) or O(state=restored), or C(failed)).
   returned: always
   type: list
   elements: dict
@@ -250,6 +269,25 @@ firewall:
   returned: on macOS
   type: dict
   sample: {state: 1, enabled: true, block_all: false}
+local_rules_apply:
+  description: Windows, per profile, whether local firewall rules take effect (false where Group Policy or MDM
+    sets "apply local firewall rules" to no).
+  returned: on Windows
+  type: dict
+  sample: {domain: true, private: true, public: false}
+manual_actions:
+  description: Windows, what only the owner of a policy can do (a Group Policy or MDM block rule to change, an
+    allow rule that must come from the policy); repeated on every run until done.
+  returned: on Windows and Linux
+  type: list
+  elements: str
+ineffective_rules:
+  description: Windows, rules naming a covered user's Notion.exe only through per-user variables, which the
+    firewall service does not expand, so they match nothing; each as in RV(added) with C(expanded) (C(user),
+    C(path)).
+  returned: on Windows and Linux
+  type: list
+  elements: dict
 notices:
   description:
     - Things worth knowing that are not failures (an extra program not found, a rule kept because its

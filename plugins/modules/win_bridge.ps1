@@ -28,7 +28,7 @@ $OperationParameters = @{
     write_registry = @('key', 'values', 'sid')
     delete_registry_values = @('key', 'names', 'sid')
     list_firewall_rules = @('programs')
-    set_firewall_rule = @('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled', 'description')
+    set_firewall_rule = @('name', 'display_name', 'direction', 'action', 'profiles', 'program', 'enabled', 'description', 'protocol', 'local_ports', 'remote_ports', 'local_addresses', 'remote_addresses', 'service', 'interface_types', 'interfaces', 'edge_traversal', 'grouping')
     remove_firewall_rule = @('name')
     list_registry_subkeys = @('key', 'sid', 'names')
     get_file_info = @('paths')
@@ -62,7 +62,7 @@ $OptionalParameters = @{
     write_registry = @('sid')
     delete_registry_values = @('sid')
     list_firewall_rules = @('programs')
-    set_firewall_rule = @('description')
+    set_firewall_rule = @('description', 'protocol', 'local_ports', 'remote_ports', 'local_addresses', 'remote_addresses', 'service', 'interface_types', 'interfaces', 'edge_traversal', 'grouping')
     remove_firewall_rule = @()
     list_registry_subkeys = @('sid', 'names')
     get_file_info = @()
@@ -915,71 +915,179 @@ function Get-BridgeProfile {
 }
 
 # ------------------------------------------------------------------- firewall
+# Rules are read from the stores the firewall service keeps them in, one registry value per rule
+# (value name = the rule's unique Name, data = the rule grammar of [MS-GPFAS] 2.2.2.10,
+# "v2.x|Action=Block|Dir=Out|App=...|"): one pass over each store, no per-rule CIM query (on a
+# 1,091-rule machine one Get-NetFirewallRule name lookup took 48 s, one HNetCfg.FwPolicy2 pass
+# 17 s). The COM API cannot be the source: INetFwRule.Name is the display name, not the unique
+# name our rules and the record are keyed on, and it does not say which store a rule is from.
+$FirewallStores = [ordered]@{
+    local = 'SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules'
+    group_policy = 'SOFTWARE\Policies\Microsoft\WindowsFirewall\FirewallRules'
+    mdm = 'SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\FirewallRules'
+}
+# Per profile, where Group Policy and the MDM Firewall CSP keep "apply local firewall rules" (AllowLocalPolicyMerge).
+$FirewallMergeKeys = [ordered]@{
+    domain = @('SOFTWARE\Policies\Microsoft\WindowsFirewall\DomainProfile',
+        'SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\DomainProfile')
+    private = @('SOFTWARE\Policies\Microsoft\WindowsFirewall\PrivateProfile',
+        'SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\PrivateProfile')
+    public = @('SOFTWARE\Policies\Microsoft\WindowsFirewall\PublicProfile',
+        'SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\PublicProfile')
+}
+$FirewallProtocolNames = @{ '1' = 'icmpv4'; '6' = 'tcp'; '17' = 'udp'; '58' = 'icmpv6' }
+$FirewallProtocolArguments = @{ any = 'Any'; tcp = 'TCP'; udp = 'UDP'; icmpv4 = 'ICMPv4'; icmpv6 = 'ICMPv6' }
+$FirewallInterfaceTypes = @{ lan = 'wired'; wireless = 'wireless'; remoteaccess = 'remote_access' }
+$FirewallInterfaceTypeArguments = @{ wired = 'Wired'; wireless = 'Wireless'; remote_access = 'RemoteAccess' }
+$FirewallEdgeArguments = @{ block = 'Block'; allow = 'Allow'; defer_to_app = 'DeferToApp'; defer_to_user = 'DeferToUser' }
 
 function Import-BridgeNetSecurity {
     Import-BridgeModule -Name NetSecurity -Command New-NetFirewallRule
 }
 
-function Expand-BridgeProgram {
+function ConvertFrom-BridgeFirewallRuleText {
     param(
-        $Program
+        [string]$Name,
+        [string]$Text,
+        [string]$Store
     )
-    $text = [string]$Program
-    if (-not $text -or $text -eq 'Any') { return $null }
-    return [Environment]::ExpandEnvironmentVariables($text)
+    $rule = [ordered]@{
+        name = $Name; display_name = ''; direction = 'in'; action = 'allow'; profiles = (New-BridgeList)
+        program = $null; enabled = $false; description = ''; protocol = 'any'; local_ports = (New-BridgeList)
+        remote_ports = (New-BridgeList); local_addresses = (New-BridgeList); remote_addresses = (New-BridgeList)
+        service = ''; interface_types = (New-BridgeList); interfaces = (New-BridgeList); edge_traversal = 'block'
+        grouping = ''; store = $Store
+    }
+    foreach ($field in $Text.Split('|')) {
+        $equals = $field.IndexOf('=')
+        if ($equals -lt 1) { continue }
+        $key = $field.Substring(0, $equals)
+        $value = $field.Substring($equals + 1)
+        switch -regex ($key) {
+            '^Action$' { $rule.action = $value.ToLowerInvariant() }
+            '^Active$' { $rule.enabled = ($value -eq 'TRUE') }
+            '^Dir$' { $rule.direction = $value.ToLowerInvariant() }
+            '^Protocol$' {
+                $rule.protocol = $value
+                if ($FirewallProtocolNames.ContainsKey($value)) { $rule.protocol = $FirewallProtocolNames[$value] }
+            }
+            '^Profile$' {
+                $profileName = $value.ToLowerInvariant()
+                if ($FirewallProfileBits.Contains($profileName) -and -not $rule.profiles.Contains($profileName)) {
+                    $rule.profiles.Add($profileName)
+                }
+            }
+            '^LPort' { $rule.local_ports.Add($value) }
+            '^RPort' { $rule.remote_ports.Add($value) }
+            '^LA[46]' { $rule.local_addresses.Add($value) }
+            '^RA[46]' { $rule.remote_addresses.Add($value) }
+            '^App$' { $rule.program = $value }
+            '^Svc$' { $rule.service = $value }
+            '^Name$' { $rule.display_name = $value }
+            '^Desc$' { $rule.description = $value }
+            '^EmbedCtxt$' { $rule.grouping = $value }
+            '^IFType$' {
+                $type = $value.ToLowerInvariant()
+                if ($FirewallInterfaceTypes.ContainsKey($type)) { $rule.interface_types.Add($FirewallInterfaceTypes[$type]) }
+            }
+            '^IF$' { $rule.interfaces.Add($value) }
+            '^Edge$' { if ($value -eq 'TRUE' -and $rule.edge_traversal -eq 'block') { $rule.edge_traversal = 'allow' } }
+            '^Defer$' {
+                if ($value -eq 'App') { $rule.edge_traversal = 'defer_to_app' }
+                elseif ($value -eq 'User') { $rule.edge_traversal = 'defer_to_user' }
+            }
+        }
+    }
+    # No Profile field means every profile.
+    if ($rule.profiles.Count -eq 0) { foreach ($profileName in $FirewallProfileBits.Keys) { $rule.profiles.Add($profileName) } }
+    return $rule
 }
 
-function ConvertTo-BridgeFirewallRule {
+function Get-BridgeFirewallStoreRules {
     param(
-        $Rule,
-        $Program
+        [string]$Store,
+        [string[]]$Names
     )
+    # All rules of one store, or only the named ones; a store that does not exist has none.
+    $rules = New-BridgeList
+    $key = $null
     try {
-        $bits = [int]$Rule.Profile
-    }
-    catch {
-        # A profile rendered as names ('Domain, Private') rather than a number.
-        $bits = 0
-        foreach ($part in ([string]$Rule.Profile).Split(',')) {
-            $part = $part.Trim().ToLowerInvariant()
-            if ($FirewallProfileBits.Contains($part)) { $bits = $bits -bor $FirewallProfileBits[$part] }
+        $key = $RegistryMachine.OpenSubKey($FirewallStores[$Store])
+        if ($null -eq $key) { return , $rules }
+        $valueNames = $Names
+        if ($null -eq $valueNames) { $valueNames = $key.GetValueNames() }
+        foreach ($valueName in $valueNames) {
+            $text = $key.GetValue($valueName, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+            if ($text -isnot [string]) { continue }
+            $rules.Add((ConvertFrom-BridgeFirewallRuleText -Name $valueName -Text $text -Store $Store))
         }
     }
-    $profiles = New-BridgeList
-    foreach ($name in $FirewallProfileBits.Keys) {
-        if ($bits -eq 0 -or $bits -eq 0x7FFFFFFF -or ($bits -band $FirewallProfileBits[$name]) -ne 0) {
-            $profiles.Add($name)
-        }
+    catch [System.Security.SecurityException], [System.UnauthorizedAccessException] {
+        throw "Access denied reading the $Store firewall store HKLM\$($FirewallStores[$Store]): $($_.Exception.Message)"
     }
-    $direction = [string]$Rule.Direction
-    if ($direction -eq 'Inbound' -or $direction -eq '1') { $direction = 'in' }
-    elseif ($direction -eq 'Outbound' -or $direction -eq '2') { $direction = 'out' }
-    $action = [string]$Rule.Action
-    if ($action -eq 'Allow' -or $action -eq '2') { $action = 'allow' }
-    elseif ($action -eq 'Block' -or $action -eq '4') { $action = 'block' }
-    else { $action = $action.ToLowerInvariant() }
-    $enabled = [string]$Rule.Enabled
-    return [ordered]@{
-        name = [string]$Rule.Name
-        display_name = [string]$Rule.DisplayName
-        direction = $direction
-        action = $action
-        profiles = $profiles
-        program = $Program
-        enabled = ($enabled -eq 'True' -or $enabled -eq '1')
-        description = [string]$Rule.Description
+    finally {
+        if ($null -ne $key) { $key.Close() }
     }
+    return , $rules
 }
 
-function Get-BridgePersistentRule {
+function Get-BridgeLocalRulesApply {
+    $applies = [ordered]@{}
+    foreach ($profileName in $FirewallMergeKeys.Keys) {
+        $applies[$profileName] = $true
+        foreach ($path in $FirewallMergeKeys[$profileName]) {
+            $key = $null
+            try {
+                $key = $RegistryMachine.OpenSubKey($path)
+                if ($null -eq $key) { continue }
+                $value = $key.GetValue('AllowLocalPolicyMerge', $null)
+                # Either policy source turning local rules off wins.
+                if ($null -ne $value -and [int64]$value -eq 0) { $applies[$profileName] = $false }
+            }
+            finally {
+                if ($null -ne $key) { $key.Close() }
+            }
+        }
+    }
+    return $applies
+}
+
+function Get-BridgeLocalFirewallRule {
     param(
         [string]$Name
     )
-    $found = @(Get-NetFirewallRule -Name $Name -PolicyStore PersistentStore -ErrorAction SilentlyContinue)
-    foreach ($rule in $found) {
-        if (Test-BridgeNameEqual -Left $rule.Name -Right $Name) { return $rule }
+    # One registry value, not a CIM query over every rule of the machine.
+    $found = Get-BridgeFirewallStoreRules -Store local -Names @($Name)
+    if ($found.Count -eq 0) { return $null }
+    return $found[0]
+}
+
+function Get-BridgeInterfaceAlias {
+    param(
+        [string[]]$Interfaces
+    )
+    # The store keeps interfaces by GUID; the cmdlets take their alias.
+    $aliases = New-BridgeList
+    if ($Interfaces.Count -eq 0) { return , $aliases }
+    $adapters = @(Get-NetAdapter -IncludeHidden -ErrorAction Stop)
+    foreach ($interface in $Interfaces) {
+        $adapter = $adapters | Where-Object { (Test-BridgeNameEqual -Left ([string]$_.InterfaceGuid) -Right $interface) -or
+            (Test-BridgeNameEqual -Left ([string]$_.Name) -Right $interface) } | Select-Object -First 1
+        if ($null -eq $adapter) { throw "The network interface '$interface' of this rule no longer exists." }
+        $aliases.Add([string]$adapter.Name)
     }
-    return $null
+    return , $aliases
+}
+
+function Get-BridgeStringList {
+    param(
+        $Value
+    )
+    $list = New-BridgeList
+    foreach ($item in @($Value)) {
+        if ($null -ne $item -and [string]$item -ne '') { $list.Add([string]$item) }
+    }
+    return , $list
 }
 
 # ---------------------------------------------------- file identity and downloads
@@ -1908,37 +2016,98 @@ function Invoke-BridgeOp_list_firewall_rules {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    Import-BridgeNetSecurity
     $patterns = $null
     if ($null -ne $Params.programs) {
         $patterns = @(@($Params.programs) | ForEach-Object { ConvertTo-BridgeWildcardRegex -Pattern ([string]$_) })
     }
-    # The active store holds local and group-policy rules; programs live in the
-    # application filters, which share the InstanceID of their rule.
-    $programs = @{}
-    foreach ($filter in @(Get-NetFirewallApplicationFilter -All -PolicyStore ActiveStore)) {
-        $programs[[string]$filter.InstanceID] = $filter.Program
-    }
     $rules = New-BridgeList
-    foreach ($rule in @(Get-NetFirewallRule -All -PolicyStore ActiveStore)) {
-        $id = [string]$rule.InstanceID
-        if ($programs.ContainsKey($id)) {
-            $program = Expand-BridgeProgram -Program $programs[$id]
+    foreach ($store in $FirewallStores.Keys) {
+        foreach ($rule in (Get-BridgeFirewallStoreRules -Store $store)) {
+            # Programs as stored: expanding them here would use this administrator's environment.
+            if ($null -ne $patterns) {
+                $text = [string]$rule.program
+                $hit = $false
+                foreach ($regex in $patterns) {
+                    if ($regex.IsMatch($text)) { $hit = $true; break }
+                }
+                if (-not $hit) { continue }
+            }
+            $rules.Add($rule)
+        }
+    }
+    return [ordered]@{ rules = $rules; local_rules_apply = (Get-BridgeLocalRulesApply) }
+}
+
+function Get-BridgeFirewallRuleArguments {
+    param(
+        [System.Collections.IDictionary]$Wanted,
+        [string[]]$Fields
+    )
+    # NetSecurity parameters for the given fields of a wanted rule; a field at "any" is sent as Any.
+    $arguments = @{}
+    foreach ($field in $Fields) {
+        switch ($field) {
+            'display_name' { $arguments.NewDisplayName = $Wanted.display_name }
+            'direction' { $arguments.Direction = 'Outbound'; if ($Wanted.direction -eq 'in') { $arguments.Direction = 'Inbound' } }
+            'action' { $arguments.Action = 'Block'; if ($Wanted.action -eq 'allow') { $arguments.Action = 'Allow' } }
+            'profiles' {
+                $names = @($Wanted.profiles.Split(',') | ForEach-Object { $FirewallProfileNames[$_] })
+                $arguments.Profile = [string[]]$names
+                if ($names.Count -eq 3) { $arguments.Profile = 'Any' }
+            }
+            'program' { $arguments.Program = $Wanted.program; if (-not $Wanted.program) { $arguments.Program = 'Any' } }
+            'enabled' { $arguments.Enabled = 'False'; if ($Wanted.enabled) { $arguments.Enabled = 'True' } }
+            'description' { $arguments.Description = $Wanted.description }
+            'protocol' {
+                $arguments.Protocol = $Wanted.protocol
+                if ($FirewallProtocolArguments.ContainsKey($Wanted.protocol)) { $arguments.Protocol = $FirewallProtocolArguments[$Wanted.protocol] }
+            }
+            'local_ports' { $arguments.LocalPort = [string[]]@('Any'); if ($Wanted.local_ports.Count) { $arguments.LocalPort = [string[]]$Wanted.local_ports } }
+            'remote_ports' { $arguments.RemotePort = [string[]]@('Any'); if ($Wanted.remote_ports.Count) { $arguments.RemotePort = [string[]]$Wanted.remote_ports } }
+            'local_addresses' {
+                $arguments.LocalAddress = [string[]]@('Any')
+                if ($Wanted.local_addresses.Count) { $arguments.LocalAddress = [string[]]$Wanted.local_addresses }
+            }
+            'remote_addresses' {
+                $arguments.RemoteAddress = [string[]]@('Any')
+                if ($Wanted.remote_addresses.Count) { $arguments.RemoteAddress = [string[]]$Wanted.remote_addresses }
+            }
+            'service' { $arguments.Service = 'Any'; if ($Wanted.service) { $arguments.Service = $Wanted.service } }
+            'interface_types' {
+                $arguments.InterfaceType = 'Any'
+                if ($Wanted.interface_types.Count) {
+                    $arguments.InterfaceType = (@($Wanted.interface_types | ForEach-Object { $FirewallInterfaceTypeArguments[$_] }) -join ',')
+                }
+            }
+            'interfaces' { $arguments.InterfaceAlias = [string[]](Get-BridgeInterfaceAlias -Interfaces $Wanted.interfaces) }
+            'edge_traversal' { $arguments.EdgeTraversalPolicy = $FirewallEdgeArguments[$Wanted.edge_traversal] }
+            'grouping' { $arguments.Group = $Wanted.grouping }
+        }
+    }
+    return $arguments
+}
+
+function Get-BridgeFirewallCreateFields {
+    param(
+        [System.Collections.IDictionary]$Wanted
+    )
+    # What a new rule needs: the core settings, and every other field that is not at its "any".
+    $defaults = @{ program = ''; description = ''; protocol = 'any'; service = ''; edge_traversal = 'block'; grouping = '' }
+    $fields = New-BridgeList
+    foreach ($field in $Wanted.Keys) {
+        if ($field -eq 'display_name') { continue }
+        $value = $Wanted[$field]
+        if ($defaults.ContainsKey($field)) {
+            if ([string]$value -cne $defaults[$field]) { $fields.Add($field) }
+        }
+        elseif ($value -is [System.Collections.IEnumerable] -and $value -isnot [string]) {
+            if (@($value).Count -gt 0) { $fields.Add($field) }
         }
         else {
-            $program = Expand-BridgeProgram -Program (Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $rule).Program
+            $fields.Add($field)
         }
-        if ($null -ne $patterns) {
-            $text = [string]$program
-            $hit = $false
-            foreach ($regex in $patterns) {
-                if ($regex.IsMatch($text)) { $hit = $true; break }
-            }
-            if (-not $hit) { continue }
-        }
-        $rules.Add((ConvertTo-BridgeFirewallRule -Rule $rule -Program $program))
     }
-    return [ordered]@{ rules = $rules }
+    return [string[]]$fields
 }
 
 function Invoke-BridgeOp_set_firewall_rule {
@@ -1959,51 +2128,68 @@ function Invoke-BridgeOp_set_firewall_rule {
             throw "Unknown firewall profile '$profileName' (use domain, private, public)."
         }
     }
-    $description = ''
-    if ($null -ne $Params.description) { $description = [string]$Params.description }
+    $protocol = 'any'
+    if ($Params.protocol) { $protocol = ([string]$Params.protocol).ToLowerInvariant() }
+    if (-not $FirewallProtocolArguments.ContainsKey($protocol) -and $protocol -notmatch '^\d{1,3}$') {
+        throw "protocol must be any, tcp, udp, icmpv4, icmpv6 or a number, not '$protocol'."
+    }
+    $edge = 'block'
+    if ($Params.edge_traversal) { $edge = [string]$Params.edge_traversal }
+    if (-not $FirewallEdgeArguments.ContainsKey($edge)) { throw "edge_traversal '$edge' is not one of block, allow, defer_to_app, defer_to_user." }
+    $interfaceTypes = Get-BridgeStringList -Value $Params.interface_types
+    foreach ($type in $interfaceTypes) {
+        if (-not $FirewallInterfaceTypeArguments.ContainsKey($type)) { throw "interface type '$type' is not one of wired, wireless, remote_access." }
+    }
     $wanted = [ordered]@{
-        display_name = [string]$Params.display_name
-        direction = $direction
-        action = $action
-        profiles = ($profiles -join ',')
-        program = [Environment]::ExpandEnvironmentVariables([string]$Params.program)
-        enabled = (ConvertTo-BridgeBool -Value $Params.enabled)
-        description = $description
+        display_name = [string]$Params.display_name; direction = $direction; action = $action
+        profiles = ($profiles -join ','); program = [string]$Params.program
+        enabled = (ConvertTo-BridgeBool -Value $Params.enabled); description = [string]$Params.description
+        protocol = $protocol; local_ports = (Get-BridgeStringList -Value $Params.local_ports)
+        remote_ports = (Get-BridgeStringList -Value $Params.remote_ports)
+        local_addresses = (Get-BridgeStringList -Value $Params.local_addresses)
+        remote_addresses = (Get-BridgeStringList -Value $Params.remote_addresses)
+        service = [string]$Params.service; interface_types = $interfaceTypes
+        interfaces = (Get-BridgeStringList -Value $Params.interfaces); edge_traversal = $edge
+        grouping = [string]$Params.grouping
     }
-    $arguments = @{
-        Direction = 'Outbound'
-        Action = 'Block'
-        Profile = [string[]]@($profiles | ForEach-Object { $FirewallProfileNames[$_] })
-        Enabled = 'False'
-        Program = [string]$Params.program
-        PolicyStore = 'PersistentStore'
-    }
-    if ($direction -eq 'in') { $arguments.Direction = 'Inbound' }
-    if ($action -eq 'allow') { $arguments.Action = 'Allow' }
-    if ($wanted.enabled) { $arguments.Enabled = 'True' }
-    if ($profiles.Count -eq 3) { $arguments.Profile = 'Any' }
-
-    $rule = Get-BridgePersistentRule -Name $name
-    if ($null -eq $rule) {
-        if ($description) { $arguments.Description = $description }
-        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name @arguments | Out-Null
+    $current = Get-BridgeLocalFirewallRule -Name $name
+    if ($null -eq $current) {
+        $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields (Get-BridgeFirewallCreateFields -Wanted $wanted)
+        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name -PolicyStore PersistentStore @arguments | Out-Null
         return [ordered]@{ created = $true; updated = $false }
     }
-    $filter = Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $rule
-    $current = ConvertTo-BridgeFirewallRule -Rule $rule -Program (Expand-BridgeProgram -Program $filter.Program)
-    $differs = ($current.display_name -cne $wanted.display_name) -or
-        ($current.direction -ne $wanted.direction) -or
-        ($current.action -ne $wanted.action) -or
-        ((@($current.profiles | Sort-Object) -join ',') -ne $wanted.profiles) -or
-        (-not (Test-BridgeNameEqual -Left $current.program -Right $wanted.program)) -or
-        ($current.enabled -ne $wanted.enabled) -or
-        ($current.description -cne $wanted.description)
-    if ($differs) {
-        # An empty -Description is only sent to clear an existing one.
-        if ($description -or $current.description) { $arguments.Description = $description }
-        Set-NetFirewallRule -Name $rule.Name -NewDisplayName $wanted.display_name @arguments
+    # Only the fields that differ are sent: disabling a block rule must not touch what we do not model.
+    $changed = New-BridgeList
+    foreach ($field in $wanted.Keys) {
+        $now = $current[$field]
+        $want = $wanted[$field]
+        if ($field -eq 'profiles') {
+            $now = (@($now | Sort-Object) -join ',')  # $want is already the sorted, joined list
+        }
+        elseif ($field -eq 'interface_types') {
+            $now = (@($now | Sort-Object) -join ',')
+            $want = (@($want | Sort-Object) -join ',')
+        }
+        elseif ($now -is [System.Collections.IEnumerable] -and $now -isnot [string]) {
+            $now = (@($now) -join '|')
+            $want = (@($want) -join '|')
+        }
+        if ($field -eq 'program') {
+            if (-not (Test-BridgeNameEqual -Left ([string]$now) -Right ([string]$want))) { $changed.Add($field) }
+        }
+        elseif ([string]$now -cne [string]$want) { $changed.Add($field) }
     }
-    return [ordered]@{ created = $false; updated = $differs }
+    if ($changed.Count -eq 0) { return [ordered]@{ created = $false; updated = $false } }
+    if ($changed.Contains('grouping') -or ($changed.Contains('interfaces') -and $wanted.interfaces.Count -eq 0)) {
+        # Set-NetFirewallRule can change neither a rule's group nor clear its interfaces: put it back whole.
+        $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields (Get-BridgeFirewallCreateFields -Wanted $wanted)
+        Remove-NetFirewallRule -Name $name -PolicyStore PersistentStore
+        New-NetFirewallRule -Name $name -DisplayName $wanted.display_name -PolicyStore PersistentStore @arguments | Out-Null
+        return [ordered]@{ created = $false; updated = $true }
+    }
+    $arguments = Get-BridgeFirewallRuleArguments -Wanted $wanted -Fields ([string[]]$changed)
+    Set-NetFirewallRule -Name $name -PolicyStore PersistentStore @arguments
+    return [ordered]@{ created = $false; updated = $true }
 }
 
 function Invoke-BridgeOp_remove_firewall_rule {
@@ -2012,11 +2198,12 @@ function Invoke-BridgeOp_remove_firewall_rule {
         [hashtable]$Context
     )
     Import-BridgeNetSecurity
-    $rule = Get-BridgePersistentRule -Name ([string]$Params.name)
+    $rule = Get-BridgeLocalFirewallRule -Name ([string]$Params.name)
     if ($null -eq $rule) {
+        # Only the local store is changed here: a policy rule of that name is the policy owner's.
         return [ordered]@{ removed = $false; missing = $true }
     }
-    Remove-NetFirewallRule -Name $rule.Name -PolicyStore PersistentStore
+    Remove-NetFirewallRule -Name $rule.name -PolicyStore PersistentStore
     return [ordered]@{ removed = $true; missing = $false }
 }
 

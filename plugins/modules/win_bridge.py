@@ -129,15 +129,21 @@ notes:
   - "C(write_registry)* (key, values, [sid]): creates the key if needed and sets each value from
     C({type, data}), in the same encoding C(read_registry) returns. Returns C({created_key})."
   - "C(delete_registry_values)* (key, names, [sid]): returns C({deleted, missing})."
-  - "C(list_firewall_rules) ([programs]): Windows Defender Firewall rules of the active store (local and
-    group policy), optionally only those whose program matches one of programs (case-insensitive, C(*)
-    wildcards, environment variables in rule programs expanded). Returns C({rules: [{name, display_name,
-    direction, action, profiles, program, enabled, description}]}) with direction C(in)/C(out), action
-    C(allow)/C(block) and profiles a subset of C(domain), C(private), C(public)."
-  - "C(set_firewall_rule)* (name, display_name, direction, action, profiles, program, enabled, [description]):
-    creates the rule with that unique name, or updates the existing one in place. Returns C({created, updated});
-    updated is false when nothing differed."
-  - "C(remove_firewall_rule)* (name): returns C({removed, missing})."
+  - "C(list_firewall_rules) ([programs]): every Windows Defender Firewall rule of the local, Group Policy and
+    MDM stores, read from the registry values the firewall keeps them in (the [MS-GPFAS] rule grammar) in one
+    pass, optionally only those whose program matches one of programs (case-insensitive, C(*) wildcards,
+    matched and returned as stored, never expanded). Returns C({rules: [{name, display_name, direction,
+    action, profiles, program, enabled, description, protocol, local_ports, remote_ports, local_addresses,
+    remote_addresses, service, interface_types, interfaces, edge_traversal, grouping, store}],
+    local_rules_apply: {domain, private, public}}) with direction C(in)/C(out), action C(allow)/C(block),
+    profiles a subset of C(domain), C(private), C(public), lists empty for any, store C(local),
+    C(group_policy) or C(mdm), and local_rules_apply false where either policy sets C(AllowLocalPolicyMerge) 0."
+  - "C(set_firewall_rule)* (name, display_name, direction, action, profiles, program, enabled, [description,
+    protocol, local_ports, remote_ports, local_addresses, remote_addresses, service, interface_types,
+    interfaces, edge_traversal, grouping]): creates the local rule with that unique name, or updates the
+    existing local rule in place (re-created under the same name when its group changes); an optional field
+    left out means any. Returns C({created, updated}); updated is false when nothing differed."
+  - "C(remove_firewall_rule)* (name): removes the local rule of that name; returns C({removed, missing})."
   - Firewall rules are managed with the NetSecurity cmdlets, because only they expose a rule's unique
     name apart from its display name.
   - "C(list_registry_subkeys) (key, [sid], [names]): every direct subkey of key (HKLM without sid, else that

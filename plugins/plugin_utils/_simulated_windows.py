@@ -37,6 +37,7 @@ import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_firewall import SimulatedFirewall
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
@@ -97,7 +98,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -615,31 +616,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
         for name in deleted:
             del present[name]
         return {'deleted': deleted, 'missing': [n for n in names if n not in deleted]}
-
-    def op_list_firewall_rules(self, programs: list[str] | None = None) -> dict[str, t.Any]:
-        rules = self.state['firewall_rules']
-        if programs is not None:
-            lowered = [p.lower() for p in programs]
-            rules = [r for r in rules if any(fnmatch.fnmatchcase((r['program'] or '').lower(), p) for p in lowered)]
-        return {'rules': copy.deepcopy(rules)}
-
-    def op_set_firewall_rule(self, name: str, display_name: str, direction: str, action: str, profiles: list[str],
-                             program: str, enabled: bool, description: str = '') -> dict[str, t.Any]:
-        wanted = {'name': name, 'display_name': display_name, 'direction': direction, 'action': action,
-                  'profiles': sorted(profiles), 'program': program, 'enabled': enabled, 'description': description}
-        for index, rule in enumerate(self.state['firewall_rules']):
-            if rule['name'] == name:
-                updated = rule != wanted
-                self.state['firewall_rules'][index] = wanted
-                return {'created': False, 'updated': updated}
-        self.state['firewall_rules'].append(wanted)
-        return {'created': True, 'updated': False}
-
-    def op_remove_firewall_rule(self, name: str) -> dict[str, t.Any]:
-        before = len(self.state['firewall_rules'])
-        self.state['firewall_rules'] = [r for r in self.state['firewall_rules'] if r['name'] != name]
-        removed = len(self.state['firewall_rules']) < before
-        return {'removed': removed, 'missing': not removed}
 
     # ------------------------------------------------------ installs and tasks
     def op_list_registry_subkeys(self, key: str, sid: str | None = None,

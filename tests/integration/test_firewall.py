@@ -13,7 +13,7 @@ from .conftest import Lab, assert_ok
 
 ALICE_EXE = 'C:\\Users\\alice\\AppData\\Local\\Programs\\Notion\\Notion.exe'
 BOB_EXE = 'C:\\Users\\bob\\AppData\\Local\\Programs\\Notion\\Notion.exe'
-PROBE = ['get_profiles', 'stat_paths', 'stat_paths', 'list_firewall_rules', 'read_registry']
+PROBE = ['get_profiles', 'stat_paths', 'stat_paths', 'list_firewall_rules', 'read_registry', 'list_packages']
 BLOCK_ALICE = {
     'name': '{0E9A4B1C-2D3E-4F50-8A6B-7C8D9E0F1A2B}', 'display_name': 'Block Notion', 'direction': 'out',
     'action': 'block', 'profiles': ['domain', 'private', 'public'], 'program': ALICE_EXE, 'enabled': True,
