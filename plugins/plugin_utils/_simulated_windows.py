@@ -38,6 +38,7 @@ import typing as t
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import SimulatedPackages
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
     LOCK_TIMEOUT_SECONDS,
@@ -83,6 +84,7 @@ def empty_state(hostname: str = 'WS01') -> State:
         'calls': [],
         'downloads': {},
         'packages': [],
+        'provisioned': [],
         'tasks_run': [],
         'lock': None,
         'denied': [],
@@ -97,7 +99,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedPackages, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -862,10 +864,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
             raise BridgeOperationError(f"Refusing '{path}': {', '.join(sorted(others))} may {rights} '{shown}', which "
                                        'only administrators may change. Remove it and run again.')
 
-    def op_list_packages(self, names: list[str]) -> dict[str, t.Any]:
-        patterns = [n.lower() for n in names]
-        return {'packages': [copy.deepcopy(p) for p in self.state['packages']
-                             if any(fnmatch.fnmatchcase(p['name'].lower(), n) for n in patterns)]}
 
 
 def _read_text(entry: dict[str, t.Any], max_bytes: int) -> dict[str, t.Any]:
