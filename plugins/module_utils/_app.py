@@ -82,8 +82,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
 MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users'], ['installer', 'use_homebrew'],
                                        ['package_format', 'use_homebrew'], ['package_family', 'use_homebrew']]
 REQUIRED_IF: list[t.Any] = [['state', 'present', ['installer', 'use_homebrew'], True],
-                            ['state', 'reinstalled', ['installer', 'use_homebrew'], True],
-                            ['package_format', 'msix', ['installer', 'checksum']]]
+                            ['state', 'reinstalled', ['installer', 'use_homebrew'], True]]
 
 
 def validate(params: dict[str, t.Any], platform: str = 'windows') -> None:
@@ -124,8 +123,12 @@ def check_package_format(params: dict[str, t.Any], platform: str) -> None:
     if msix and params.get('package_family') is not None and not _msix.FAMILY_NAME.match(params['package_family']):
         raise RequestError("package_family must be a package family name like "
                            f"'{_msix.NOTION_FAMILY}', got {shown(params['package_family'])}")
-    if msix and params['state'] not in ('present', 'reinstalled'):
-        raise RequestError(f"package_format: msix only applies to state present or reinstalled, not {params['state']}")
+    if msix and params['state'] not in ('present', 'reinstalled', 'absent'):
+        raise RequestError(f"package_format: msix only applies to state present, reinstalled or absent, not "
+                           f"{params['state']}")
+    if msix and params['remove_user_data']:
+        raise RequestError('remove_user_data does not apply with package_format: msix (the package data of users '
+                           'who have the MSIX is never removed)')
     installer = params.get('installer')
     if not installer or params['state'] not in ('present', 'reinstalled'):
         return

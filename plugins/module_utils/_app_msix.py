@@ -36,6 +36,12 @@ PENDING_NSIS = ("not logged on: their per-user Notion is uninstalled by a run wh
                 "uninstaller only acts in their session); their data in %APPDATA%\\Notion is kept, and the MSIX "
                 'registers at their next logon')
 
+KEPT = ('the MSIX stays registered for this user: removing it for them also deletes its package data '
+        '(Packages\\<family>, with any virtualised AppData), which this module never does')
+MANUAL_REMOVE = ('The MSIX Notion stays registered for {users}: removing it (Remove-AppxPackage in their session, or '
+                 'Settings > Apps) deletes its package data, including its virtualised AppData; move that data aside '
+                 'first if it matters (loopbreaker.notion.app_data).')
+
 
 def family(params: dict[str, t.Any]) -> str:
     return str(params.get('package_family') or NOTION_FAMILY)
@@ -148,6 +154,8 @@ def plan_user(app: _app.UserApp, params: dict[str, t.Any], state: MsixState, ver
 
 def run(host: t.Any, params: dict[str, t.Any], discovery: _app.Discovery, probed: dict[str, t.Any] | None, *,
         check_mode: bool) -> dict[str, t.Any]:
+    if params['state'] == 'absent':
+        return deprovision(host, params, discovery, check_mode=check_mode)
     family_name = family(params)
     installer = params['installer']
     path = package_path(params)
@@ -235,6 +243,38 @@ def _result(params: dict[str, t.Any], discovery: _app.Discovery, state: MsixStat
         failures = ['; '.join(errors)]
     if failures:
         result.update(failed=True, msg='; '.join(failures))
+    return result
+
+
+def deprovision(host: t.Any, params: dict[str, t.Any], discovery: _app.Discovery, *,
+                check_mode: bool) -> dict[str, t.Any]:
+    """state absent: new logons no longer get the MSIX; users who have it keep it and its package data."""
+    family_name = family(params)
+    state = MsixState.of(discovery, family_name)
+    operations = [{'op': 'remove_provisioned_package', 'group': GROUP, 'package_name': p['package_name']}
+                  for p in state.provisioned]
+    applied = host.run_batch(operations, check_mode=False)['results'] if operations and not check_mode else []
+    errors = [f"{op['op']}: {r['error']}" for op, r in zip(operations, applied) if r['status'] == 'error']
+    kept = [app for app in discovery.users if app.profile['sid'] in state.registered]
+    users = [{'user': app.profile['username'], 'sid': app.profile['sid'], 'status': 'unchanged', 'reason': KEPT,
+              'version_before': state.registered[app.profile['sid']],
+              'version_after': state.registered[app.profile['sid']], 'processes_stopped': [], 'operations': [],
+              'quarantine_id': None} for app in kept]
+    status = 'failed' if errors else ('deprovisioned' if operations else 'unchanged')
+    before = [p['version'] for p in state.provisioned]
+    result: dict[str, t.Any] = {
+        'changed': bool(operations) if check_mode else any(r['status'] == 'ok' and r['data'].get('removed')
+                                                           for r in applied),
+        'platform': 'windows', 'state': 'absent', 'installer_version': None, 'package_format': 'msix',
+        'package': {'family_name': family_name, 'version': None, 'status': status, 'provisioned_before': before,
+                    'operations': [op['op'] for op in operations]},
+        'users': users, 'facts': discovery.facts(),
+        'manual_actions': [MANUAL_REMOVE.format(users=', '.join(u['user'] for u in users))] if users else [],
+        'diff': {'before': f"all users (provisioned): {', '.join(before) or 'none'}\n",
+                 'after': f"all users (provisioned): none ({status})\n"},
+    }
+    if errors:
+        result.update(failed=True, msg='; '.join(errors))
     return result
 
 

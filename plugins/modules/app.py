@@ -153,6 +153,10 @@ options:
         and no per-user copy of a logged-on user is no change. An older version than one provisioned or
         installed is refused before anything changes, as Windows would refuse it. V(reinstalled) does what
         V(present) does - reinstalling a package in place would remove its users' package data.
+      - With V(absent), deprovisions the family (C(Remove-AppxProvisionedPackage -Online)) so later logons no
+        longer get it; users who have it registered keep it and its package data (removing it for a user
+        deletes C(Packages\\<family>), virtualised AppData included), and are listed in RV(manual_actions).
+        Per-user copies are not touched; O(remove_user_data) does not apply.
     type: str
     choices: [nsis, msix]
   package_family:
@@ -301,8 +305,8 @@ package_format:
   type: str
 package:
   description: >-
-    The MSIX for all users - C(family_name), C(version), C(status) (C(provisioned), C(unchanged) or
-    C(failed)), C(provisioned_before) (versions of the family provisioned before) and C(operations).
+    The MSIX for all users - C(family_name), C(version), C(status) (C(provisioned), C(deprovisioned),
+    C(unchanged) or C(failed)), C(provisioned_before) (versions of the family provisioned before) and C(operations).
   returned: with O(package_format=msix)
   type: dict
 manual_actions:

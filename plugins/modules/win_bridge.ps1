@@ -2534,7 +2534,9 @@ function Invoke-BridgeOp_provision_package {
     try {
         $identity = $held.Info.identity
         $wanted = [version]$identity.version
-        foreach ($staged in @(Get-BridgeProvisionedPackages -Names @($identity.name))) {
+        # One list comes back (not enumerated into the pipeline): assigned, then walked.
+        $provisioned = Get-BridgeProvisionedPackages -Names @($identity.name)
+        foreach ($staged in $provisioned) {
             if (-not (Test-BridgeNameEqual -Left $staged.family_name -Right $identity.family_name)) { continue }
             if (Test-BridgeNameEqual -Left $staged.package_name -Right $identity.package_full_name) {
                 return [ordered]@{ package_name = $identity.package_full_name; version = $identity.version; changed = $false }

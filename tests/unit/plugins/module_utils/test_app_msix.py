@@ -132,10 +132,13 @@ def test_a_downloaded_package_is_staged_verified_and_provisioned() -> None:
 
 
 @pytest.mark.parametrize(('args', 'message'), [
-    ({'state': 'present', 'installer': MSIX, 'package_format': 'msix'}, 'checksum'),
-    ({'state': 'absent', 'package_format': 'msix'}, 'package_format is msix but all of the following are missing'),
+    ({'state': 'present', 'installer': MSIX, 'package_format': 'msix', 'checksum': None},
+     'package_format is msix but checksum is missing'),
     ({'state': 'stopped', 'package_format': 'msix', 'installer': MSIX, 'checksum': 'a' * 64},
      'only apply to state present or reinstalled'),
+    ({'state': 'restarted', 'package_format': 'msix'}, 'only applies to state present, reinstalled or absent'),
+    ({'state': 'absent', 'package_format': 'msix', 'remove_user_data': True},
+     'remove_user_data does not apply with package_format: msix'),
     ({'state': 'present', 'installer': MSIX, 'checksum': 'a' * 64}, 'is an MSIX package: set package_format: msix'),
     ({'state': 'present', 'installer': 'C:\\x\\Notion Setup.exe', 'checksum': 'a' * 64, 'package_format': 'msix'},
      'must be an .msix or .appx package'),
@@ -156,3 +159,21 @@ def test_bad_msix_requests_are_refused_before_anything(args: dict[str, t.Any], m
     with pytest.raises(RequestError, match=message):
         _app.run(twin, validated.validated_parameters, check_mode=True, now=None, entry_token='x')  # type: ignore[arg-type]
     assert twin.state['calls'] == []
+
+
+def test_absent_deprovisions_and_keeps_every_registered_user_and_their_package_data() -> None:
+    twin = machine()
+    twin.add_profile('dave', sid(4))
+    run(twin, **msix_args(seed_msix(twin, MSIX, '7.40.0.0')))
+    twin.log_on(sid(4))
+    virtual = f'C:\\Users\\dave\\AppData\\Local\\Packages\\{NOTION_FAMILY}\\LocalCache\\Roaming\\Notion\\Cookies'
+    twin.write(virtual, 'cookies')
+    check = run(twin, check_mode=True, state='absent', package_format='msix')
+    assert check['changed'] is True and provisioned(twin) == [FULL_NAME]
+    result = run(twin, state='absent', package_format='msix')
+    assert result['changed'] is True and result['package']['status'] == 'deprovisioned'
+    assert provisioned(twin) == [] and twin.exists(virtual)
+    assert [(u['user'], u['status'], u['version_after']) for u in result['users']] == [('dave', 'unchanged', '7.40.0.0')]
+    assert result['manual_actions'][0].startswith('The MSIX Notion stays registered for dave')
+    again = run(twin, state='absent', package_format='msix')
+    assert again['changed'] is False and again['package']['status'] == 'unchanged'
