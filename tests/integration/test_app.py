@@ -183,7 +183,8 @@ PENDING_NSIS = ("not logged on: their per-user Notion is uninstalled by a run wh
 @pytest.mark.integration
 def test_a_verified_msix_is_provisioned_for_all_users_with_no_user_logged_on_in_four_runs(lab: Lab) -> None:
     twin = lab.twin()
-    twin.add_profile('systemprofile', 'S-1-5-18', loaded=True, profile_path='C:\\Windows\\System32\\config\\systemprofile')
+    twin.add_profile('systemprofile', 'S-1-5-18', loaded=True,
+                     profile_path='C:\\Windows\\System32\\config\\systemprofile')
     seed_windows_user(twin, 'carol', CAROL, loaded=False)           # logged off, per-user Notion 7.35.0
     twin.add_profile('dave', 'S-1-5-21-7-8-9-1004')                 # logged off, no Notion yet
     checksum = seed_msix(twin, MSIX, '7.40.0.0')

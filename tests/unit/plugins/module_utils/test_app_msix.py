@@ -157,7 +157,8 @@ def test_bad_msix_requests_are_refused_before_anything(args: dict[str, t.Any], m
         assert any(message in m for m in validated.error_messages), validated.error_messages
         return
     with pytest.raises(RequestError, match=message):
-        _app.run(twin, validated.validated_parameters, check_mode=True, now=None, entry_token='x')  # type: ignore[arg-type]
+        _app.run(twin, validated.validated_parameters, check_mode=True,
+                 now=None, entry_token='x')  # type: ignore[arg-type]
     assert twin.state['calls'] == []
 
 
@@ -173,7 +174,8 @@ def test_absent_deprovisions_and_keeps_every_registered_user_and_their_package_d
     result = run(twin, state='absent', package_format='msix')
     assert result['changed'] is True and result['package']['status'] == 'deprovisioned'
     assert provisioned(twin) == [] and twin.exists(virtual)
-    assert [(u['user'], u['status'], u['version_after']) for u in result['users']] == [('dave', 'unchanged', '7.40.0.0')]
+    assert [(u['user'], u['status'], u['version_after']) for u in result['users']] == [
+        ('dave', 'unchanged', '7.40.0.0')]
     assert result['manual_actions'][0].startswith('The MSIX Notion stays registered for dave')
     again = run(twin, state='absent', package_format='msix')
     assert again['changed'] is False and again['package']['status'] == 'unchanged'

@@ -31,7 +31,8 @@ def provision(twin: SimulatedWindows, checksum: str, path: str = MSIX) -> dict:
                             'sha256': checksum}])['results'][0]
 
 
-def test_a_verified_msix_is_provisioned_with_nobody_logged_on_and_registers_at_each_logon(twin: SimulatedWindows) -> None:
+def test_a_verified_msix_is_provisioned_with_nobody_logged_on_and_registers_at_each_logon(
+        twin: SimulatedWindows) -> None:
     checksum = seed_msix(twin, MSIX, '7.40.0.0')
     result = provision(twin, checksum)
     assert result['status'] == 'ok', result
