@@ -503,6 +503,7 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
     envelope = host.run_batch(probe_operations(params), check_mode=True)
     discovery = discover(params, envelope)
     if params.get('package_format') == 'msix':
+        # Imported here: _app_msix builds on this module's discovery and per-user steps.
         from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_msix
         probed = envelope['results'][9] if len(envelope['results']) > 9 else None
         return _app_msix.run(host, params, discovery, probed, check_mode=check_mode)

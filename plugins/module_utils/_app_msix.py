@@ -75,6 +75,9 @@ def verify_local_package(params: dict[str, t.Any], probed: dict[str, t.Any]) -> 
     if identity['family_name'].lower() != family(params).lower():
         raise RequestError(f"installer {installer!r} is the package family {identity['family_name']} (publisher "
                            f"{identity['publisher']}), expected {family(params)}: refused, nothing was changed")
+    if params.get('version') and version_key(params['version']) != version_key(identity['version']):
+        raise RequestError(f"version is {params['version']} but installer {installer!r} is version "
+                           f"{identity['version']}: refused, nothing was changed")
     return t.cast(dict[str, t.Any], identity)
 
 

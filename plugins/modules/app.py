@@ -84,6 +84,8 @@ options:
       - The version the installer brings, for the idempotency of V(present). By default read from a
         local installer's file version, or from Notion's release file name (C(Notion Setup 7.35.0.exe))
         in a URL. When unknown, V(present) leaves an existing install alone.
+      - With O(package_format=msix) a local package's version is read from its manifest (O(version), when
+        given, must be the same, three or four parts); for a URL it is O(version).
     type: str
   remove_user_data:
     description: With V(absent), also move each user's Notion data into their quarantine.

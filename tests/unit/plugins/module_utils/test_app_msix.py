@@ -99,6 +99,14 @@ def test_a_package_with_another_checksum_changes_nothing() -> None:
     assert provisioned(twin) == [] and twin.state['tasks_run'] == []
 
 
+def test_a_version_that_is_not_the_packages_changes_nothing() -> None:
+    twin = machine(('alice', ALICE, True))
+    checksum = seed_msix(twin, MSIX, '7.40.0.0')
+    with pytest.raises(RequestError, match='version is 7.41.0 but installer .* is version 7.40.0.0'):
+        run(twin, **msix_args(checksum, version='7.41.0'))
+    assert run(twin, check_mode=True, **msix_args(checksum, version='7.40.0'))['changed'] is True
+
+
 def test_an_older_package_than_the_provisioned_one_is_a_version_conflict() -> None:
     twin = machine()
     run(twin, **msix_args(seed_msix(twin, MSIX, '7.40.0.0')))
