@@ -283,8 +283,18 @@ class Discovery:
     provisioned: list[dict[str, t.Any]] = field(default_factory=list)
 
     def facts(self) -> dict[str, t.Any]:
-        return {'users': [u.facts() for u in self.users], 'machine_installs': self.machine_installs,
-                'packages': self.packages, 'provisioned': self.provisioned}
+        return {'users': [{**u.facts(), 'msix': self.user_packages(u.profile['sid'])} for u in self.users],
+                'machine_installs': self.machine_installs, 'packages': self.packages, 'provisioned': self.provisioned}
+
+    def user_packages(self, sid: str) -> list[dict[str, t.Any]]:
+        """The MSIX packages Windows lists for this user, whatever their state (Installed, Staged, Paused...)."""
+        found = []
+        for package in self.packages:
+            states = package.get('user_states') or {s: 'Installed' for s in package.get('user_sids') or []}
+            if sid in states:
+                found.append({'family_name': package.get('family_name'), 'version': package.get('version'),
+                              'install_location': package.get('install_location'), 'state': states[sid]})
+        return found
 
 
 def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:

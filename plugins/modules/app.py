@@ -295,7 +295,8 @@ facts:
   description: >-
     Discovery. Windows - per user install, executable, version, signature, processes and data (and
     C(error) when the user's hive or profile could not be read: that user is reported C(failed) in
-    RV(users), whatever the state, except V(stopped)); machine-wide installs; MSIX packages
+    RV(users), whatever the state, except V(stopped)), with C(msix) - the user's MSIX packages and their
+    install state; machine-wide installs; MSIX packages
     (C(packages) - registered, with C(user_sids), C(user_states) and C(publisher); C(provisioned) - staged for
     all users). macOS - bundles with version and signing team, users with their session, processes and data,
     Homebrew.

@@ -122,7 +122,8 @@ class SimulatedPackages:
         meta = entry.get('meta') or {}
         identity = meta.get('identity')
         if meta.get('kind') != 'msix' or not identity:
-            raise BridgeOperationError(f"'{path}' is not an MSIX package: it has no AppxManifest.xml.")
+            raise BridgeOperationError(f"'{path}' is not an MSIX package: it has no AppxManifest.xml (bundles are "
+                                       'not supported).')
         return {'path': entry['path'], 'bytes': info['bytes'], 'sha256': info['sha256'], 'signature': info['signature'],
                 'signer_subject': meta.get('signer_subject'),
                 'identity': {'name': identity['name'], 'publisher': identity['publisher'],

@@ -187,3 +187,16 @@ def test_absent_deprovisions_and_keeps_every_registered_user_and_their_package_d
     assert result['manual_actions'][0].startswith('The MSIX Notion stays registered for dave')
     again = run(twin, state='absent', package_format='msix')
     assert again['changed'] is False and again['package']['status'] == 'unchanged'
+
+
+def test_the_default_format_reports_both_forms_per_user_and_the_provisioned_package() -> None:
+    twin = machine(('alice', ALICE, True), ('bob', BOB, False))
+    run(twin, **msix_args(seed_msix(twin, MSIX, '7.40.0.0')))
+    twin.log_on(BOB)
+    facts = run(twin, check_mode=True, state='stopped')['facts']
+    by_user = {u['user']: u for u in facts['users']}
+    assert by_user['alice']['installed'] is False and by_user['alice']['msix'] == [], 'migrated, not yet logged on again'
+    assert by_user['bob']['installed'] is True, "bob's per-user copy is still there"
+    assert [(p['family_name'], p['version'], p['state']) for p in by_user['bob']['msix']] == [
+        (NOTION_FAMILY, '7.40.0.0', 'Installed')]
+    assert [p['package_name'] for p in facts['provisioned']] == [FULL_NAME]
