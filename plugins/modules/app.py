@@ -150,7 +150,8 @@ options:
         that user before the package is provisioned, in one sequence (a failed uninstall provisions nothing).
         A logged-off user's per-user copy is left as it is (its uninstaller only acts in their session) and
         the user is reported C(pending) until a run while they are logged on removes it. No user data is
-        touched either way; the MSIX reads C(%APPDATA%\\Notion).
+        touched either way; the MSIX reads C(%APPDATA%\\Notion). O(users) and O(exclude_users) choose whose
+        per-user copies are migrated; the package itself is always provisioned for all users.
       - Idempotent - a provisioned package of the wanted version (from the package, or O(version) for a URL)
         and no per-user copy of a logged-on user is no change. An older version than one provisioned or
         installed is refused before anything changes, as Windows would refuse it. V(reinstalled) does what

@@ -200,3 +200,13 @@ def test_the_default_format_reports_both_forms_per_user_and_the_provisioned_pack
     assert [(p['family_name'], p['version'], p['state']) for p in by_user['bob']['msix']] == [
         (NOTION_FAMILY, '7.40.0.0', 'Installed')]
     assert [p['package_name'] for p in facts['provisioned']] == [FULL_NAME]
+
+
+def test_users_choose_whose_copies_are_migrated_and_reinstalled_is_present() -> None:
+    twin = machine(('alice', ALICE, True), ('bob', BOB, True))
+    checksum = seed_msix(twin, MSIX, '7.40.0.0')
+    result = run(twin, **msix_args(checksum, state='reinstalled', users=['bob']))
+    assert statuses(result) == {'bob': 'migrated'} and provisioned(twin) == [FULL_NAME]
+    assert twin.exists(program_dir('alice') + '\\Notion.exe') and not twin.exists(program_dir('bob') + '\\Notion.exe')
+    again = run(twin, **msix_args(checksum, state='reinstalled', users=['bob']))
+    assert again['changed'] is False, 'reinstalling a package in place would remove its data: it is left as it is'
