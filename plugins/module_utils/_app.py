@@ -19,7 +19,7 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data, _containment
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_data, _containment, _msix
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import data_changed, substitute
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import OPERATIONS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
@@ -76,8 +76,11 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'app_path': {'type': 'path'},
     'team_id': {'type': 'str'},
     'use_homebrew': {'type': 'bool', 'default': False},
+    'package_format': {'type': 'str', 'choices': ['nsis', 'msix']},
+    'package_family': {'type': 'str'},
 }
-MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users'], ['installer', 'use_homebrew']]
+MUTUALLY_EXCLUSIVE: list[list[str]] = [['users', 'exclude_users'], ['installer', 'use_homebrew'],
+                                       ['package_format', 'use_homebrew'], ['package_family', 'use_homebrew']]
 REQUIRED_IF: list[t.Any] = [['state', 'present', ['installer', 'use_homebrew'], True],
                             ['state', 'reinstalled', ['installer', 'use_homebrew'], True]]
 
@@ -107,6 +110,38 @@ def validate(params: dict[str, t.Any], platform: str = 'windows') -> None:
     check_seconds(params, 'stop_timeout', MAX_STOP_TIMEOUT)
     if not params['signer'].strip():
         raise RequestError('signer must not be empty: every installer is checked against a signer')
+    check_package_format(params, platform)
+
+
+def check_package_format(params: dict[str, t.Any], platform: str) -> None:
+    """package_format and package_family: which rules an MSIX request must follow; raises RequestError."""
+    msix = params.get('package_format') == 'msix'
+    if params.get('package_format') and platform != 'windows':
+        raise RequestError('package_format applies to Windows hosts only')
+    if params.get('package_family') is not None and not msix:
+        raise RequestError('package_family only applies with package_format: msix')
+    if msix and params.get('package_family') is not None and not _msix.FAMILY_NAME.match(params['package_family']):
+        raise RequestError("package_family must be a package family name like "
+                           f"'{_msix.NOTION_FAMILY}', got {shown(params['package_family'])}")
+    if msix and params['state'] not in ('present', 'reinstalled', 'absent'):
+        raise RequestError(f"package_format: msix only applies to state present, reinstalled or absent, not "
+                           f"{params['state']}")
+    if msix and params['remove_user_data']:
+        raise RequestError('remove_user_data does not apply with package_format: msix (the package data of users '
+                           'who have the MSIX is never removed)')
+    installer = params.get('installer')
+    if not installer or params['state'] not in ('present', 'reinstalled'):
+        return
+    if msix and not params.get('checksum'):
+        raise RequestError('package_format is msix but checksum is missing: an MSIX is only provisioned when its '
+                           'SHA-256 is known')
+    shown_installer = shown(redact_url(installer))
+    path = urllib.parse.urlparse(installer).path if is_url(installer) else installer
+    if msix and not is_url(installer) and not path.lower().endswith(('.msix', '.appx')):
+        raise RequestError(f'installer must be an .msix or .appx package (not a bundle) with package_format: msix, '
+                           f'got {shown_installer}')
+    if not msix and _msix.is_package_path(path):
+        raise RequestError(f'installer {shown_installer} is an MSIX package: set package_format: msix')
 
 
 def check_installer(installer: str, platform: str) -> None:
@@ -170,9 +205,17 @@ def probe_operations(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         {'op': 'list_registry_subkeys', 'key': MACHINE_UNINSTALL_KEYS[0], 'names': UNINSTALL_VALUES},
         {'op': 'list_registry_subkeys', 'key': MACHINE_UNINSTALL_KEYS[1], 'names': UNINSTALL_VALUES},
         {'op': 'get_file_info', 'paths': local_files},
-        {'op': 'list_packages', 'names': ['*notion*']},
+        {'op': 'list_packages', 'names': ['*notion*'], 'include_provisioned': True},
         {'op': 'list_processes', 'names': list(WINDOWS.process_names) + ['explorer.exe']},
-    ]
+    ] + _msix_probe(params)
+
+
+def _msix_probe(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """A local MSIX is read (identity, hash, signature) with the probe: planning needs its version."""
+    installer = params.get('installer')
+    if params.get('package_format') != 'msix' or not installer or is_url(installer):
+        return []
+    return [{'op': 'verify_package', 'group': 'package', 'path': installer}]
 
 
 def notion_entries(keys: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
@@ -237,10 +280,21 @@ class Discovery:
     packages: list[dict[str, t.Any]]
     installer_info: dict[str, t.Any] | None
     all_profiles: list[dict[str, t.Any]] = field(default_factory=list)
+    provisioned: list[dict[str, t.Any]] = field(default_factory=list)
 
     def facts(self) -> dict[str, t.Any]:
-        return {'users': [u.facts() for u in self.users], 'machine_installs': self.machine_installs,
-                'packages': self.packages}
+        return {'users': [{**u.facts(), 'msix': self.user_packages(u.profile['sid'])} for u in self.users],
+                'machine_installs': self.machine_installs, 'packages': self.packages, 'provisioned': self.provisioned}
+
+    def user_packages(self, sid: str) -> list[dict[str, t.Any]]:
+        """The MSIX packages Windows lists for this user, whatever their state (Installed, Staged, Paused...)."""
+        found = []
+        for package in self.packages:
+            states = package.get('user_states') or {s: 'Installed' for s in package.get('user_sids') or []}
+            if sid in states:
+                found.append({'family_name': package.get('family_name'), 'version': package.get('version'),
+                              'install_location': package.get('install_location'), 'state': states[sid]})
+        return found
 
 
 def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
@@ -275,9 +329,12 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
     machine_exes = [f for f in files if f['exists'] and f['path'].lower() in {p.lower() for p in MACHINE_EXES}]
     installer = params.get('installer')
     installer_info = next((f for f in files if installer and f['path'].lower() == installer.lower()), None)
-    packages = [p for p in operation_data(envelope, 7)['packages'] if 'calendar' not in p['name'].lower()]
+    listed = operation_data(envelope, 7)
+    packages = [p for p in listed['packages'] if 'calendar' not in p['name'].lower()]
+    provisioned = [p for p in listed.get('provisioned', []) if 'calendar' not in p['display_name'].lower()]
     return Discovery(users=users, machine_installs=machine + [{'executable': f} for f in machine_exes],
-                     packages=packages, installer_info=installer_info, all_profiles=profiles)
+                     packages=packages, installer_info=installer_info, all_profiles=profiles,
+                     provisioned=provisioned)
 
 
 def verify_local_installer(params: dict[str, t.Any], info: dict[str, t.Any] | None) -> None:
@@ -453,7 +510,13 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
             raise RequestError(f'{option} applies to macOS hosts only')
     if params.get('use_homebrew'):
         raise RequestError('use_homebrew applies to macOS hosts only')
-    discovery = discover(params, host.run_batch(probe_operations(params), check_mode=True))
+    envelope = host.run_batch(probe_operations(params), check_mode=True)
+    discovery = discover(params, envelope)
+    if params.get('package_format') == 'msix':
+        # Imported here: _app_msix builds on this module's discovery and per-user steps.
+        from ansible_collections.loopbreaker.notion.plugins.module_utils import _app_msix
+        probed = envelope['results'][9] if len(envelope['results']) > 9 else None
+        return _app_msix.run(host, params, discovery, probed, check_mode=check_mode)
     installer = params.get('installer')
     installer_path = None
     operations: list[dict[str, t.Any]] = []
@@ -521,9 +584,9 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
         changed = any(r['status'] == 'ok' and OPERATIONS[r['op']].mutates and
                       (r['op'] != 'ensure_admin_dir' or data_changed(r['data'])) for r in applied)
     manual = []
-    if discovery.packages:
-        manual.append('MSIX Notion packages were found (see facts.packages); remove or update them with '
-                      'Remove-AppxPackage / the Microsoft Store, this module acts on the per-user installs.')
+    if discovery.packages or discovery.provisioned:
+        manual.append('MSIX Notion packages were found (see facts.packages and facts.provisioned); this run acts on '
+                      'the per-user installs only (package_format: msix provisions the MSIX and migrates them).')
     if discovery.machine_installs and params['state'] in ('absent', 'reinstalled'):
         manual.append('A machine-wide Notion install was found (see facts.machine_installs); it is not a per-user '
                       'install and was left alone.')

@@ -90,6 +90,8 @@ class UserPlan:
     processes: list[dict[str, t.Any]] = field(default_factory=list)
     entry_dir: str | None = None
     error: str | None = None
+    # Every data root found for the user (data_root first, always listed; an MSIX's virtualised copy when present).
+    data_roots: list[str] = field(default_factory=list)
 
     @property
     def user(self) -> str:
@@ -100,7 +102,7 @@ def probe_operations(layout: _layout.PlatformLayout, scopes: tuple[str, ...]) ->
     patterns = [template for _scope, template in _layout.scope_patterns(layout, scopes)]
     return [
         {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
-        {'op': 'stat_paths', 'each_profile': True, 'patterns': [layout.data_root] + patterns},
+        {'op': 'stat_paths', 'each_profile': True, 'patterns': list(layout.data_roots()) + patterns},
         {'op': 'list_processes', 'names': list(layout.process_names)},
     ]
 
@@ -134,6 +136,7 @@ def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t
                                  processes=[p for p in processes if owns(profile, p)], error=f'not touched: {foreign}')
         else:
             user_plan = _plan_user(layout, request, profile, stats.get(profile['sid']), processes, entry_id)
+        user_plan.data_roots = _found_roots(layout, profile, stats.get(profile['sid']))
         if explicit or user_plan.items or user_plan.error or _root_exists(user_plan, stats.get(profile['sid'])):
             plans.append(user_plan)
     running = [p for p in plans if p.items and p.processes]
@@ -146,8 +149,15 @@ def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t
 
 def _root_exists(user_plan: UserPlan, stat: dict[str, t.Any] | None) -> bool:
     return bool(stat and stat['status'] == 'ok'
-                and any(e['path'] == user_plan.data_root or e['pattern'] == user_plan.data_root
+                and any(e['path'] in user_plan.data_roots or e['pattern'] in user_plan.data_roots
                         for e in stat['data']['entries']))
+
+
+def _found_roots(layout: _layout.PlatformLayout, profile: dict[str, t.Any], stat: dict[str, t.Any] | None) -> list[str]:
+    """The user's data root, and each other data root the probe found."""
+    roots = [substitute(template, _substitutions(profile)) for template in layout.data_roots()]
+    found = {e['pattern'] for e in stat['data']['entries']} if stat and stat['status'] == 'ok' else set()
+    return [roots[0]] + [root for root in roots[1:] if root in found]
 
 
 def _plan_user(layout: _layout.PlatformLayout, request: Request, profile: dict[str, t.Any],
@@ -267,6 +277,7 @@ def user_results(plans: list[UserPlan], request: Request, apply_results: list[di
         users.append({
             'user': user_plan.user, 'sid': user_plan.profile['sid'], 'profile_path': user_plan.profile['profile_path'],
             'logged_on': user_plan.profile['loaded'], 'data_root': user_plan.data_root,
+            'data_roots': user_plan.data_roots,
             'data_root_source': user_plan.profile['folder_source'].get('AppData', 'default'), 'status': status,
             'processes_stopped': [{'pid': p['pid'], 'name': p['name']} for p in stopped],
             'items': items, 'bytes': sum(i['bytes'] for i in done), 'files': sum(i['files'] for i in done),

@@ -136,9 +136,23 @@ _OPERATIONS: tuple[Operation, ...] = (
     Operation('start_as_user', ('sid', 'executable'), ('arguments',), True,
               'Start a program in a logged-on user\'s interactive session without waiting (a scheduled task '
               'run once, then deleted). A user without an interactive session is an error.'),
-    Operation('list_packages', ('names',), (), False,
+    Operation('list_packages', ('names',), ('include_provisioned',), False,
               'MSIX/AppX packages (all users) whose name matches one of names (wildcards allowed): name, '
-              'package full name, family name, version, install location and the SIDs of users who have it.'),
+              'package full name, family name, version, install location and the SIDs of users who have it, '
+              'with publisher, publisher id, architecture, signature kind, status and each user\'s install '
+              'state; with include_provisioned also the packages provisioned (staged for all users, registered '
+              'at each user\'s next logon) whose display name matches.'),
+    Operation('verify_package', ('path',), ('family_name', 'sha256'), False,
+              'Read an .msix/.appx file held open denying writes: SHA-256, Authenticode signature, and the '
+              'Identity of its AppxManifest.xml (name, publisher, version, architecture, publisher id, family '
+              'name); fails unless it has this SHA-256 and this family name (when given) and a valid signature.'),
+    Operation('provision_package', ('path', 'family_name', 'sha256'), (), True,
+              'Provision an MSIX for all users (Add-AppxProvisionedPackage -Online -SkipLicense) after '
+              'verifying it as verify_package does through a handle held denying writes and deletes until '
+              'provisioning ends; it registers for each user at their next logon, no session needed.'),
+    Operation('remove_provisioned_package', ('package_name',), (), True,
+              'Deprovision a package (Remove-AppxProvisionedPackage -Online) so new logons no longer get it; '
+              'users who have it registered keep it and its data. A missing package is reported, not an error.'),
     Operation('read_records', ('namespace',), (), False,
               'Every record of a namespace in the host\'s administrator-only store, as key and text: '
               'Windows, the REG_SZ values of HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>; POSIX, '

@@ -81,7 +81,7 @@ def foreign_folder(layout: PlatformLayout, profile: dict[str, t.Any],
 def data_roots(layout: PlatformLayout, profile: dict[str, t.Any]) -> list[str]:
     """Substituted templates of everything a rung may take from this user (data root and outside roots)."""
     substitutions = {'ProfilePath': profile['profile_path'], 'Sid': profile['sid'], **profile['folders']}
-    templates = [layout.data_root] + [p for patterns in layout.outside_root.values() for p in patterns]
+    templates = list(layout.data_roots()) + [p for patterns in layout.outside_root.values() for p in patterns]
     return [substitute(template, substitutions) for template in templates]
 
 

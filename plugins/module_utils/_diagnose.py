@@ -125,17 +125,19 @@ def endpoints(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
 
 # ------------------------------------------------------------------ evidence
 def user_paths(layout: PlatformLayout) -> dict[str, list[str]]:
-    root = layout.data_root
+    """Evidence files under every data root (on Windows the MSIX's virtualised AppData too, see _msix)."""
     join = layout.join
-    logs = [join(root, 'logs', 'log.log')]
+    roots = layout.data_roots()
+    logs = [join(root, 'logs', 'log.log') for root in roots]
     if layout.name == 'darwin':
         logs.append('{ProfilePath}/Library/Logs/Notion/log.log')
     return {
         'logs': logs,
-        'db': [join(root, 'notion.db')],
-        'leveldb': [join(root, 'Local Storage', 'leveldb', 'LOG'), join(root, 'IndexedDB', '*', 'LOG'),
-                    join(root, 'Partitions', '*', 'Local Storage', 'leveldb', 'LOG'),
-                    join(root, 'Partitions', '*', 'IndexedDB', '*', 'LOG')],
+        'db': [join(root, 'notion.db') for root in roots],
+        'leveldb': [path for root in roots for path in (
+            join(root, 'Local Storage', 'leveldb', 'LOG'), join(root, 'IndexedDB', '*', 'LOG'),
+            join(root, 'Partitions', '*', 'Local Storage', 'leveldb', 'LOG'),
+            join(root, 'Partitions', '*', 'IndexedDB', '*', 'LOG'))],
     }
 
 
@@ -146,7 +148,7 @@ def probe_operations(layout: PlatformLayout, incident: str | None) -> list[dict[
     windows = layout.name == 'windows'
     operations: list[dict[str, t.Any]] = [
         {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
-        {'op': 'stat_paths', 'patterns': [layout.data_root], **each},
+        {'op': 'stat_paths', 'patterns': list(layout.data_roots()), **each},
         {'op': 'read_file_tails', 'patterns': paths['logs'], 'max_bytes': 65536, **each},
         {'op': 'read_file_tails', 'patterns': paths['db'], 'max_bytes': 0, 'head_bytes': 100, **each},
         {'op': 'read_file_tails', 'patterns': paths['leveldb'], 'max_bytes': 8192, **each},
@@ -162,7 +164,7 @@ def probe_operations(layout: PlatformLayout, incident: str | None) -> list[dict[
             {'op': 'read_registry', 'key': CONNECTIONS, 'names': ['DefaultConnectionSettings']},
             {'op': 'list_firewall_rules', 'programs': ['*\\notion.exe']},
             {'op': 'get_file_info', 'paths': ['{Local AppData}\\Programs\\Notion\\Notion.exe'], **each},
-            {'op': 'list_packages', 'names': ['*Notion*']},
+            {'op': 'list_packages', 'names': ['*Notion*'], 'include_provisioned': True},
         ]
     return operations
 
@@ -212,13 +214,16 @@ def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str
     machine_proxy = None
     rules: list[dict[str, t.Any]] = []
     packages: list[dict[str, t.Any]] = []
+    provisioned: list[dict[str, t.Any]] = []
     if windows:
         policy = operation_data(envelope, 8)
         per_user = (policy.get('values') or {}).get('ProxySettingsPerUser') if policy.get('exists') else None
         if per_user is not None and per_user.get('data') == 0:
             machine_proxy = proxy_setting(_registry_blob(operation_data(envelope, 9)))
         rules = operation_data(envelope, 10)['rules']
-        packages = operation_data(envelope, 12)['packages']
+        listed = operation_data(envelope, 12)
+        packages = [p for p in listed['packages'] if 'calendar' not in p['name'].lower()]
+        provisioned = [p for p in listed.get('provisioned', []) if 'calendar' not in p['display_name'].lower()]
     users = []
     for profile in profiles:
         sid = profile['sid']
@@ -229,7 +234,8 @@ def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str
                              for p in processes) if windows else bool(profile.get('loaded')),
             'notion_running': sorted(p['pid'] for p in processes if p['owner_sid'] == profile.get('owner_sid', sid)
                                      and p['name'].lower() != 'explorer.exe'),
-            'data': {'exists': bool(data), 'bytes': sum(e.get('bytes') or 0 for e in data)},
+            'data': {'exists': bool(data), 'bytes': sum(e.get('bytes') or 0 for e in data),
+                     'roots': [e['path'] for e in data]},
             'logs': (_per(envelope, 2, sid) or {}).get('files', []),
             'db': (_per(envelope, 3, sid) or {}).get('files', []),
             'leveldb': (_per(envelope, 4, sid) or {}).get('files', []),
@@ -239,8 +245,13 @@ def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str
             fact['proxy_scope'] = 'machine' if machine_proxy else 'user'
             exe = ((_per(envelope, 11, sid) or {}).get('files') or [{}])[0]
             msix = [p for p in packages if sid in (p.get('user_sids') or [])]
+            # A provisioned package is registered for a user at their next logon: Notion is on its way.
             fact['install'] = {'nsis': exe if exe.get('exists') else None,
-                               'msix': [{k: p.get(k) for k in ('name', 'version', 'install_location')} for p in msix]}
+                               'msix': [{**{k: p.get(k) for k in ('name', 'version', 'install_location',
+                                                                  'family_name', 'publisher')},
+                                         'state': (p.get('user_states') or {}).get(sid, 'Installed')} for p in msix],
+                               'provisioned': [{k: p.get(k) for k in ('display_name', 'family_name', 'version',
+                                                                      'install_location')} for p in provisioned]}
             exe_path = (exe.get('path') or '').lower()
             fact['block_rules'] = [r for r in rules if r.get('action') == 'block' and r.get('enabled')
                                    and (r.get('program') or '').lower() == exe_path and exe_path]
@@ -332,9 +343,9 @@ def local_findings(fact: dict[str, t.Any], cutoff: datetime.datetime | None, pla
                                                        f"{rule['direction']} for {rule['program']}"]))
         install = fact.get('install') or {}
         nsis = install.get('nsis')
-        if fact['data']['exists'] and not nsis and not install.get('msix'):
-            found.append(_finding('install_missing', user, ['no Notion.exe under Local AppData\\Programs\\Notion '
-                                                            'and no MSIX package for the user']))
+        if fact['data']['exists'] and not nsis and not install.get('msix') and not install.get('provisioned'):
+            found.append(_finding('install_missing', user, ['no Notion.exe under Local AppData\\Programs\\Notion, '
+                                                            'no MSIX package for the user and none provisioned']))
         if nsis:
             signature = nsis.get('signature') or {}
             if signature.get('status') != 'Valid' or signature.get('signer') != NOTION_SIGNER:

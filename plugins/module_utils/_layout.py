@@ -15,6 +15,8 @@ import posixpath
 import types
 from dataclasses import dataclass
 
+from ansible_collections.loopbreaker.notion.plugins.module_utils._msix import VIRTUAL_DATA_ROOT
+
 SCOPE_NAMES: tuple[str, ...] = ('cache', 'service_workers', 'storage', 'cookies')
 SCOPE_CHOICES: tuple[str, ...] = ('all',) + SCOPE_NAMES
 
@@ -50,6 +52,12 @@ class PlatformLayout:
     # Where the quarantine goes when quarantine_root is on another volume than the data (Windows
     # with a redirected AppData), so that a move stays a rename; None where homes are one volume.
     fallback_quarantine_root: str | None = None
+    # Other places the same userData may be in, or be split into: on Windows the MSIX's virtualised
+    # copy of AppData (see _msix). Every scope covers them as it covers data_root.
+    extra_data_roots: tuple[str, ...] = ()
+
+    def data_roots(self) -> tuple[str, ...]:
+        return (self.data_root,) + self.extra_data_roots
 
     def quarantine_roots(self) -> list[str]:
         """Every template a quarantine entry can live under, for listing."""
@@ -71,6 +79,7 @@ WINDOWS = PlatformLayout(
     quarantine_root='{Local AppData}\\loopbreaker\\quarantine',
     process_names=('Notion.exe',),
     fallback_quarantine_root='{AppData}\\loopbreaker-quarantine',
+    extra_data_roots=(VIRTUAL_DATA_ROOT,),
 )
 DARWIN = PlatformLayout(
     name='darwin',
@@ -116,7 +125,7 @@ def scope_table() -> dict[str, tuple[str, ...]]:
 def scope_patterns(layout: PlatformLayout, scopes: tuple[str, ...]) -> list[tuple[str, str]]:
     """(scope, host path template) for every place the chosen scopes cover on this platform."""
     table = scope_table()
-    patterns = [(scope, layout.join(layout.data_root, layout.native(relative)))
-                for scope in scopes for relative in table[scope]]
+    patterns = [(scope, layout.join(root, layout.native(relative)))
+                for root in layout.data_roots() for scope in scopes for relative in table[scope]]
     patterns += [(scope, template) for scope in scopes for template in layout.outside_root.get(scope, ())]
     return patterns

@@ -84,6 +84,8 @@ options:
       - The version the installer brings, for the idempotency of V(present). By default read from a
         local installer's file version, or from Notion's release file name (C(Notion Setup 7.35.0.exe))
         in a URL. When unknown, V(present) leaves an existing install alone.
+      - With O(package_format=msix) a local package's version is read from its manifest (O(version), when
+        given, must be the same, three or four parts); for a URL it is O(version).
     type: str
   remove_user_data:
     description: With V(absent), also move each user's Notion data into their quarantine.
@@ -134,6 +136,39 @@ options:
         Homebrew checks the download's checksum before anything is replaced; the team is checked after.
     type: bool
     default: false
+  package_format:
+    description:
+      - Windows only. V(nsis) (the default when omitted) runs Notion's per-user setup C(.exe) as each user.
+      - V(msix) provisions Notion's official MSIX (O(installer), an C(.msix)/C(.appx) path or URL such as
+        C(https://www.notion.com/desktop/windows-msix/download); not a bundle) for all users with
+        C(Add-AppxProvisionedPackage -Online -SkipLicense). It needs no user session - logged-off users get it
+        at their next logon - and replaces the C(pending) state of per-user installs.
+      - The package is verified before anything changes - O(checksum) (required), a valid signature, and its
+        family name (identity and publisher, see O(package_family)) - and again by the step that provisions
+        it, which holds it open against writes until provisioning ends.
+      - Following Notion's migration rule, each logged-on user's per-user copy is stopped and uninstalled as
+        that user before the package is provisioned, in one sequence (a failed uninstall provisions nothing).
+        A logged-off user's per-user copy is left as it is (its uninstaller only acts in their session) and
+        the user is reported C(pending) until a run while they are logged on removes it. No user data is
+        touched either way; the MSIX reads C(%APPDATA%\\Notion). O(users) and O(exclude_users) choose whose
+        per-user copies are migrated; the package itself is always provisioned for all users.
+      - Idempotent - a provisioned package of the wanted version (from the package, or O(version) for a URL)
+        and no per-user copy of a logged-on user is no change. An older version than one provisioned or
+        installed is refused before anything changes, as Windows would refuse it. V(reinstalled) does what
+        V(present) does - reinstalling a package in place would remove its users' package data.
+      - With V(absent), deprovisions the family (C(Remove-AppxProvisionedPackage -Online)) so later logons no
+        longer get it; users who have it registered keep it and its package data (removing it for a user
+        deletes C(Packages\\<family>), virtualised AppData included), and are listed in RV(manual_actions).
+        Per-user copies are not touched; O(remove_user_data) does not apply.
+    type: str
+    choices: [nsis, msix]
+  package_family:
+    description:
+      - With O(package_format=msix), the package family name the package must have,
+        C(<identity name>_<publisher id>); the publisher id is a hash of the manifest's publisher, so this
+        pins both. By default Notion's, C(com.notion.app.desktop.notion_87smfmv0eebam) (publisher
+        C(CN="Notion Labs, Inc.", O="Notion Labs, Inc.", L=San Francisco, S=California, C=US)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -214,7 +249,9 @@ users:
     status:
       description: >-
         C(installed), C(upgraded), C(downgraded), C(reinstalled), C(removed), C(stopped), C(restarted),
-        C(unchanged), C(pending) (the user is not logged on) or C(failed).
+        C(unchanged), C(pending) (the user is not logged on) or C(failed); with O(package_format=msix),
+        C(migrated) (per-user copy uninstalled, the MSIX registers at their next logon), C(provisioned)
+        (the MSIX registers at their next logon), C(unchanged), C(pending) or C(failed).
       type: str
       returned: always
     reason:
@@ -259,9 +296,22 @@ facts:
   description: >-
     Discovery. Windows - per user install, executable, version, signature, processes and data (and
     C(error) when the user's hive or profile could not be read: that user is reported C(failed) in
-    RV(users), whatever the state, except V(stopped)); machine-wide installs; MSIX packages. macOS - bundles with version and signing team, users with
-    their session, processes and data, Homebrew.
+    RV(users), whatever the state, except V(stopped)), with C(msix) - the user's MSIX packages and their
+    install state; machine-wide installs; MSIX packages
+    (C(packages) - registered, with C(user_sids), C(user_states) and C(publisher); C(provisioned) - staged for
+    all users). macOS - bundles with version and signing team, users with their session, processes and data,
+    Homebrew.
   returned: always
+  type: dict
+package_format:
+  description: C(msix) when the run provisioned (or would provision) an MSIX.
+  returned: with O(package_format=msix)
+  type: str
+package:
+  description: >-
+    The MSIX for all users - C(family_name), C(version), C(status) (C(provisioned), C(deprovisioned),
+    C(unchanged) or C(failed)), C(provisioned_before) (versions of the family provisioned before) and C(operations).
+  returned: with O(package_format=msix)
   type: dict
 manual_actions:
   description: What this module leaves to a person (MSIX packages, machine-wide installs).

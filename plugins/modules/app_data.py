@@ -13,6 +13,10 @@ description:
     own hive so redirected folders are honoured; macOS C(~/Library/Application Support/Notion) and
     C(~/Library/Caches/notion.id*); Linux C(~/.config/Notion)) and moves the entries of the chosen
     O(scopes) aside, both at the top level and inside the C(Partitions\\notion) session partition.
+  - On Windows the MSIX Notion may keep part of the same data in its virtualised AppData,
+    C(%LOCALAPPDATA%\\Packages\\com.notion.app.desktop.notion_87smfmv0eebam\\LocalCache\\Roaming\\Notion)
+    (a packaged app's new AppData files go there on Windows 10 1903 and later); every scope covers that
+    folder too, when it exists.
   - By default nothing is deleted. Each user's entries are moved into a quarantine entry on the same
     volume, readable only by that user and administrators, with a C(manifest.json); restore or purge
     it with M(loopbreaker.notion.quarantine).
@@ -176,6 +180,13 @@ users:
     data_root:
       description: The user's Notion userData folder.
       type: str
+      returned: always
+    data_roots:
+      description: >-
+        Every Notion userData folder found for the user - RV(users[].data_root) first, then on Windows the
+        MSIX's virtualised copy when it exists.
+      type: list
+      elements: str
       returned: always
     data_root_source:
       description: C(registry) when the user's own hive placed AppData (a redirected folder), C(default) otherwise.

@@ -12,7 +12,10 @@ description:
   - "Local evidence per user: the user's effective proxy (Windows: the user's WinINET settings, or the
     machine-wide ones under C(ProxySettingsPerUser=0)), running Notion processes, enabled firewall block
     rules naming the user's C(Notion.exe), the per-user install and its Authenticode signature and MSIX
-    packages (Windows), app-data size, the last 64 KiB of the app's C(log.log) (C(did-fail-load),
+    packages (Windows; registered for the user with their family, publisher and install state, and those
+    provisioned for all users, which register at the next logon), app-data size (on Windows also in the
+    MSIX's virtualised AppData, C(%LOCALAPPDATA%\\Packages\\<family>\\LocalCache\\Roaming\\Notion), listed
+    in C(data.roots)), the last 64 KiB of the app's C(log.log) (C(did-fail-load),
     C(render-process-gone), C(child-process-gone) newer than the cut-off), the C(notion.db) header (and
     C(PRAGMA quick_check) on macOS/Linux) and LevelDB C(LOG) files reporting corruption."
   - "Network, through each user's proxy: DNS, TCP 443 (or the proxy's CONNECT), TLS with the issuer of

@@ -182,10 +182,29 @@ notes:
     pid}); pid is best effort, the oldest process of that program owned by the user and started by the task,
     or null when none can be told apart (for example a single-instance app that handed over to a running
     instance and exited). A program that exits at once with a non-zero code is an error."
-  - "C(list_packages) (names): MSIX/AppX packages of all users, C(Get-AppxPackage -AllUsers -Name <name>) for
-    each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
-    package_full_name, family_name, version, install_location, user_sids}]}); user_sids are the users for whom
-    the package is installed, not merely staged."
+  - "C(list_packages) (names, [include_provisioned]): MSIX/AppX packages of all users, C(Get-AppxPackage -AllUsers
+    -Name <name>) for each name (wildcards allowed), once per package full name. Returns C({packages: [{name,
+    package_full_name, family_name, version, install_location, user_sids, publisher, publisher_id, architecture,
+    signature_kind, status, user_states}]}); user_sids are the users for whom the package is installed, not merely
+    staged; user_states maps every SID Windows lists to its install state (C(Installed), C(Staged), ...). With
+    include_provisioned, also C(provisioned: [{display_name, package_name, family_name, version, publisher_id,
+    architecture, install_location}]) from C(Get-AppxProvisionedPackage -Online), matched by display name: the
+    packages staged for all users, which Windows registers for each user at their next logon."
+  - "C(verify_package) (path, [family_name], [sha256]): read-only. Opens the .msix/.appx (not a bundle) and every
+    folder on the way denying writes and deletes, hashes it, checks its Authenticode signature is C(Valid) and reads
+    the Identity of its C(AppxManifest.xml) from that handle (no DTD, at most 4 MiB). Fails on another SHA-256 or
+    family name when given. Returns C({path, bytes, sha256, signature, signer_subject, identity: {name, publisher,
+    version, architecture, executable, publisher_id, family_name, package_full_name}}); publisher_id is computed as
+    Windows does (SHA-256 of the UTF-16LE publisher, 65 bits in Crockford base32), so the family name pins the
+    publisher."
+  - "C(provision_package)* (path, family_name, sha256): verifies as C(verify_package) through a handle held until it
+    is done, then C(Add-AppxProvisionedPackage -Online -PackagePath <path> -SkipLicense): staged for all users and
+    registered at each user's next logon, no user session needed. The same package already provisioned returns
+    C(changed: false); a higher version of the family provisioned is refused (0x80073D06), as Windows refuses a
+    lower version than an installed one and a manifest publisher that is not the signer's subject. Returns
+    C({package_name, version, changed})."
+  - "C(remove_provisioned_package)* (package_name): C(Remove-AppxProvisionedPackage -Online); users who have the
+    package registered keep it and its data. Returns C({removed, missing}); a missing package is not an error."
   - "C(probe_network) (endpoints, proxies, resolve, ca_bundle, timeout_seconds): read-only connectivity probes for
     C(loopbreaker.notion.diagnose). For every proxy setting (C({mode: direct|manual|pac|auto_detect, server, bypass,
     pac_url})) and every endpoint (C({name, host, port, kind: https|engineio, path})): the proxy for the URL (manual:

@@ -14,6 +14,8 @@ import os
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
+from ansible_collections.loopbreaker.notion.plugins.module_utils._msix import NOTION_IDENTITY, NOTION_PUBLISHER
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import msix_meta
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 
 # relative path under userData -> content; kept small but shaped like a real profile.
@@ -158,6 +160,15 @@ def serve_installer(twin: SimulatedWindows, url: str, version: str, *, signer: s
     content = installer_content(version, signer)
     twin.state['downloads'][url] = {'content': base64.b64encode(content).decode(),
                                     'meta': installer_meta(version, signer=signer)}
+    return hashlib.sha256(content).hexdigest()
+
+
+def seed_msix(twin: SimulatedWindows, path: str, version: str, *, publisher: str = NOTION_PUBLISHER,
+              signature: str = 'Valid', signer_subject: str | None = None) -> str:
+    """Put Notion's MSIX (identity com.notion.app.desktop.notion) on the simulated host; returns its SHA-256."""
+    content = f'PK MSIX {NOTION_IDENTITY} {version} by {publisher}'.encode()
+    twin.write(path, content, meta=msix_meta(NOTION_IDENTITY, publisher, version, signer='Notion Labs, Inc.',
+                                             signature=signature, signer_subject=signer_subject))
     return hashlib.sha256(content).hexdigest()
 
 

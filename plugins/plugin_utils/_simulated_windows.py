@@ -39,6 +39,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import B
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_firewall import SimulatedFirewall
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import SimulatedPackages
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
     LOCK_TIMEOUT_SECONDS,
@@ -84,6 +85,7 @@ def empty_state(hostname: str = 'WS01') -> State:
         'calls': [],
         'downloads': {},
         'packages': [],
+        'provisioned': [],
         'tasks_run': [],
         'lock': None,
         'denied': [],
@@ -98,7 +100,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, SimulatedPackages, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -838,10 +840,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             raise BridgeOperationError(f"Refusing '{path}': {', '.join(sorted(others))} may {rights} '{shown}', which "
                                        'only administrators may change. Remove it and run again.')
 
-    def op_list_packages(self, names: list[str]) -> dict[str, t.Any]:
-        patterns = [n.lower() for n in names]
-        return {'packages': [copy.deepcopy(p) for p in self.state['packages']
-                             if any(fnmatch.fnmatchcase(p['name'].lower(), n) for n in patterns)]}
 
 
 def _read_text(entry: dict[str, t.Any], max_bytes: int) -> dict[str, t.Any]:

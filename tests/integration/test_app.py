@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
     NOTION_SIGNER,
     seed_installer,
+    seed_msix,
     seed_windows_user,
 )
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
@@ -170,3 +171,46 @@ def test_a_user_whose_hive_will_not_load_is_reported_not_left_out(lab: Lab) -> N
     assert statuses(apply)['dave'] == ('failed', reason)
     assert apply['failed'] is True and f'dave: {reason}' in apply['msg']
     assert [u['error'] for u in apply['facts']['users'] if u['user'] == 'dave'] == [reason.split(': ', 1)[1]]
+
+
+MSIX = 'C:\\Installers\\Notion-7.40.0.msix'
+MSIX_FULL_NAME = 'com.notion.app.desktop.notion_7.40.0.0_x64__87smfmv0eebam'
+PENDING_NSIS = ("not logged on: their per-user Notion is uninstalled by a run while they are logged on (its "
+                "uninstaller only acts in their session); their data in %APPDATA%\\Notion is kept, and the MSIX "
+                'registers at their next logon')
+
+
+@pytest.mark.integration
+def test_a_verified_msix_is_provisioned_for_all_users_with_no_user_logged_on_in_four_runs(lab: Lab) -> None:
+    twin = lab.twin()
+    twin.add_profile('systemprofile', 'S-1-5-18', loaded=True,
+                     profile_path='C:\\Windows\\System32\\config\\systemprofile')
+    seed_windows_user(twin, 'carol', CAROL, loaded=False)           # logged off, per-user Notion 7.35.0
+    twin.add_profile('dave', 'S-1-5-21-7-8-9-1004')                 # logged off, no Notion yet
+    checksum = seed_msix(twin, MSIX, '7.40.0.0')
+    lab.save(twin)
+    assert not [p for p in twin.state['processes'] if p['name'] == 'explorer.exe'], 'nobody is logged on'
+    data_before = twin.tree_snapshot(data_root('carol'))
+    args = {'state': 'present', 'installer': MSIX, 'checksum': checksum, 'package_format': 'msix'}
+    completed, results = lab.play('app_four_runs', 'win', {'app_args': args})
+    assert_ok(completed)
+    assert [results[run]['changed'] for run in ('check', 'apply', 'again', 'again_check')] == [True, True, False, False]
+    for run in ('check', 'apply'):
+        assert statuses(results[run]) == {'carol': ('pending', PENDING_NSIS), 'dave': ('provisioned', None)}, run
+        assert results[run]['package']['status'] == 'provisioned'
+    for run in ('again', 'again_check'):
+        assert statuses(results[run]) == {'carol': ('pending', PENDING_NSIS), 'dave': ('unchanged', None)}, run
+        assert results[run]['package']['status'] == 'unchanged'
+    assert results['apply']['diff']['after'] == ('all users (provisioned): 7.40.0.0 (provisioned)\n'
+                                                 'carol: per-user 7.35.0 (pending)\n'
+                                                 'dave: MSIX 7.40.0.0 at next logon (provisioned)\n')
+
+    twin = lab.twin()
+    assert [p['package_name'] for p in twin.state['provisioned']] == [MSIX_FULL_NAME]
+    assert twin.state['tasks_run'] == [], 'no user session was needed, none was used'
+    assert exe_meta(twin, 'carol')['version'] == '7.35.0', "carol's per-user copy waits for her session"
+    assert twin.tree_snapshot(data_root('carol')) == data_before, "carol's data is untouched"
+    assert twin.state['mounted_hives'] == []
+    twin.log_on('S-1-5-21-7-8-9-1004')
+    [package] = twin.op_list_packages(['com.notion.app.desktop.notion'])['packages']
+    assert package['user_sids'] == ['S-1-5-21-7-8-9-1004'], 'registered at his next logon'

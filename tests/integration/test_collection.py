@@ -19,6 +19,8 @@ PUBLIC_MODULES = ['app', 'app_data', 'browser_data', 'diagnose', 'firewall', 'in
 DEVELOPER_ONLY = ('Makefile', 'pyproject.toml', 'scripts', 'molecule', 'ee', 'inventories/lab', 'tests/unit',
                   'tests/integration', 'tests/benchmarks', 'tests/conftest.py', '.ci', '.config', '.ansible-lint',
                   'plugins/connection/simulated_windows.py', 'plugins/plugin_utils/_simulated_windows.py',
+                  'plugins/plugin_utils/_simulated_firewall.py', 'plugins/plugin_utils/_simulated_packages.py',
+                  'plugins/plugin_utils/_simulated_network.py', 'plugins/plugin_utils/_simulated_browsers.py',
                   'plugins/plugin_utils/_lab.py')
 
 

@@ -13,7 +13,8 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_wind
 # Operations that mean nothing on macOS/Linux: the local host must not pretend to have them.
 WINDOWS_ONLY = {'read_registry', 'write_registry', 'delete_registry_values', 'list_registry_subkeys',
                 'list_firewall_rules', 'set_firewall_rule', 'remove_firewall_rule', 'get_file_info', 'download_file',
-                'run_as_user', 'start_as_user', 'list_packages', 'verify_file', 'ensure_admin_dir'}
+                'run_as_user', 'start_as_user', 'list_packages', 'verify_file', 'ensure_admin_dir',
+                'verify_package', 'provision_package', 'remove_provisioned_package'}
 
 
 def contract_violations(host_class: type, expected: t.Iterable[str]) -> list[str]:

@@ -451,10 +451,10 @@ def test_notion_calendar_is_ignored_and_msix_packages_are_reported() -> None:
     facts = result['facts']
     assert facts['users'][0]['uninstall_entry']['display_name'] == 'Notion 7.35.0'
     assert facts['users'][0]['version'] == '7.35.0' and facts['users'][0]['logged_on'] is True
-    assert facts['packages'] == [package]
+    assert [{key: p[key] for key in package} for p in facts['packages']] == [package], 'the fields others read'
     assert result['manual_actions'] == [
-        'MSIX Notion packages were found (see facts.packages); remove or update them with Remove-AppxPackage / the '
-        'Microsoft Store, this module acts on the per-user installs.']
+        'MSIX Notion packages were found (see facts.packages and facts.provisioned); this run acts on the per-user '
+        'installs only (package_format: msix provisions the MSIX and migrates them).']
     run(twin, state='absent')
     assert twin.exists(calendar_dir + '\\Notion Calendar.exe')
     assert entry_values(twin, ALICE, calendar_key.lower())['DisplayName'] == 'Notion Calendar 1.127.0'

@@ -567,3 +567,26 @@ def test_directories_created_in_a_home_belong_to_its_owner(tmp_path: Path) -> No
                f'.local/share/loopbreaker/quarantine/{ENTRY_ID}']
     owners = {relative: os.stat(env.root / 'alice' / relative).st_uid for relative in created}
     assert owners == {relative: env.uids['alice'] for relative in created}
+
+
+VIRTUAL = ('C:\\Users\\{user}\\AppData\\Local\\Packages\\com.notion.app.desktop.notion_87smfmv0eebam\\LocalCache'
+           '\\Roaming\\Notion')
+
+
+def test_msix_data_virtualised_into_the_package_folder_is_cleared_with_the_classic_data() -> None:
+    """MSIX file-system virtualisation puts new AppData files in Packages\\<family>\\LocalCache: both are Notion's."""
+    env = TwinEnv(['alice', 'bob'])
+    virtual = VIRTUAL.format(user='bob')
+    env.machine.write(virtual + '\\Cookies', 'virtual cookies')
+    env.machine.write(virtual + '\\Network\\Cookies', 'virtual network cookies')
+    env.machine.write(virtual + '\\Cache\\Cache_Data\\data_0', 'virtual cache')
+    result = env.app_data(scopes=['cookies'])
+    paths = [i['path'] for i in items_of(result, 'bob')]
+    assert virtual + '\\Cookies' in paths and virtual + '\\Network\\Cookies' in paths
+    assert env.data_root('bob') + '\\Cookies' in paths, 'the classic folder too'
+    assert not env.machine.exists(virtual + '\\Cookies') and env.machine.exists(virtual + '\\Cache\\Cache_Data\\data_0')
+    assert user_entry(result, 'bob')['data_roots'] == [env.data_root('bob'), virtual]
+    assert user_entry(result, 'alice')['data_roots'] == [env.data_root('alice')]
+    restored = env.quarantine(state='restored', id=result['quarantine_id'], users=['bob'])
+    assert not restored.get('failed'), restored.get('msg')
+    assert env.machine.read(virtual + '\\Cookies') == b'virtual cookies', 'and it is restored to where it was'

@@ -23,6 +23,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import 
     scope_table,
 )
 
+# The MSIX's virtualised AppData (Windows 10 1903+ writes new AppData files of a packaged app there).
+MSIX_ROOT = '{Local AppData}\\Packages\\com.notion.app.desktop.notion_87smfmv0eebam\\LocalCache\\Roaming\\Notion'
+
 ALL = ('cache', 'service_workers', 'storage', 'cookies')
 
 # ------------------------------------------------------------------ expand_scopes
@@ -152,13 +155,13 @@ def test_windows_patterns_use_backslashes_under_appdata() -> None:
         ('cookies', '{AppData}\\Notion\\Partitions\\*\\Cookies-journal'),
         ('cookies', '{AppData}\\Notion\\Partitions\\*\\Network\\Cookies'),
         ('cookies', '{AppData}\\Notion\\Partitions\\*\\Network\\Cookies-journal'),
-    ]
+    ] + [('cookies', MSIX_ROOT + template[len('{AppData}\\Notion'):]) for _scope, template in patterns[:8]]
 
 
 def test_windows_patterns_never_contain_a_forward_slash() -> None:
     for _scope, template in scope_patterns(WINDOWS, ALL):
         assert '/' not in template
-        assert template.startswith('{AppData}\\Notion\\')
+        assert template.startswith(('{AppData}\\Notion\\', MSIX_ROOT + '\\'))
 
 
 @pytest.mark.parametrize(
@@ -170,8 +173,11 @@ def test_windows_patterns_never_contain_a_forward_slash() -> None:
         pytest.param(DARWIN, ('service_workers',), [('service_workers', '{AppData}/Notion/Service Worker'),
                                                     ('service_workers', '{AppData}/Notion/Partitions/*/Service Worker')],
                      id='darwin-sw-no-outside'),
-        pytest.param(WINDOWS, ('service_workers',), [('service_workers', '{AppData}\\Notion\\Service Worker'),
-                                                     ('service_workers', '{AppData}\\Notion\\Partitions\\*\\Service Worker')],
+        pytest.param(WINDOWS, ('service_workers',), [
+            ('service_workers', '{AppData}\\Notion\\Service Worker'),
+            ('service_workers', '{AppData}\\Notion\\Partitions\\*\\Service Worker'),
+            ('service_workers', MSIX_ROOT + '\\Service Worker'),
+            ('service_workers', MSIX_ROOT + '\\Partitions\\*\\Service Worker')],
                      id='windows-sw'),
         pytest.param(LINUX, (), [], id='no-scopes-no-patterns'),
     ],
@@ -202,7 +208,7 @@ def test_scope_patterns_follow_the_table_for_each_platform(layout, scope) -> Non
 )
 def test_patterns_outside_the_data_root(layout, scope, outside) -> None:
     patterns = scope_patterns(layout, (scope,))
-    assert [t for s, t in patterns if not t.startswith('{AppData}')] == outside
+    assert [t for s, t in patterns if not t.startswith(('{AppData}', MSIX_ROOT))] == outside
     assert {s for s, _t in patterns} == {scope}
 
 
