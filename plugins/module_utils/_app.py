@@ -29,6 +29,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     owns,
     per_profile,
     select_profiles,
+    stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
@@ -309,8 +310,7 @@ class UserPlan:
 def _stop(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     if not app.processes:
         return []
-    return [{'op': 'stop_processes', 'group': app.profile['sid'], 'pids': [p['pid'] for p in app.processes],
-             'timeout_seconds': params['stop_timeout']}]
+    return [stop_operation(app.processes, app.profile['sid'], params['stop_timeout'])]
 
 
 def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:

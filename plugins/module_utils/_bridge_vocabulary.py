@@ -87,10 +87,14 @@ _OPERATIONS: tuple[Operation, ...] = (
               'reported, not an error. With within, see WITHIN.'),
     Operation('list_processes', ('names',), (), False,
               'Processes whose image name matches one of names (case-insensitive), with path, '
-              'owner SID and session id.'),
-    Operation('stop_processes', ('pids',), ('timeout_seconds',), True,
-              'Terminate processes by id and wait until they are gone; those still running at the '
-              'timeout are an error.'),
+              'owner SID, session id and start time (started: UTC, ISO 8601; POSIX: clock ticks since boot).'),
+    Operation('stop_processes', ('processes',), ('timeout_seconds',), True,
+              'Terminate processes, each given as list_processes reported it ({pid, name, owner_sid, started}), '
+              'and wait until they are gone. Process ids are reused: one is stopped only while the process with '
+              'that id still has that image name, owner and start time, checked through a handle held until it '
+              'has exited (so the id cannot change hands in between); any other is left running and listed in '
+              'not_stopped ({pid, name, reason}), not an error. Returns stopped, already_gone and not_stopped; '
+              'those still running at the timeout are an error.'),
     Operation('read_registry', ('key',), ('sid', 'names'), False,
               'Values of a key in HKLM (no sid) or in a user\'s hive (sid); binary data is base64.'),
     Operation('write_registry', ('key', 'values'), ('sid',), True,

@@ -119,9 +119,14 @@ notes:
     links and deleted through its own handle, so a link inside is removed, never walked into. Returns
     C({removed, missing})."
   - "C(list_processes) (names): processes whose image name (for example C(Notion.exe)) matches one of names,
-    case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id}]})."
-  - "C(stop_processes)* (pids, [timeout_seconds=30]): terminates the processes and waits for them to exit;
-    any still running at the timeout make the operation fail. Returns C({stopped, already_gone})."
+    case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id, started}]}); started is
+    the process's creation time in UTC (C(Win32_Process.CreationDate), round-trip format)."
+  - "C(stop_processes)* (processes, [timeout_seconds=30]): each process is given as C(list_processes) returned
+    it (C({pid, name, owner_sid, started})). Windows reuses process ids, so the bridge opens the process by id,
+    and through that handle (which keeps the id from passing to another process) checks that its image name,
+    owner SID and start time are still those; only then is it terminated. Any other process is left running
+    and reported in not_stopped with the reason. Waits for the stopped ones to exit; any still running at the
+    timeout make the operation fail. Returns C({stopped, already_gone, not_stopped: [{pid, name, reason}]})."
   - "C(read_registry) (key, [sid], [names]): key is a path below the hive root; no sid means HKLM, a sid
     means that user's hive. Returns C({exists, values: {<name>: {type, data}}}); types are C(REG_SZ),
     C(REG_EXPAND_SZ) (not expanded), C(REG_DWORD), C(REG_QWORD), C(REG_BINARY) (base64) and

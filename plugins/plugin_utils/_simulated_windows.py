@@ -38,6 +38,7 @@ import typing as t
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BatchRunner, BridgeOperationError
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_processes import SimulatedProcesses
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
     LOCK_TIMEOUT_SECONDS,
@@ -97,7 +98,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProcesses, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -205,15 +206,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
         """The entry a by-name operation reaches (junctions followed, the last one too)."""
         return self.state['files'].get(_norm(self._real(path)))
 
-    def add_process(self, name: str, path: str, owner_sid: str, *, session_id: int = 1,
-                    unkillable: bool = False) -> int:
-        pid = 1000 + 4 * len(self.state['processes']) + 4 * len(self.state['calls'])
-        while any(p['pid'] == pid for p in self.state['processes']):
-            pid += 4
-        self.state['processes'].append({'pid': pid, 'name': name, 'path': path, 'owner_sid': owner_sid,
-                                        'session_id': session_id, 'unkillable': unkillable})
-        return pid
-
     def set_registry(self, hive: str, key: str, values: dict[str, dict[str, t.Any]]) -> None:
         tree = self.state['hives'].setdefault(hive, {})
         entry = tree.setdefault(_key(key), {'path': key.strip('\\'), 'values': {}})
@@ -312,6 +304,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
                 continue
             if fault.get('remove_path'):
                 self._remove_tree(fault['remove_path'])
+            self._apply_process_fault(fault)
             attack = fault.get('replace_with_junction') or fault.get('replace_file')
             if attack and not fault.get('fired'):
                 fault['fired'] = True
@@ -578,21 +571,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
         self._remove_tree(real)  # a junction is removed as a link; its target is not under it
         return {'removed': True, 'missing': False}
 
-    def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
-        wanted = {n.lower() for n in names}
-        return {'processes': [{k: p[k] for k in ('pid', 'name', 'path', 'owner_sid', 'session_id')}
-                              for p in self.state['processes'] if p['name'].lower() in wanted]}
-
-    def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
-        running = {p['pid']: p for p in self.state['processes']}
-        stuck = [pid for pid in pids if pid in running and running[pid].get('unkillable')]
-        stopped = [pid for pid in pids if pid in running and pid not in stuck]
-        self.state['processes'] = [p for p in self.state['processes'] if p['pid'] not in stopped]
-        if stuck:
-            raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: '
-                                       f'{", ".join(map(str, stuck))}')
-        return {'stopped': stopped, 'already_gone': [pid for pid in pids if pid not in running]}
-
     def op_read_registry(self, key: str, sid: str | None = None, names: list[str] | None = None) -> dict[str, t.Any]:
         entry = self._hive(sid).get(_key(key))
         if entry is None:
@@ -709,8 +687,9 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
             # deletes from this check until the task ends, so the twin runs it in the same step.
             self.op_verify_file(executable, sha256, signer)
         meta = entry.get('meta') or {}
+        task = self._register_task(profile)
         run = {'sid': sid, 'executable': entry['path'], 'arguments': list(arguments), 'exit_code': None,
-               'timed_out': False}
+               'timed_out': False, 'principal': task['user_id'], 'priority': self._task_process_priority(task)}
         self.state['tasks_run'].append(run)
         in_place = any(a.startswith('_?=') for a in arguments)
         if meta.get('hangs') or (meta.get('kind') == 'notion_uninstaller' and in_place and '/S' not in arguments):
@@ -789,10 +768,15 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, BatchRunner):
         return 0
 
     def op_start_as_user(self, sid: str, executable: str, arguments: list[str] | None = None) -> dict[str, t.Any]:
-        self._interactive(sid)
+        profile = self._interactive(sid)
         if self._entry(executable) is None:
             raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
-        pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid)
+        task = self._register_task(profile)
+        priority = self._task_process_priority(task)
+        pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid, priority=priority)
+        self.state.setdefault('tasks_started', []).append({
+            'sid': sid, 'executable': ntpath.normpath(executable), 'arguments': list(arguments or []), 'pid': pid,
+            'principal': task['user_id'], 'priority': priority})
         return {'started': True, 'pid': pid}
 
     # ------------------------------------------------------ trusted records
