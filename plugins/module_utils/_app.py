@@ -32,6 +32,12 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._signature import (
+    NOTION_ORGANIZATION,
+    TRUSTED_SIGNING_ISSUERS,
+    expectation,
+    signature_problem,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     Manifest,
     QuarantinedItem,
@@ -57,7 +63,8 @@ DOWNLOAD_DIR = 'C:\\ProgramData\\loopbreaker\\installers'
 NOTION_NAME = re.compile(r'^Notion \d')
 INSTALLER_VERSION = re.compile(r'Notion[ _-]Setup[ _-](\d+(?:\.\d+)+)', re.IGNORECASE)
 SHA256 = re.compile(r'^[0-9a-fA-F]{64}$')
-DEFAULT_SIGNER = 'Notion Labs, Inc'
+# The subject O= of Notion's Trusted Signing certificates; compared normalised (docs/signatures.md).
+DEFAULT_SIGNER = NOTION_ORGANIZATION
 MAX_TIMEOUT = 86400
 MAX_STOP_TIMEOUT = 3600
 
@@ -66,6 +73,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'installer': {'type': 'str'},
     'checksum': {'type': 'str'},
     'signer': {'type': 'str', 'default': DEFAULT_SIGNER},
+    'signer_issuers': {'type': 'list', 'elements': 'str', 'default': list(TRUSTED_SIGNING_ISSUERS)},
     'version': {'type': 'str'},
     'remove_user_data': {'type': 'bool', 'default': False},
     'users': {'type': 'list', 'elements': 'str'},
@@ -108,6 +116,9 @@ def validate(params: dict[str, t.Any], platform: str = 'windows') -> None:
     check_seconds(params, 'stop_timeout', MAX_STOP_TIMEOUT)
     if not params['signer'].strip():
         raise RequestError('signer must not be empty: every installer is checked against a signer')
+    if not params['signer_issuers'] or any(not pattern.strip() for pattern in params['signer_issuers']):
+        raise RequestError('signer_issuers must name at least one certificate authority, and no empty one: every '
+                           "signer's certificate is checked against them")
 
 
 def check_installer(installer: str, platform: str) -> None:
@@ -293,9 +304,14 @@ def verify_local_installer(params: dict[str, t.Any], info: dict[str, t.Any] | No
     if signature.get('status') != 'Valid':
         raise RequestError(f"installer {installer!r} has no valid Authenticode signature (status "
                            f"{signature.get('status')}): refused, nothing was changed")
-    if signature.get('signer') != params['signer']:
-        raise RequestError(f"installer {installer!r} is signed by {signature.get('signer')!r}, expected "
-                           f"{params['signer']!r}: refused, nothing was changed")
+    problem = signature_problem(installer, signature, signer_expectation(params))
+    if problem is not None:
+        raise RequestError(f'installer {problem[:-1]}: refused, nothing was changed')
+
+
+def signer_expectation(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Who must have signed the installer and the installed Notion.exe: the bridge's signer parameter."""
+    return expectation(params['signer'], params['signer_issuers'])
 
 
 @dataclass
@@ -336,11 +352,11 @@ def _install(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> lis
     # verify_file at the start of the group is minutes earlier (stop, uninstall).
     run = {'op': 'run_as_user', 'group': group, 'sid': group, 'executable': installer_path, 'arguments': ['/S'],
            'timeout_seconds': params['timeout'], **_expected(params)}
-    return [run, {'op': 'verify_file', 'group': group, 'path': exe, 'signer': params['signer']}]
+    return [run, {'op': 'verify_file', 'group': group, 'path': exe, 'signer': signer_expectation(params)}]
 
 
-def _expected(params: dict[str, t.Any]) -> dict[str, str]:
-    expected = {'signer': params['signer']}
+def _expected(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    expected: dict[str, t.Any] = {'signer': signer_expectation(params)}
     if params.get('checksum'):
         expected['sha256'] = params['checksum'].lower()
     return expected

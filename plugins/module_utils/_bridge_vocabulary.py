@@ -113,8 +113,8 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Every direct subkey of a key (HKLM without sid, else the user\'s hive) with its values, '
               'optionally only the named values; a missing key gives no subkeys.'),
     Operation('get_file_info', ('paths',), (), False,
-              'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature status and '
-              'signer.'),
+              'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature: status, signer (the '
+              'signing certificate\'s subject O=, else CN=), subject, issuer (the issuing CA\'s CN=) and ekus (OIDs).'),
     Operation('download_file', ('url', 'destination'), ('timeout_seconds', 'sha256', 'signer'), True,
               'Download a URL to a path on the host (parents created, an existing file replaced); returns '
               'bytes and SHA-256. With sha256 or signer the download is verified as verify_file does before '
@@ -129,8 +129,11 @@ _OPERATIONS: tuple[Operation, ...] = (
               'does through that handle immediately before the task starts, and held so until the task ends: '
               'nobody can replace it between the check and the run.'),
     Operation('verify_file', ('path',), ('sha256', 'signer'), False,
-              'Fail unless the file exists, has this SHA-256 (when given) and a valid Authenticode signature '
-              'whose signer is this one (when given); returns what get_file_info returns for it.'),
+              'Fail unless the file exists, has this SHA-256 (when given) and, when signer ({organization, issuers, '
+              'ekus}) is given, a valid Authenticode signature whose subject O= is organization (compared '
+              'normalised: case, whitespace, trailing punctuation), whose issuer CN matches one of issuers '
+              '(wildcards) and whose certificate has every EKU of ekus (module_utils/_signature.py); returns what '
+              'get_file_info returns for it.'),
     Operation('start_as_user', ('sid', 'executable'), ('arguments',), True,
               'Start a program in a logged-on user\'s interactive session without waiting (a scheduled task '
               'run once, then deleted). A user without an interactive session is an error.'),

@@ -1056,18 +1056,81 @@ function Get-BridgeDistinguishedNameValue {
 }
 
 function Get-BridgeSignature {
+    # The Authenticode status and what identifies the signer: subject O= (CN= without one), the whole subject,
+    # the issuing CA's CN= and the signing certificate's EKU OIDs (module_utils/_signature.py decides with them).
     param(
         [string]$Path
     )
     $signature = Get-AuthenticodeSignature -LiteralPath $Path -ErrorAction Stop
     $signer = $null
-    if ($null -ne $signature.SignerCertificate) {
-        $subject = [string]$signature.SignerCertificate.Subject
+    $subject = $null
+    $issuer = $null
+    $ekus = New-BridgeList
+    $certificate = $signature.SignerCertificate
+    if ($null -ne $certificate) {
+        $subject = [string]$certificate.Subject
         $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'O'
         if ($null -eq $signer) { $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'CN' }
+        $issuer = Get-BridgeDistinguishedNameValue -Subject ([string]$certificate.Issuer) -Attribute 'CN'
+        foreach ($extension in @($certificate.Extensions)) {
+            if ($extension -is [System.Security.Cryptography.X509Certificates.X509EnhancedKeyUsageExtension]) {
+                foreach ($oid in @($extension.EnhancedKeyUsages)) { $ekus.Add([string]$oid.Value) }
+            }
+        }
     }
     # Status is a SignatureStatus: Valid, NotSigned, HashMismatch, NotTrusted, UnknownError, ...
-    return [ordered]@{ status = [string]$signature.Status; signer = $signer }
+    return [ordered]@{ status = [string]$signature.Status; signer = $signer; subject = $subject; issuer = $issuer; ekus = $ekus }
+}
+
+function ConvertTo-BridgeOrganizationKey {
+    # module_utils/_signature.py normalise_organization: NFKC, whitespace runs as one space, no trailing
+    # punctuation, lower case. 'Notion Labs, Inc' and 'Notion Labs, Inc.' give the same key.
+    param(
+        [string]$Value
+    )
+    if ($null -eq $Value) { return '' }
+    $text = $Value.Normalize([System.Text.NormalizationForm]::FormKC)
+    $text = ([regex]::Replace($text, '\s+', ' ')).Trim()
+    $text = [regex]::Replace($text, '[\s.,;:]+$', '')
+    return $text.ToLowerInvariant()
+}
+
+function Get-BridgeSignerProblem {
+    # Why a signature is not the expected one ({organization, issuers, ekus}), or $null: the rule and the
+    # messages of module_utils/_signature.py signature_problem, which the twin and the planners use.
+    param(
+        $Signature,
+        $Expected,
+        [string]$DisplayPath
+    )
+    if ($null -eq $Expected.organization -or [string]$Expected.organization -eq '' -or @($Expected.issuers).Count -eq 0) {
+        throw 'signer must be {organization, issuers, ekus}: who signed, through which certificate authorities, for which uses.'
+    }
+    $status = 'NotSigned'
+    if ($null -ne $Signature -and $Signature.status) { $status = [string]$Signature.status }
+    if ($status -cne 'Valid') {
+        return "'$DisplayPath' has no valid signature (status $status)."
+    }
+    $signer = $Signature.signer
+    if ((ConvertTo-BridgeOrganizationKey -Value $signer) -cne (ConvertTo-BridgeOrganizationKey -Value ([string]$Expected.organization))) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer), expected $(Format-BridgeQuoted -Value ([string]$Expected.organization))."
+    }
+    $issuers = @(@($Expected.issuers) | ForEach-Object { [string]$_ })
+    $issuer = [string]$Signature.issuer
+    $matched = $false
+    foreach ($pattern in $issuers) {
+        # -like: * and ? wildcards, case-insensitive, as fnmatch on lower-cased names in the twin.
+        if ($issuer.Trim() -and $issuer.Trim() -like $pattern.Trim()) { $matched = $true }
+    }
+    if (-not $matched) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer) through $(Format-BridgeQuoted -Value $Signature.issuer), which is not one of the expected issuers ($($issuers -join ', '))."
+    }
+    $present = @(@($Signature.ekus) | ForEach-Object { [string]$_ })
+    $missing = @(@($Expected.ekus) | Where-Object { $present -notcontains [string]$_ } | ForEach-Object { [string]$_ })
+    if ($missing.Count -gt 0) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer) with a certificate without the EKU $($missing -join ', ')."
+    }
+    return $null
 }
 
 function Format-BridgeQuoted {
@@ -2283,13 +2346,8 @@ function Assert-BridgeFileVerified {
         }
     }
     if ($null -ne $ExpectedSigner) {
-        $signature = $info.signature
-        if ($signature.status -cne 'Valid') {
-            throw "'$DisplayPath' has no valid signature (status $($signature.status))."
-        }
-        if ($signature.signer -cne [string]$ExpectedSigner) {
-            throw "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
-        }
+        $problem = Get-BridgeSignerProblem -Signature $info.signature -Expected $ExpectedSigner -DisplayPath $DisplayPath
+        if ($null -ne $problem) { throw $problem }
     }
     return $info
 }
@@ -2950,12 +3008,8 @@ function Open-BridgeVerifiedProgram {
         }
         if ($null -ne $ExpectedSigner) {
             $signature = Get-BridgeSignature -Path $Executable
-            if ($signature.status -cne 'Valid') {
-                throw "'$Executable' has no valid signature (status $($signature.status))."
-            }
-            if ($signature.signer -cne [string]$ExpectedSigner) {
-                throw "'$Executable' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
-            }
+            $problem = Get-BridgeSignerProblem -Signature $signature -Expected $ExpectedSigner -DisplayPath $Executable
+            if ($null -ne $problem) { throw $problem }
         }
         return @{ Lease = $lease; Stream = $stream }
     }

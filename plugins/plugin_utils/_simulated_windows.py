@@ -39,6 +39,11 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import B
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_browsers import SimulatedBrowserStores
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_processes import SimulatedProcesses
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import (
+    SimulatedSignatures,
+    signature_of,
+    signed_copy,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
     LOCK_TIMEOUT_SECONDS,
@@ -98,7 +103,7 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProcesses, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProcesses, SimulatedSignatures, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -640,15 +645,12 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProces
                 continue
             data = base64.b64decode(entry['content'])
             meta = entry.get('meta') or {}
-            signer = meta.get('signer')
             files.append({'path': entry['path'], 'exists': True, 'bytes': len(data), 'version': meta.get('version'),
-                          'sha256': hashlib.sha256(data).hexdigest(),
-                          'signature': {'status': meta.get('signature', 'Valid' if signer else 'NotSigned'),
-                                        'signer': signer}})
+                          'sha256': hashlib.sha256(data).hexdigest(), 'signature': signature_of(meta)})
         return {'files': files}
 
     def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300, sha256: str | None = None,
-                         signer: str | None = None) -> dict[str, t.Any]:
+                         signer: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         served = self.state['downloads'].get(url)
         if served is None:
             raise BridgeOperationError(f'The remote server returned an error: (404) Not Found. ({url})')
@@ -677,7 +679,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProces
 
     def op_run_as_user(self, sid: str, executable: str, arguments: list[str], timeout_seconds: int = 600,
                        success_codes: list[int] | None = None, sha256: str | None = None,
-                       signer: str | None = None) -> dict[str, t.Any]:
+                       signer: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         profile = self._interactive(sid)
         entry = self._entry(executable)
         if entry is None or entry['type'] != 'file':
@@ -709,20 +711,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProces
             raise BridgeOperationError(f"'{entry['path']}' exited with code {run['exit_code']}.")
         return {'exit_code': run['exit_code']}
 
-    def op_verify_file(self, path: str, sha256: str | None = None, signer: str | None = None) -> dict[str, t.Any]:
-        info = self.op_get_file_info([path])['files'][0]
-        if not info['exists']:
-            raise BridgeOperationError(f"Cannot verify '{path}': the file does not exist.")
-        if sha256 and info['sha256'] != sha256.lower():
-            raise BridgeOperationError(f"'{path}' has SHA-256 {info['sha256']}, expected {sha256.lower()}.")
-        if signer is not None:
-            signature = info['signature']
-            if signature['status'] != 'Valid':
-                raise BridgeOperationError(f"'{path}' has no valid signature (status {signature['status']}).")
-            if signature['signer'] != signer:
-                raise BridgeOperationError(f"'{path}' is signed by {signature['signer']!r}, expected {signer!r}.")
-        return info
-
     def install_notion(self, profile: dict[str, t.Any], meta: dict[str, t.Any], arguments: list[str]) -> int:
         """What the per-user NSIS installer does when run as that user with /S."""
         if any(p['owner_sid'] == profile['sid'] and p['name'].lower() == 'notion.exe' for p in self.state['processes']):
@@ -734,12 +722,13 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedProces
         local_app_data = _expand_profile(local['data'], profile['profile_path']) if local else \
             ntpath.join(profile['profile_path'], 'AppData', 'Local')
         target = next((a[3:] for a in arguments if a.startswith('/D=')), ntpath.join(local_app_data, 'Programs', 'Notion'))
-        version, signer = meta['version'], meta.get('signer')
-        signature = meta.get('payload_signature', 'Valid' if signer else 'NotSigned')
+        version = meta['version']
+        # What it installs is signed as the installer is (payload_signature: a payload whose signature broke).
         self.write(ntpath.join(target, 'Notion.exe'), f'MZ Notion {version}',
-                   meta={'kind': 'notion_exe', 'version': version, 'signer': signer, 'signature': signature})
+                   meta={'kind': 'notion_exe', 'version': version,
+                         **signed_copy(meta, status=meta.get('payload_signature'))})
         self.write(ntpath.join(target, 'Uninstall Notion.exe'), f'MZ Uninstall Notion {version}',
-                   meta={'kind': 'notion_uninstaller', 'version': version, 'signer': signer,
+                   meta={'kind': 'notion_uninstaller', 'version': version, **signed_copy(meta),
                          'hangs': meta.get('uninstaller_hangs', False)})
         self.write(ntpath.join(target, 'resources', 'app.asar'), f'asar {version}')
         uninstaller = ntpath.join(target, 'Uninstall Notion.exe')

@@ -960,7 +960,7 @@ def test_run_as_user_verifies_the_program_in_the_step_that_starts_it(twin: Simul
     assert (swapped['status'], swapped['error']) == (
         'error', f"'C:\\Installers\\setup.exe' has SHA-256 {hashlib.sha256(b'MZ other').hexdigest()}, expected {digest}.")
     result = one(twin, {'op': 'run_as_user', 'sid': ALICE, 'executable': 'C:\\Installers\\setup.exe', 'arguments': [],
-                        'signer': 'Notion Labs, Inc'})
+                        'signer': {'organization': 'Notion Labs, Inc.', 'issuers': ['*'], 'ekus': []}})
     assert (result['status'], result['error']) == (
         'error', "'C:\\Installers\\setup.exe' has no valid signature (status NotSigned).")
     assert twin.state['tasks_run'] == []
