@@ -28,6 +28,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     operation_data,
     owns,
     per_profile,
+    not_stopped,
     select_profiles,
     stop_operation,
 )
@@ -519,6 +520,7 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
         # The staging check fails the same way in the download group and the user's: said once.
         errors = list(dict.fromkeys(errors_by_group.get(sid, []) +
                                     (errors_by_group.get('download', []) if plan.operations else [])))
+        left_running = not_stopped(applied, sid)
         status = plan.action
         if plan.action == 'failed' or errors:
             status = 'failed'
@@ -527,7 +529,9 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
                       'version_before': plan.app.installed_version,
                       'version_after': _version_after(plan, status),
                       'processes_stopped': [p['pid'] for p in plan.app.processes
-                                            if any(op['op'] == 'stop_processes' for op in plan.operations)],
+                                            if any(op['op'] == 'stop_processes' for op in plan.operations)
+                                            and p['pid'] not in {entry['pid'] for entry in left_running}],
+                      'processes_not_stopped': left_running,
                       'operations': [op['op'] for op in plan.operations] if check_mode else done_by_group.get(sid, []),
                       'quarantine_id': entry_id if any(op['op'] == 'move_path' for op in plan.operations) else None})
     if check_mode or not applied:

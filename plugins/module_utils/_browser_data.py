@@ -509,7 +509,9 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
                    'profiles': sum(1 for u in users for b in u['profiles'] if b['status'] == 'cleared'),
                    'entries': sum(r['entries'] for r in done), 'bytes': sum(r['bytes'] for r in done)},
         'manual_actions': [MANUAL_LOGOUT] if 'cookies' in request.scopes and done else [],
-        'notes': [f'{scope}: {why}' for scope, why in bp.NOT_ATTRIBUTABLE.items() if scope in request.scopes],
+        'notes': [f'{scope}: {why}' for scope, why in bp.NOT_ATTRIBUTABLE.items() if scope in request.scopes]
+        + [f"process {entry['pid']} ({entry['name']}) was not stopped: {entry['reason']}"
+           for r in stopped if r['status'] == 'ok' for entry in r['data'].get('not_stopped', [])],
         'diff': diff(users),
     }
     failures = [f"{u['user']}: {e}" for u in users for e in u['errors']] + stop_errors

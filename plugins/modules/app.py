@@ -249,6 +249,14 @@ users:
       type: list
       elements: int
       returned: always
+    processes_not_stopped:
+      description:
+        - On Windows, processes left running because the process behind the id was no longer the one the
+          probe listed (another image name, owner or start time: Windows reuses process ids), each with pid,
+          name and reason. Only the listed process is ever stopped.
+      type: list
+      elements: dict
+      returned: on Windows
     operations:
       description: Primitive operations run (planned in check mode).
       type: list

@@ -1357,6 +1357,8 @@ function Register-BridgeUserTask {
         [string]$Arguments,
         [timespan]$TimeLimit
     )
+    # The task is started, polled and deleted with the ScheduledTasks cmdlets.
+    Import-BridgeModule -Name ScheduledTasks -Command Start-ScheduledTask
     $service = New-Object -ComObject Schedule.Service
     try {
         $service.Connect()

@@ -10,12 +10,16 @@ accounts, one given by SID does not.
 """
 from __future__ import annotations
 
+import datetime
 import re
 import typing as t
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _app
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BridgeOperationError
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 from ansible_collections.loopbreaker.notion.tests.unit import bridge_ps1
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import (
@@ -107,6 +111,24 @@ def test_app_data_kills_nothing_else_when_the_pid_is_reused_between_probe_and_ap
     [alice] = result['users']
     assert alice['processes_stopped'] == []
     assert [p['pid'] for p in alice['processes_not_stopped']] == [pid]
+
+
+def test_app_stops_nothing_else_when_a_pid_is_reused_between_probe_and_apply() -> None:
+    machine = SimulatedWindows(empty_state('WS01'))
+    seed_windows_user(machine, 'alice', ALICE, loaded=True, running=True)
+    seed_windows_user(machine, 'bob', BOB, loaded=True)
+    first, *others = [p['pid'] for p in machine.state['processes'] if p['name'] == 'Notion.exe']
+    bob_exe = 'C:\\Users\\bob\\AppData\\Local\\Programs\\Notion\\Notion.exe'
+    machine.state['faults'].append({'during_op': 'stop_processes', 'reuse_pid': {
+        'pid': first, 'name': 'Notion.exe', 'path': bob_exe, 'owner_sid': BOB}})
+    validated = ArgumentSpecValidator(_app.ARGUMENT_SPEC).validate({'state': 'stopped', 'users': ['alice']})
+    result = _app.run(machine, validated.validated_parameters, check_mode=False,
+                      now=datetime.datetime(2026, 3, 4, tzinfo=datetime.UTC), entry_token='a1b2c3')
+    [alice] = result['users']
+    assert alice['processes_stopped'] == others
+    assert [(p['pid'], 'exited and its id was reused' in p['reason'] or 'belongs to' in p['reason'])
+            for p in alice['processes_not_stopped']] == [(first, True)]
+    assert (first, 'Notion.exe', BOB) in running(machine), "bob's Notion, which took the pid, is still running"
 
 
 # ------------------------------------------------------------- task priority
