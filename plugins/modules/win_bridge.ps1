@@ -1884,9 +1884,10 @@ function Get-BridgeProcessMismatch {
         $Expected,
         [int]$ProcessId
     )
-    foreach ($field in @('name', 'owner_sid', 'started')) {
+    $what = [ordered]@{ name = 'image name'; owner_sid = 'owner'; started = 'start time' }
+    foreach ($field in @($what.Keys)) {
         if ($null -eq $Expected.$field -or [string]$Expected.$field -eq '') {
-            return "the probe reported no $field for it, so it cannot be told apart from a later process"
+            return "the probe reported no $($what[$field]) for it, so it cannot be told apart from a later process"
         }
     }
     $current = Get-CimInstance -ClassName Win32_Process -Filter "ProcessId = $ProcessId" -ErrorAction Stop

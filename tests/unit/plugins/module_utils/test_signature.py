@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import typing as t
+from pathlib import Path
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -27,12 +28,14 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._signature impo
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_installer, seed_windows_user
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import trusted_signing
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
+from ansible_collections.loopbreaker.notion.tests.unit import bridge_ps1
 
 NOTION = expectation()
 NOW = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
 FILE = 'C:\\Installers\\Notion Setup 7.40.0.exe'
 INSTALLER = FILE
 ALICE = 'S-1-5-21-4444-5555-6666-1001'
+PS1 = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'win_bridge.ps1'
 
 
 def signed(**changes: t.Any) -> dict[str, t.Any]:
@@ -150,3 +153,20 @@ def test_diagnose_takes_a_trusted_signing_notion_exe_for_notions() -> None:
     nsis['signature'] = signed(issuer='Evil Code Signing CA')
     [finding] = [f for f in _diagnose.local_findings(fact, None, 'windows') if f['code'] == 'install_unsigned']
     assert "through 'Evil Code Signing CA'" in finding['evidence'][0]
+
+
+def test_the_bridge_applies_the_same_rule_wherever_it_checks_a_signer() -> None:
+    text = PS1.read_text(encoding='utf-8')
+    for function in ('Assert-BridgeFileVerified', 'Open-BridgeVerifiedProgram'):
+        body = bridge_ps1.function_text(text, function)
+        # The rule in one place: no comparison of the signer of its own.
+        assert 'Get-BridgeSignerProblem' in body and '-cne [string]$ExpectedSigner' not in body
+    rule = bridge_ps1.function_text(text, 'Get-BridgeSignerProblem')
+    # The messages signature_problem words, so the twin and the bridge fail alike.
+    for fragment in ('has no valid signature (status ', ', expected ', ' through ',
+                     'which is not one of the expected issuers (', 'with a certificate without the EKU '):
+        assert fragment in rule, fragment
+    key = bridge_ps1.function_text(text, 'ConvertTo-BridgeOrganizationKey')
+    assert 'FormKC' in key and "'[\\s.,;:]+$'" in key and 'ToLowerInvariant' in key
+    signature = bridge_ps1.function_text(text, 'Get-BridgeSignature')
+    assert 'X509EnhancedKeyUsageExtension' in signature and "-Attribute 'CN'" in signature
