@@ -87,7 +87,8 @@ _OPERATIONS: tuple[Operation, ...] = (
               'reported, not an error. With within, see WITHIN.'),
     Operation('list_processes', ('names',), (), False,
               'Processes whose image name matches one of names (case-insensitive), with path, '
-              'owner SID, session id and start time (started: UTC, ISO 8601; POSIX: clock ticks since boot).'),
+              'owner SID, session id and start time (started: Windows UTC, ISO 8601; Linux clock ticks since boot; '
+              'macOS null).'),
     Operation('stop_processes', ('processes',), ('timeout_seconds',), True,
               'Terminate processes, each given as list_processes reported it ({pid, name, owner_sid, started}), '
               'and wait until they are gone. Process ids are reused: one is stopped only while the process with '
