@@ -28,9 +28,17 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     operation_data,
     owns,
     per_profile,
+    not_stopped,
     select_profiles,
+    stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._signature import (
+    NOTION_ORGANIZATION,
+    TRUSTED_SIGNING_ISSUERS,
+    expectation,
+    signature_problem,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     Manifest,
     QuarantinedItem,
@@ -56,7 +64,8 @@ DOWNLOAD_DIR = 'C:\\ProgramData\\loopbreaker\\installers'
 NOTION_NAME = re.compile(r'^Notion \d')
 INSTALLER_VERSION = re.compile(r'Notion[ _-]Setup[ _-](\d+(?:\.\d+)+)', re.IGNORECASE)
 SHA256 = re.compile(r'^[0-9a-fA-F]{64}$')
-DEFAULT_SIGNER = 'Notion Labs, Inc'
+# The subject O= of Notion's Trusted Signing certificates; compared normalised (docs/signatures.md).
+DEFAULT_SIGNER = NOTION_ORGANIZATION
 MAX_TIMEOUT = 86400
 MAX_STOP_TIMEOUT = 3600
 
@@ -65,6 +74,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'installer': {'type': 'str'},
     'checksum': {'type': 'str'},
     'signer': {'type': 'str', 'default': DEFAULT_SIGNER},
+    'signer_issuers': {'type': 'list', 'elements': 'str', 'default': list(TRUSTED_SIGNING_ISSUERS)},
     'version': {'type': 'str'},
     'remove_user_data': {'type': 'bool', 'default': False},
     'users': {'type': 'list', 'elements': 'str'},
@@ -110,6 +120,9 @@ def validate(params: dict[str, t.Any], platform: str = 'windows') -> None:
     check_seconds(params, 'stop_timeout', MAX_STOP_TIMEOUT)
     if not params['signer'].strip():
         raise RequestError('signer must not be empty: every installer is checked against a signer')
+    if not params['signer_issuers'] or any(not pattern.strip() for pattern in params['signer_issuers']):
+        raise RequestError('signer_issuers must name at least one certificate authority, and no empty one: every '
+                           "signer's certificate is checked against them")
     check_package_format(params, platform)
 
 
@@ -349,9 +362,14 @@ def verify_local_installer(params: dict[str, t.Any], info: dict[str, t.Any] | No
     if signature.get('status') != 'Valid':
         raise RequestError(f"installer {installer!r} has no valid Authenticode signature (status "
                            f"{signature.get('status')}): refused, nothing was changed")
-    if signature.get('signer') != params['signer']:
-        raise RequestError(f"installer {installer!r} is signed by {signature.get('signer')!r}, expected "
-                           f"{params['signer']!r}: refused, nothing was changed")
+    problem = signature_problem(installer, signature, signer_expectation(params))
+    if problem is not None:
+        raise RequestError(f'installer {problem[:-1]}: refused, nothing was changed')
+
+
+def signer_expectation(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Who must have signed the installer and the installed Notion.exe: the bridge's signer parameter."""
+    return expectation(params['signer'], params['signer_issuers'])
 
 
 @dataclass
@@ -366,8 +384,7 @@ class UserPlan:
 def _stop(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     if not app.processes:
         return []
-    return [{'op': 'stop_processes', 'group': app.profile['sid'], 'pids': [p['pid'] for p in app.processes],
-             'timeout_seconds': params['stop_timeout']}]
+    return [stop_operation(app.processes, app.profile['sid'], params['stop_timeout'])]
 
 
 def _uninstall(app: UserApp, params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -393,11 +410,11 @@ def _install(app: UserApp, installer_path: str, params: dict[str, t.Any]) -> lis
     # verify_file at the start of the group is minutes earlier (stop, uninstall).
     run = {'op': 'run_as_user', 'group': group, 'sid': group, 'executable': installer_path, 'arguments': ['/S'],
            'timeout_seconds': params['timeout'], **_expected(params)}
-    return [run, {'op': 'verify_file', 'group': group, 'path': exe, 'signer': params['signer']}]
+    return [run, {'op': 'verify_file', 'group': group, 'path': exe, 'signer': signer_expectation(params)}]
 
 
-def _expected(params: dict[str, t.Any]) -> dict[str, str]:
-    expected = {'signer': params['signer']}
+def _expected(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    expected: dict[str, t.Any] = {'signer': signer_expectation(params)}
     if params.get('checksum'):
         expected['sha256'] = params['checksum'].lower()
     return expected
@@ -566,6 +583,7 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
         # The staging check fails the same way in the download group and the user's: said once.
         errors = list(dict.fromkeys(errors_by_group.get(sid, []) +
                                     (errors_by_group.get('download', []) if plan.operations else [])))
+        left_running = not_stopped(applied, sid)
         status = plan.action
         if plan.action == 'failed' or errors:
             status = 'failed'
@@ -574,7 +592,9 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
                       'version_before': plan.app.installed_version,
                       'version_after': _version_after(plan, status),
                       'processes_stopped': [p['pid'] for p in plan.app.processes
-                                            if any(op['op'] == 'stop_processes' for op in plan.operations)],
+                                            if any(op['op'] == 'stop_processes' for op in plan.operations)
+                                            and p['pid'] not in {entry['pid'] for entry in left_running}],
+                      'processes_not_stopped': left_running,
                       'operations': [op['op'] for op in plan.operations] if check_mode else done_by_group.get(sid, []),
                       'quarantine_id': entry_id if any(op['op'] == 'move_path' for op in plan.operations) else None})
     if check_mode or not applied:

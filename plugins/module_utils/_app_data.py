@@ -20,7 +20,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     operation_data,
     owns,
     per_profile,
+    not_stopped,
     select_profiles,
+    stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     Manifest,
@@ -222,8 +224,7 @@ def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, requ
             continue
         group = user_plan.profile['sid']
         if user_plan.processes:
-            operations.append({'op': 'stop_processes', 'group': group, 'pids': [p['pid'] for p in user_plan.processes],
-                               'timeout_seconds': request.stop_timeout})
+            operations.append(stop_operation(user_plan.processes, group, request.stop_timeout))
         anchor = user_anchor(layout, user_plan.profile)
         if user_plan.entry_dir:
             operations += entry_operations(manifest_for(user_plan, layout, entry_id, now), group=group,
@@ -269,7 +270,9 @@ def user_results(plans: list[UserPlan], request: Request, apply_results: list[di
         items, errors = _item_outcomes(user_plan, mine, request.quarantine)
         if user_plan.error:
             errors.insert(0, user_plan.error)
-        stopped = [p for p in user_plan.processes if user_plan.items]
+        left_running = not_stopped(mine, user_plan.profile['sid'])
+        stopped = [p for p in user_plan.processes if user_plan.items
+                   and p['pid'] not in {entry['pid'] for entry in left_running}]
         if mine is not None and any(r['op'] == 'stop_processes' and r['status'] != 'ok' for r in mine):
             stopped = []
         done = [i for i in items if i['action'] in ('quarantined', 'removed')]
@@ -280,6 +283,7 @@ def user_results(plans: list[UserPlan], request: Request, apply_results: list[di
             'data_roots': user_plan.data_roots,
             'data_root_source': user_plan.profile['folder_source'].get('AppData', 'default'), 'status': status,
             'processes_stopped': [{'pid': p['pid'], 'name': p['name']} for p in stopped],
+            'processes_not_stopped': left_running,
             'items': items, 'bytes': sum(i['bytes'] for i in done), 'files': sum(i['files'] for i in done),
             'quarantine_path': user_plan.entry_dir if done else None, 'errors': errors,
         })

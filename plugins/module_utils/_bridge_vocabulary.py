@@ -88,10 +88,15 @@ _OPERATIONS: tuple[Operation, ...] = (
               'reported, not an error. With within, see WITHIN.'),
     Operation('list_processes', ('names',), (), False,
               'Processes whose image name matches one of names (case-insensitive), with path, '
-              'owner SID and session id.'),
-    Operation('stop_processes', ('pids',), ('timeout_seconds',), True,
-              'Terminate processes by id and wait until they are gone; those still running at the '
-              'timeout are an error.'),
+              'owner SID, session id and start time (started: Windows UTC, ISO 8601; Linux clock ticks since boot; '
+              'macOS null).'),
+    Operation('stop_processes', ('processes',), ('timeout_seconds',), True,
+              'Terminate processes, each given as list_processes reported it ({pid, name, owner_sid, started}), '
+              'and wait until they are gone. Process ids are reused: one is stopped only while the process with '
+              'that id still has that image name, owner and start time, checked through a handle held until it '
+              'has exited (so the id cannot change hands in between); any other is left running and listed in '
+              'not_stopped ({pid, name, reason}), not an error. Returns stopped, already_gone and not_stopped; '
+              'those still running at the timeout are an error.'),
     Operation('read_registry', ('key',), ('sid', 'names'), False,
               'Values of a key in HKLM (no sid) or in a user\'s hive (sid); binary data is base64.'),
     Operation('write_registry', ('key', 'values'), ('sid',), True,
@@ -115,8 +120,8 @@ _OPERATIONS: tuple[Operation, ...] = (
               'Every direct subkey of a key (HKLM without sid, else the user\'s hive) with its values, '
               'optionally only the named values; a missing key gives no subkeys.'),
     Operation('get_file_info', ('paths',), (), False,
-              'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature status and '
-              'signer.'),
+              'Per path: exists, bytes, file version, SHA-256 and the Authenticode signature: status, signer (the '
+              'signing certificate\'s subject O=, else CN=), subject, issuer (the issuing CA\'s CN=) and ekus (OIDs).'),
     Operation('download_file', ('url', 'destination'), ('timeout_seconds', 'sha256', 'signer'), True,
               'Download a URL to a path on the host (parents created, an existing file replaced); returns '
               'bytes and SHA-256. With sha256 or signer the download is verified as verify_file does before '
@@ -131,8 +136,11 @@ _OPERATIONS: tuple[Operation, ...] = (
               'does through that handle immediately before the task starts, and held so until the task ends: '
               'nobody can replace it between the check and the run.'),
     Operation('verify_file', ('path',), ('sha256', 'signer'), False,
-              'Fail unless the file exists, has this SHA-256 (when given) and a valid Authenticode signature '
-              'whose signer is this one (when given); returns what get_file_info returns for it.'),
+              'Fail unless the file exists, has this SHA-256 (when given) and, when signer ({organization, issuers, '
+              'ekus}) is given, a valid Authenticode signature whose subject O= is organization (compared '
+              'normalised: case, whitespace, trailing punctuation), whose issuer CN matches one of issuers '
+              '(wildcards) and whose certificate has every EKU of ekus (module_utils/_signature.py); returns what '
+              'get_file_info returns for it.'),
     Operation('start_as_user', ('sid', 'executable'), ('arguments',), True,
               'Start a program in a logged-on user\'s interactive session without waiting (a scheduled task '
               'run once, then deleted). A user without an interactive session is an error.'),

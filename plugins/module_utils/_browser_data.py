@@ -29,6 +29,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     owns,
     per_profile,
     select_profiles,
+    stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     Manifest,
@@ -407,10 +408,9 @@ def apply_operations(plans: list[UserPlan], layout: _layout.PlatformLayout, requ
 def stop_operations(plans: list[UserPlan], request: Request) -> list[dict[str, t.Any]]:
     operations = []
     for user_plan in plans:
-        pids = sorted({p['pid'] for pp in user_plan.profiles for p in pp.running if pp.skipped and pp.running})
-        if pids:
-            operations.append({'op': 'stop_processes', 'group': user_plan.profile['sid'], 'pids': pids,
-                               'timeout_seconds': request.stop_timeout})
+        running = {p['pid']: p for pp in user_plan.profiles for p in pp.running if pp.skipped and pp.running}
+        if running:
+            operations.append(stop_operation(running.values(), user_plan.profile['sid'], request.stop_timeout))
     return operations
 
 
@@ -509,7 +509,9 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
                    'profiles': sum(1 for u in users for b in u['profiles'] if b['status'] == 'cleared'),
                    'entries': sum(r['entries'] for r in done), 'bytes': sum(r['bytes'] for r in done)},
         'manual_actions': [MANUAL_LOGOUT] if 'cookies' in request.scopes and done else [],
-        'notes': [f'{scope}: {why}' for scope, why in bp.NOT_ATTRIBUTABLE.items() if scope in request.scopes],
+        'notes': [f'{scope}: {why}' for scope, why in bp.NOT_ATTRIBUTABLE.items() if scope in request.scopes]
+        + [f"process {entry['pid']} ({entry['name']}) was not stopped: {entry['reason']}"
+           for r in stopped if r['status'] == 'ok' for entry in r['data'].get('not_stopped', [])],
         'diff': diff(users),
     }
     failures = [f"{u['user']}: {e}" for u in users for e in u['errors']] + stop_errors

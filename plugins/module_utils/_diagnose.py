@@ -22,6 +22,7 @@ import time
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _signature
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
@@ -49,7 +50,8 @@ FINDINGS: dict[str, tuple[str | None, str]] = {
     'load_failed': ('app_data', 'the app log reports pages failing to load since the cut-off'),
     'cache_corrupt': ('app_data', 'notion.db or a LevelDB store is corrupt'),
 }
-NOTION_SIGNER = 'Notion Labs, Inc'
+# Notion's publisher as its Trusted Signing certificates name it, through Trusted Signing's CAs (docs/signatures.md).
+NOTION_SIGNER = _signature.expectation()
 SQLITE_HEADER = b'SQLite format 3\x00'
 # Chromium net errors a proxy or TLS interception causes: a did-fail-load with one of them is a proxy matter.
 PROXY_NET_ERRORS = {-106, -109, -111, -115, -118, -130, -131, -200, -202, -207, -336}
@@ -347,10 +349,9 @@ def local_findings(fact: dict[str, t.Any], cutoff: datetime.datetime | None, pla
             found.append(_finding('install_missing', user, ['no Notion.exe under Local AppData\\Programs\\Notion, '
                                                             'no MSIX package for the user and none provisioned']))
         if nsis:
-            signature = nsis.get('signature') or {}
-            if signature.get('status') != 'Valid' or signature.get('signer') != NOTION_SIGNER:
-                found.append(_finding('install_unsigned', user, [
-                    f"{nsis['path']}: signature {signature.get('status')}, signer {signature.get('signer')!r}"]))
+            problem = _signature.signature_problem(nsis['path'], nsis.get('signature'), NOTION_SIGNER)
+            if problem is not None:
+                found.append(_finding('install_unsigned', user, [problem]))
     return found
 
 

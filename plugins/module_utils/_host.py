@@ -63,6 +63,29 @@ def owns(profile: dict[str, t.Any], process: dict[str, t.Any]) -> bool:
     return bool(home == root or home.startswith(root + '/'))
 
 
+# What stop_processes needs to tell a listed process from a later one that got its id.
+PROCESS_IDENTITY = ('pid', 'name', 'owner_sid', 'started')
+
+
+def stop_operation(processes: t.Iterable[dict[str, t.Any]], group: str,
+                   timeout_seconds: int | None = None) -> dict[str, t.Any]:
+    """stop_processes for processes as list_processes reported them: the host stops each only while it is still
+    that process (same image name, owner and start time), never one that took its id since the probe."""
+    operation: dict[str, t.Any] = {'op': 'stop_processes', 'group': group, 'processes': [
+        {field: process.get(field) for field in PROCESS_IDENTITY}
+        for process in sorted(processes, key=lambda p: p['pid'])]}
+    if timeout_seconds is not None:
+        operation['timeout_seconds'] = timeout_seconds
+    return operation
+
+
+def not_stopped(results: t.Iterable[dict[str, t.Any]] | None, group: str) -> list[dict[str, t.Any]]:
+    """The processes a group's stop_processes left running because they were no longer the listed ones."""
+    return [dict(entry) for result in results or () if result.get('group') == group
+            and result['op'] == 'stop_processes' and result['status'] == 'ok'
+            for entry in (result.get('data') or {}).get('not_stopped', [])]
+
+
 def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, exclude_users: list[str] | None,
                     *, case_insensitive: bool) -> list[dict[str, t.Any]]:
     """Real (non-special) profiles, narrowed to ``users`` or minus ``exclude_users``.

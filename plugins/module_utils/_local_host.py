@@ -99,9 +99,6 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
         self.exclusive = exclusive
         self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._lock_fd: int | None = None
-        # pid -> (owner, start time) of every process this host listed: stop_processes signals a pid only
-        # while it is still that process, never one that took its number after it exited.
-        self._listed: dict[int, tuple[str, str | None]] = {}
         self.hook: t.Callable[[str, dict[str, t.Any]], None] = lambda _event, _operation: None
 
     def run_batch(self, operations: list[dict[str, t.Any]], *, check_mode: bool = False) -> dict[str, t.Any]:

@@ -4,8 +4,10 @@
 
 Private to this collection. A Linux process carries ``home``, its ``HOME``, so it is matched to
 the profile whose home it works in (_host.owns), not to every home of its uid. Stopping goes
-through a pidfd where the kernel has them, and a pid listed earlier is signalled only while its
-owner and start time are still those it was listed with: a reused pid is never somebody else's.
+through a pidfd where the kernel has them, and each process is given as it was listed (pid, name,
+owner, start time): it is signalled only while they are still those, so a reused pid is never
+somebody else's. The start time is Linux's (clock ticks since boot); macOS has none to compare,
+so there name and owner must match.
 """
 from __future__ import annotations
 
@@ -24,13 +26,11 @@ class LocalProcesses:
 
     platform: str
     profiles_root: str
-    _listed: dict[int, tuple[str, str | None]]
-
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
         wanted = {name.lower() for name in names}
         processes = [p for p in self._processes() if p['name'].lower() in wanted]
         for process in processes:
-            self._listed[process['pid']] = (process['owner_sid'], _start_time(process['pid']))
+            process['started'] = _start_time(process['pid'])
         return {'processes': processes}
 
     def _processes(self) -> list[dict[str, t.Any]]:
@@ -70,18 +70,24 @@ class LocalProcesses:
             return real
         return os.path.join(self.profiles_root, relative)
 
-    def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
-        owners = {p['pid']: p['owner_sid'] for p in self._processes()}
+    def op_stop_processes(self, processes: list[dict[str, t.Any]], timeout_seconds: int = 30) -> dict[str, t.Any]:
+        current = {p['pid']: p for p in self._processes()}
         handles: dict[int, int | None] = {}
+        gone: list[int] = []
+        not_stopped: list[dict[str, t.Any]] = []
         try:
-            for pid in pids:
-                if pid not in owners:
+            for expected in processes:
+                pid = int(expected['pid'])
+                if pid not in current:
+                    gone.append(pid)
                     continue
                 handle = _pidfd(pid)  # from here on the number cannot be taken by another process
-                if pid in self._listed and self._listed[pid] != (owners[pid], _start_time(pid)):
+                reason = _mismatch(expected, current[pid], _start_time(pid), needs_start=self.platform != 'darwin')
+                if reason is not None:
                     if handle is not None:
                         os.close(handle)
-                    continue  # the listed process exited and another one has its pid: not ours to stop
+                    not_stopped.append({'pid': pid, 'name': expected.get('name'), 'reason': reason})
+                    continue
                 handles[pid] = handle
             targets = list(handles)
             for pid in targets:
@@ -101,7 +107,25 @@ class LocalProcesses:
                     os.close(handle)
         if stuck:
             raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: {", ".join(map(str, stuck))}')
-        return {'stopped': targets, 'already_gone': [pid for pid in pids if pid not in handles]}
+        return {'stopped': targets, 'already_gone': gone, 'not_stopped': not_stopped}
+
+
+def _mismatch(expected: dict[str, t.Any], current: dict[str, t.Any], started: str | None, *,
+              needs_start: bool) -> str | None:
+    """Why the process now behind expected['pid'] is not the listed one (None: it is)."""
+    pid = expected['pid']
+    missing_start = needs_start and not expected.get('started')
+    if expected.get('name') is None or expected.get('owner_sid') is None or missing_start:
+        return ('the probe did not report its name, owner and start time, so it cannot be told apart from a later '
+                'process')
+    if str(current['name']).lower() != str(expected['name']).lower():
+        return f"pid {pid} is now {current['name']!r}, not {expected['name']!r}"
+    if current['owner_sid'] != expected['owner_sid']:
+        return f"pid {pid} now belongs to {current['owner_sid']}, not {expected['owner_sid']}"
+    if started != expected.get('started'):
+        return (f"pid {pid} was started at {started}, not {expected.get('started')}: the listed process exited and "
+                'its id was reused')
+    return None
 
 
 def _environment_home(pid: str) -> str | None:

@@ -27,6 +27,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     owns,
     per_profile,
     select_profiles,
+    stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     ENTRY_ID_PATTERN,
@@ -310,11 +311,11 @@ def plan_restore(entries: list[Entry], processes: list[dict[str, t.Any]], layout
     operations: list[dict[str, t.Any]] = []
     outcomes = []
     for entry in pending:
-        mine = [p['pid'] for p in running if owns(entry.profile, p)]
+        mine = [p for p in running if owns(entry.profile, p)]
         entry_ops, entry_outcomes = _restore_operations(entry, layout, params['force'], displaced_id, now)
         if mine and entry_ops:
             # In the user's own group: if Notion cannot be stopped, nothing is moved under it.
-            operations.append({'op': 'stop_processes', 'pids': mine, 'group': entry.profile['sid']})
+            operations.append(stop_operation(mine, entry.profile['sid']))
         operations += entry_ops
         outcomes += entry_outcomes
     return operations, outcomes, pending

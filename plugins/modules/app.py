@@ -19,8 +19,8 @@ description:
     scheduled task with the user as principal, waited on with O(timeout) and deleted afterwards. A user
     who is not logged on is reported C(pending) with the reason instead.
   - An installer is verified before anything is removed - the SHA-256 O(checksum) when given, and on
-    Windows always the Authenticode signature and its signer O(signer). A mismatch refuses the task (a
-    local installer) or that user's whole sequence (a downloaded one), with nothing changed.
+    Windows always the Authenticode signature, its signer O(signer) and issuer O(signer_issuers). A mismatch
+    refuses the task (a local installer) or that user's whole sequence (a downloaded one), with nothing changed.
   - V(absent) keeps user data unless O(remove_user_data), which moves it into the same per-user
     quarantine as M(loopbreaker.notion.app_data).
   - On macOS the bundles are O(app_path) (C(/Applications/Notion.app)) and each chosen user's
@@ -76,9 +76,24 @@ options:
     description: SHA-256 the installer must have (64 hex digits).
     type: str
   signer:
-    description: The Authenticode signer (subject organisation) the installer and the installed executable must have on Windows.
+    description:
+      - The Authenticode signer the installer and the installed executable must have on Windows: the subject
+        organisation (C(O=)) of the signing certificate, compared without regard to case, runs of whitespace
+        and trailing punctuation (C(Notion Labs, Inc) and C(Notion Labs, Inc.) are the same name; C(Notion Labs
+        Inc) is not). The signature must also be C(Valid), the certificate must carry the code-signing EKU
+        (C(1.3.6.1.5.5.7.3.3)), and its issuer must be one of O(signer_issuers).
+      - The default is what Notion's installers are signed as, through Azure Trusted Signing
+        (see C(docs/signatures.md) in the collection).
     type: str
-    default: Notion Labs, Inc
+    default: Notion Labs, Inc.
+  signer_issuers:
+    description:
+      - Common names of the certificate authorities that may have issued the signer's certificate, with C(*)
+        wildcards, case-insensitive. The default is Azure Trusted Signing's issuing CAs, which Notion signs
+        through. Set it together with O(signer) for an installer signed another way.
+    type: list
+    elements: str
+    default: ['Microsoft ID Verified CS EOC CA *', 'Microsoft ID Verified CS AOC CA *']
   version:
     description:
       - The version the installer brings, for the idempotency of V(present). By default read from a
@@ -271,6 +286,14 @@ users:
       type: list
       elements: int
       returned: always
+    processes_not_stopped:
+      description:
+        - On Windows, processes left running because the process behind the id was no longer the one the
+          probe listed (another image name, owner or start time: Windows reuses process ids), each with pid,
+          name and reason. Only the listed process is ever stopped.
+      type: list
+      elements: dict
+      returned: on Windows
     operations:
       description: Primitive operations run (planned in check mode).
       type: list

@@ -201,6 +201,14 @@ users:
       type: list
       elements: dict
       returned: always
+    processes_not_stopped:
+      description:
+        - Processes left running because the process behind the id was no longer the one the probe listed
+          (another image name, owner or start time: Windows and Linux reuse process ids), each with pid, name
+          and reason. Nothing but the listed process is ever stopped.
+      type: list
+      elements: dict
+      returned: always
     items:
       description: Every matching path with scope, type, bytes, files, quarantine_path and action
         (C(quarantined), C(removed), C(vanished) when it disappeared between probe and apply,

@@ -194,7 +194,8 @@ manual_actions:
   type: list
   elements: str
 notes:
-  description: What the module leaves in place on purpose, and why.
+  description: What the module leaves in place on purpose, and why; also each browser process that was not
+    stopped because the process behind its id was no longer the one the probe listed (process ids are reused).
   returned: always
   type: list
   elements: str

@@ -23,7 +23,7 @@ $OperationParameters = @{
     move_path = @('source', 'destination', 'within', 'expect_type', 'attributes')
     remove_path = @('path', 'within')
     list_processes = @('names')
-    stop_processes = @('pids', 'timeout_seconds')
+    stop_processes = @('processes', 'timeout_seconds')
     read_registry = @('key', 'sid', 'names')
     write_registry = @('key', 'values', 'sid')
     delete_registry_values = @('key', 'names', 'sid')
@@ -122,6 +122,8 @@ $ChangeLists = @('stopped', 'deleted')
 $TaskNamePrefix = 'loopbreaker.notion-'
 $TaskRunningResult = 267009     # SCHED_S_TASK_RUNNING (0x41301)
 $TaskHasNotRunResult = 267011   # SCHED_S_TASK_HAS_NOT_RUN (0x41303)
+# TaskSettings.Priority 4: NORMAL_PRIORITY_CLASS. Task Scheduler's default, 7, starts the program below normal.
+$TaskPriority = 4
 # Mirrors of _bridge_vocabulary.py (a contract test compares them).
 $RecordsKey = 'SOFTWARE\loopbreaker\notion\records'
 $RecordNamePattern = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
@@ -1170,18 +1172,81 @@ function Get-BridgeDistinguishedNameValue {
 }
 
 function Get-BridgeSignature {
+    # The Authenticode status and what identifies the signer: subject O= (CN= without one), the whole subject,
+    # the issuing CA's CN= and the signing certificate's EKU OIDs (module_utils/_signature.py decides with them).
     param(
         [string]$Path
     )
     $signature = Get-AuthenticodeSignature -LiteralPath $Path -ErrorAction Stop
     $signer = $null
-    if ($null -ne $signature.SignerCertificate) {
-        $subject = [string]$signature.SignerCertificate.Subject
+    $subject = $null
+    $issuer = $null
+    $ekus = New-BridgeList
+    $certificate = $signature.SignerCertificate
+    if ($null -ne $certificate) {
+        $subject = [string]$certificate.Subject
         $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'O'
         if ($null -eq $signer) { $signer = Get-BridgeDistinguishedNameValue -Subject $subject -Attribute 'CN' }
+        $issuer = Get-BridgeDistinguishedNameValue -Subject ([string]$certificate.Issuer) -Attribute 'CN'
+        foreach ($extension in @($certificate.Extensions)) {
+            if ($extension -is [System.Security.Cryptography.X509Certificates.X509EnhancedKeyUsageExtension]) {
+                foreach ($oid in @($extension.EnhancedKeyUsages)) { $ekus.Add([string]$oid.Value) }
+            }
+        }
     }
     # Status is a SignatureStatus: Valid, NotSigned, HashMismatch, NotTrusted, UnknownError, ...
-    return [ordered]@{ status = [string]$signature.Status; signer = $signer }
+    return [ordered]@{ status = [string]$signature.Status; signer = $signer; subject = $subject; issuer = $issuer; ekus = $ekus }
+}
+
+function ConvertTo-BridgeOrganizationKey {
+    # module_utils/_signature.py normalise_organization: NFKC, whitespace runs as one space, no trailing
+    # punctuation, lower case. 'Notion Labs, Inc' and 'Notion Labs, Inc.' give the same key.
+    param(
+        [string]$Value
+    )
+    if ($null -eq $Value) { return '' }
+    $text = $Value.Normalize([System.Text.NormalizationForm]::FormKC)
+    $text = ([regex]::Replace($text, '\s+', ' ')).Trim()
+    $text = [regex]::Replace($text, '[\s.,;:]+$', '')
+    return $text.ToLowerInvariant()
+}
+
+function Get-BridgeSignerProblem {
+    # Why a signature is not the expected one ({organization, issuers, ekus}), or $null: the rule and the
+    # messages of module_utils/_signature.py signature_problem, which the twin and the planners use.
+    param(
+        $Signature,
+        $Expected,
+        [string]$DisplayPath
+    )
+    if ($null -eq $Expected.organization -or [string]$Expected.organization -eq '' -or @($Expected.issuers).Count -eq 0) {
+        throw 'signer must be {organization, issuers, ekus}: who signed, through which certificate authorities, for which uses.'
+    }
+    $status = 'NotSigned'
+    if ($null -ne $Signature -and $Signature.status) { $status = [string]$Signature.status }
+    if ($status -cne 'Valid') {
+        return "'$DisplayPath' has no valid signature (status $status)."
+    }
+    $signer = $Signature.signer
+    if ((ConvertTo-BridgeOrganizationKey -Value $signer) -cne (ConvertTo-BridgeOrganizationKey -Value ([string]$Expected.organization))) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer), expected $(Format-BridgeQuoted -Value ([string]$Expected.organization))."
+    }
+    $issuers = @(@($Expected.issuers) | ForEach-Object { [string]$_ })
+    $issuer = [string]$Signature.issuer
+    $matched = $false
+    foreach ($pattern in $issuers) {
+        # -like: * and ? wildcards, case-insensitive, as fnmatch on lower-cased names in the twin.
+        if ($issuer.Trim() -and $issuer.Trim() -like $pattern.Trim()) { $matched = $true }
+    }
+    if (-not $matched) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer) through $(Format-BridgeQuoted -Value $Signature.issuer), which is not one of the expected issuers ($($issuers -join ', '))."
+    }
+    $present = @(@($Signature.ekus) | ForEach-Object { [string]$_ })
+    $missing = @(@($Expected.ekus) | Where-Object { $present -notcontains [string]$_ } | ForEach-Object { [string]$_ })
+    if ($missing.Count -gt 0) {
+        return "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signer) with a certificate without the EKU $($missing -join ', ')."
+    }
+    return $null
 }
 
 function Format-BridgeQuoted {
@@ -1300,8 +1365,9 @@ function Get-BridgeInteractiveSession {
 }
 
 function Resolve-BridgeInteractiveUser {
-    # Who to run as: the task principal (DOMAIN\user, or the SID when it does not translate) and the
-    # name used in messages. Fails like the twin for unknown SIDs and users without a session.
+    # Who to run as: the SID (the task principal) and the name used in messages. Fails like the twin for
+    # unknown SIDs and users without a session. The name is for people only: a renamed account, one that no
+    # longer resolves and an Entra ID (AzureAD\) account all keep their SID.
     param(
         [string]$Sid
     )
@@ -1317,16 +1383,14 @@ function Resolve-BridgeInteractiveUser {
     }
     if ($account) {
         $userName = $account.Substring($account.LastIndexOf('\') + 1)
-        $userId = $account
     }
     else {
         $userName = [System.IO.Path]::GetFileName($profilePath.TrimEnd('\'))
-        $userId = $Sid
     }
     if ($null -eq (Get-BridgeInteractiveSession -Sid $Sid)) {
         throw "'$userName' is not logged on: there is no interactive session to run a per-user program in."
     }
-    return @{ UserId = $userId; UserName = $userName; Sid = $Sid }
+    return @{ UserName = $userName; Sid = $Sid }
 }
 
 function Resolve-BridgeExecutable {
@@ -1397,7 +1461,11 @@ function Test-BridgeTaskLaunchFailure {
 
 function Register-BridgeUserTask {
     # A one-shot task with no trigger, run on demand in the user's own session with their filtered
-    # (non-elevated) token. The defaults would refuse to start it on battery and stop it when unplugged.
+    # (non-elevated) token. Registered through the Task Scheduler COM API so that the principal is the
+    # user's SID as given: New-ScheduledTaskPrincipal translates a SID to a name (on some machines a bare
+    # one Register-ScheduledTask refuses), and a name fails for renamed, unresolvable and Entra ID accounts.
+    # At $TaskPriority, not the default 7 (below normal). The defaults would also refuse to start it on
+    # battery and stop it when unplugged.
     param(
         [string]$TaskName,
         [hashtable]$User,
@@ -1405,19 +1473,34 @@ function Register-BridgeUserTask {
         [string]$Arguments,
         [timespan]$TimeLimit
     )
-    Import-BridgeModule -Name ScheduledTasks -Command Register-ScheduledTask
-    # Quoted: an unquoted path with spaces can be split by Task Scheduler. The working directory must not be.
-    $actionArguments = @{
-        Execute = '"' + $Executable + '"'
-        WorkingDirectory = [System.IO.Path]::GetDirectoryName($Executable)
+    # The task is started, polled and deleted with the ScheduledTasks cmdlets.
+    Import-BridgeModule -Name ScheduledTasks -Command Start-ScheduledTask
+    $service = New-Object -ComObject Schedule.Service
+    try {
+        $service.Connect()
+        $folder = $service.GetFolder('\')
+        $definition = $service.NewTask(0)
+        $definition.RegistrationInfo.Description = 'loopbreaker.notion: one-shot task, deleted when it has run.'
+        $definition.Principal.UserId = $User.Sid
+        $definition.Principal.LogonType = 3     # TASK_LOGON_INTERACTIVE_TOKEN: the user's own session
+        $definition.Principal.RunLevel = 0      # TASK_RUNLEVEL_LUA: the filtered token
+        $definition.Settings.DisallowStartIfOnBatteries = $false
+        $definition.Settings.StopIfGoingOnBatteries = $false
+        $definition.Settings.MultipleInstances = 2     # TASK_INSTANCES_IGNORE_NEW
+        # PT0S: no limit (start_as_user, whose program outlives the task).
+        $definition.Settings.ExecutionTimeLimit = [System.Xml.XmlConvert]::ToString($TimeLimit)
+        $definition.Settings.Priority = $TaskPriority
+        $action = $definition.Actions.Create(0)        # TASK_ACTION_EXEC
+        # Quoted: an unquoted path with spaces can be split by Task Scheduler. The working directory must not be.
+        $action.Path = '"' + $Executable + '"'
+        $action.WorkingDirectory = [System.IO.Path]::GetDirectoryName($Executable)
+        if ($Arguments) { $action.Arguments = $Arguments }
+        # 6: TASK_CREATE_OR_UPDATE; no user or password here: the principal above, with its interactive token.
+        [void]$folder.RegisterTaskDefinition($TaskName, $definition, 6, $null, $null, 3)
     }
-    if ($Arguments) { $actionArguments.Argument = $Arguments }
-    $action = New-ScheduledTaskAction @actionArguments -ErrorAction Stop
-    $principal = New-ScheduledTaskPrincipal -UserId $User.UserId -LogonType Interactive -RunLevel Limited -ErrorAction Stop
-    $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
-        -MultipleInstances IgnoreNew -ExecutionTimeLimit $TimeLimit -ErrorAction Stop
-    Register-ScheduledTask -TaskName $TaskName -TaskPath '\' -Action $action -Principal $principal -Settings $settings `
-        -Description 'loopbreaker.notion: one-shot task, deleted when it has run.' -ErrorAction Stop | Out-Null
+    finally {
+        [void][System.Runtime.InteropServices.Marshal]::ReleaseComObject($service)
+    }
 }
 
 function Remove-BridgeUserTask {
@@ -1895,9 +1978,55 @@ function Invoke-BridgeOp_list_processes {
                 path = $path
                 owner_sid = $owner
                 session_id = [int]$process.SessionId
+                started = ConvertTo-BridgeProcessTime -Value $process.CreationDate
             })
     }
     return [ordered]@{ processes = $found }
+}
+
+function ConvertTo-BridgeProcessTime {
+    # Win32_Process.CreationDate in UTC, round-trip form: list_processes and stop_processes must spell it alike.
+    param(
+        $Value
+    )
+    if ($null -eq $Value) { return $null }
+    return ([datetime]$Value).ToUniversalTime().ToString('o', [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-BridgeProcessMismatch {
+    # Why the process now behind this id is not the one the probe listed, or $null when it is. Called while a
+    # handle to it is held, so the id cannot pass to another process between this check and the kill.
+    param(
+        $Expected,
+        [int]$ProcessId
+    )
+    $what = [ordered]@{ name = 'image name'; owner_sid = 'owner'; started = 'start time' }
+    foreach ($field in @($what.Keys)) {
+        if ($null -eq $Expected.$field -or [string]$Expected.$field -eq '') {
+            return "the probe reported no $($what[$field]) for it, so it cannot be told apart from a later process"
+        }
+    }
+    $current = Get-CimInstance -ClassName Win32_Process -Filter "ProcessId = $ProcessId" -ErrorAction Stop
+    if ($null -eq $current) { return "pid $ProcessId is not in Win32_Process any more" }
+    if (-not (Test-BridgeNameEqual -Left ([string]$current.Name) -Right ([string]$Expected.name))) {
+        return "pid $ProcessId is now $(Format-BridgeQuoted -Value ([string]$current.Name)), not $(Format-BridgeQuoted -Value ([string]$Expected.name))"
+    }
+    $owner = $null
+    try {
+        $answer = Invoke-CimMethod -InputObject $current -MethodName GetOwnerSid -ErrorAction Stop
+        if ($answer.ReturnValue -eq 0 -and $answer.Sid) { $owner = [string]$answer.Sid }
+    }
+    catch {
+        $owner = $null
+    }
+    if ($owner -cne [string]$Expected.owner_sid) {
+        return "pid $ProcessId now belongs to $owner, not $($Expected.owner_sid)"
+    }
+    $started = ConvertTo-BridgeProcessTime -Value $current.CreationDate
+    if ($started -cne [string]$Expected.started) {
+        return "pid $ProcessId was started at $started, not $($Expected.started): the listed process exited and its id was reused"
+    }
+    return $null
 }
 
 function Invoke-BridgeOp_stop_processes {
@@ -1907,41 +2036,69 @@ function Invoke-BridgeOp_stop_processes {
     )
     $timeout = 30
     if ($null -ne $Params.timeout_seconds) { $timeout = [int]$Params.timeout_seconds }
-    $targets = New-BridgeList
+    $held = New-Object -TypeName System.Collections.Generic.List[object]
     $alreadyGone = New-BridgeList
+    $notStopped = New-BridgeList
     $killErrors = New-Object -TypeName System.Collections.Generic.List[string]
-    foreach ($value in @($Params.pids)) {
-        $processId = [int]$value
-        $process = Get-Process -Id $processId -ErrorAction SilentlyContinue
-        if ($null -eq $process) {
-            $alreadyGone.Add($processId)
-            continue
+    # SeDebugPrivilege: administrators may open another user's process only with it enabled.
+    $enabler = New-Object -TypeName Ansible.Privilege.PrivilegeEnabler -ArgumentList @($false, [string[]]@('SeDebugPrivilege'))
+    try {
+        foreach ($expected in @($Params.processes)) {
+            $processId = [int]$expected.pid
+            $process = Get-Process -Id $processId -ErrorAction SilentlyContinue
+            if ($null -eq $process) {
+                $alreadyGone.Add($processId)
+                continue
+            }
+            try {
+                # The handle is opened here and cached by the Process object: while it is open Windows does not
+                # give this id to another process, so what is checked below is what Kill() ends.
+                [void]$process.Handle
+                if ($process.HasExited) {
+                    $alreadyGone.Add($processId)
+                    $process.Dispose()
+                    continue
+                }
+                $reason = Get-BridgeProcessMismatch -Expected $expected -ProcessId $processId
+            }
+            catch {
+                $reason = "cannot be opened to check it: $(Get-BridgeErrorMessage -ErrorRecord $_)"
+            }
+            if ($null -ne $reason) {
+                $notStopped.Add([ordered]@{ pid = $processId; name = $expected.name; reason = $reason })
+                $process.Dispose()
+                continue
+            }
+            $held.Add(@{ Id = $processId; Process = $process })
         }
-        $targets.Add($processId)
-        try {
-            $process.Kill()
+        foreach ($entry in $held) {
+            try {
+                $entry.Process.Kill()
+            }
+            catch {
+                # It may have exited meanwhile; the wait below decides.
+                $killErrors.Add("$($entry.Id): $(Get-BridgeErrorMessage -ErrorRecord $_)")
+            }
         }
-        catch {
-            # It may have exited meanwhile; the wait below decides.
-            $killErrors.Add("${processId}: $(Get-BridgeErrorMessage -ErrorRecord $_)")
+        $watch = [System.Diagnostics.Stopwatch]::StartNew()
+        foreach ($entry in $held) {
+            $left = [int][math]::Max(0, ($timeout * 1000) - $watch.ElapsedMilliseconds)
+            [void]$entry.Process.WaitForExit($left)
         }
-        finally {
-            $process.Dispose()
+        $running = @($held | Where-Object { -not $_.Process.HasExited } | ForEach-Object { $_.Id })
+        if ($running.Count -gt 0) {
+            $message = "Processes still running after $timeout s: $($running -join ', ')"
+            if ($killErrors.Count -gt 0) { $message += " ($($killErrors -join '; '))" }
+            throw $message
         }
+        $stopped = New-BridgeList
+        foreach ($entry in $held) { $stopped.Add($entry.Id) }
+        return [ordered]@{ stopped = $stopped; already_gone = $alreadyGone; not_stopped = $notStopped }
     }
-    $watch = [System.Diagnostics.Stopwatch]::StartNew()
-    $running = @()
-    while ($true) {
-        $running = @($targets | Where-Object { $null -ne (Get-Process -Id $_ -ErrorAction SilentlyContinue) })
-        if ($running.Count -eq 0 -or $watch.Elapsed.TotalSeconds -ge $timeout) { break }
-        Start-Sleep -Milliseconds 250
+    finally {
+        foreach ($entry in $held) { $entry.Process.Dispose() }
+        $enabler.Dispose()
     }
-    if ($running.Count -gt 0) {
-        $message = "Processes still running after $timeout s: $($running -join ', ')"
-        if ($killErrors.Count -gt 0) { $message += " ($($killErrors -join '; '))" }
-        throw $message
-    }
-    return [ordered]@{ stopped = $targets; already_gone = $alreadyGone }
 }
 
 function Invoke-BridgeOp_read_registry {
@@ -2387,13 +2544,8 @@ function Assert-BridgeFileVerified {
         }
     }
     if ($null -ne $ExpectedSigner) {
-        $signature = $info.signature
-        if ($signature.status -cne 'Valid') {
-            throw "'$DisplayPath' has no valid signature (status $($signature.status))."
-        }
-        if ($signature.signer -cne [string]$ExpectedSigner) {
-            throw "'$DisplayPath' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
-        }
+        $problem = Get-BridgeSignerProblem -Signature $info.signature -Expected $ExpectedSigner -DisplayPath $DisplayPath
+        if ($null -ne $problem) { throw $problem }
     }
     return $info
 }
@@ -3341,12 +3493,8 @@ function Open-BridgeVerifiedProgram {
         }
         if ($null -ne $ExpectedSigner) {
             $signature = Get-BridgeSignature -Path $Executable
-            if ($signature.status -cne 'Valid') {
-                throw "'$Executable' has no valid signature (status $($signature.status))."
-            }
-            if ($signature.signer -cne [string]$ExpectedSigner) {
-                throw "'$Executable' is signed by $(Format-BridgeQuoted -Value $signature.signer), expected $(Format-BridgeQuoted -Value $ExpectedSigner)."
-            }
+            $problem = Get-BridgeSignerProblem -Signature $signature -Expected $ExpectedSigner -DisplayPath $Executable
+            if ($null -ne $problem) { throw $problem }
         }
         return @{ Lease = $lease; Stream = $stream }
     }

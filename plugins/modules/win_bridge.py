@@ -119,9 +119,14 @@ notes:
     links and deleted through its own handle, so a link inside is removed, never walked into. Returns
     C({removed, missing})."
   - "C(list_processes) (names): processes whose image name (for example C(Notion.exe)) matches one of names,
-    case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id}]})."
-  - "C(stop_processes)* (pids, [timeout_seconds=30]): terminates the processes and waits for them to exit;
-    any still running at the timeout make the operation fail. Returns C({stopped, already_gone})."
+    case-insensitive. Returns C({processes: [{pid, name, path, owner_sid, session_id, started}]}); started is
+    the process's creation time in UTC (C(Win32_Process.CreationDate), round-trip format)."
+  - "C(stop_processes)* (processes, [timeout_seconds=30]): each process is given as C(list_processes) returned
+    it (C({pid, name, owner_sid, started})). Windows reuses process ids, so the bridge opens the process by id,
+    and through that handle (which keeps the id from passing to another process) checks that its image name,
+    owner SID and start time are still those; only then is it terminated. Any other process is left running
+    and reported in not_stopped with the reason. Waits for the stopped ones to exit; any still running at the
+    timeout make the operation fail. Returns C({stopped, already_gone, not_stopped: [{pid, name, reason}]})."
   - "C(read_registry) (key, [sid], [names]): key is a path below the hive root; no sid means HKLM, a sid
     means that user's hive. Returns C({exists, values: {<name>: {type, data}}}); types are C(REG_SZ),
     C(REG_EXPAND_SZ) (not expanded), C(REG_DWORD), C(REG_QWORD), C(REG_BINARY) (base64) and
@@ -151,11 +156,12 @@ notes:
     {type, data}}}]}), values encoded as C(read_registry) returns them (only the named ones when names is
     given). A missing key gives no subkeys; a subkey that cannot be opened is skipped with a warning."
   - "C(get_file_info) (paths): returns C({files: [{path, exists, bytes, version, sha256, signature: {status,
-    signer}}]}). version is the file's ProductVersion, else its FileVersion, trimmed (null without a version
-    resource); sha256 is lower-case hex; status is the Authenticode status C(Get-AuthenticodeSignature) gives
-    (C(Valid), C(NotSigned), C(HashMismatch), C(NotTrusted), C(UnknownError), ...) and signer the C(O=) of the
-    signing certificate's subject, else its C(CN=), else null. A missing file has exists false and every other
-    field null."
+    signer, subject, issuer, ekus}}]}). version is the file's ProductVersion, else its FileVersion, trimmed
+    (null without a version resource); sha256 is lower-case hex; status is the Authenticode status
+    C(Get-AuthenticodeSignature) gives (C(Valid), C(NotSigned), C(HashMismatch), C(NotTrusted),
+    C(UnknownError), ...), signer the C(O=) of the signing certificate's subject (else its C(CN=), else null),
+    subject the whole subject, issuer the issuing CA's C(CN=) and ekus the certificate's enhanced key usage
+    OIDs. A missing file has exists false and every other field null."
   - "C(download_file)* (url, destination, [timeout_seconds=300], [sha256], [signer]): http and https only, with
     TLS 1.2 enabled and the system proxy. Parents are created; the body goes to a temporary file beside
     destination which then replaces it, so a failed download leaves an earlier file untouched. With sha256
@@ -166,8 +172,11 @@ notes:
   - "C(run_as_user)* (sid, executable, arguments, [timeout_seconds=600], [success_codes=[0]], [sha256],
     [signer]): runs the
     program as that user in their own interactive session through a one-shot scheduled task named
-    C(loopbreaker.notion-<guid>) (principal the user, logon type Interactive, run level Limited, working
-    directory the program's folder), waits for it, and deletes the task whatever happened. Each argument is
+    C(loopbreaker.notion-<guid>) (registered through the Task Scheduler COM API with the user's SID as the
+    principal, never a name, so renamed, unresolvable and Entra ID accounts work; logon type Interactive, run
+    level Limited, priority 4 so the program runs at normal priority rather than Task Scheduler's below-normal
+    default 7; working directory the program's folder), waits for it, and deletes the task whatever happened.
+    Each argument is
     quoted by the C runtime's rules, except an NSIS C(/D=<dir>) or C(_?=<dir>) argument, which is moved last
     and left unquoted as NSIS requires. A program still running at the timeout is stopped and the operation
     fails, and so does an exit code outside success_codes. With sha256 and/or signer the program is opened
@@ -175,8 +184,12 @@ notes:
     does before the task is registered, and stays so until the task has ended: nobody can replace it between
     the check and the run. Returns C({exit_code}), signed like a process exit code."
   - "C(verify_file) (path, [sha256], [signer]): fails unless the file exists, has that SHA-256 when sha256 is
-    given and, when signer is given, a C(Valid) signature whose signer (as C(get_file_info) reports it) is
-    exactly signer. Returns the file's C(get_file_info) entry."
+    given and, when signer (C({organization, issuers, ekus})) is given, a C(Valid) signature whose subject
+    organisation (as C(get_file_info) reports it) is organization once both are normalised (Unicode NFKC,
+    whitespace runs as one space, case and trailing punctuation ignored), whose issuer matches one of issuers
+    (C(*) and C(?) wildcards, case-insensitive) and whose certificate carries every EKU OID of ekus. The rule
+    is C(module_utils/_signature.py)'s, mirrored in C(Get-BridgeSignerProblem); C(docs/signatures.md) gives
+    the evidence for Notion's. Returns the file's C(get_file_info) entry."
   - "C(start_as_user)* (sid, executable, [arguments]): starts the program like C(run_as_user), waits only until
     the task runs (30 s at most), then deletes the task; the program keeps running. Returns C({started,
     pid}); pid is best effort, the oldest process of that program owned by the user and started by the task,
@@ -296,14 +309,20 @@ EXAMPLES = r"""
       - op: verify_file
         group: S-1-5-21-1-2-3-1001
         path: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
-        signer: Notion Labs, Inc
+        signer:
+          organization: Notion Labs, Inc.
+          issuers: [Microsoft ID Verified CS EOC CA *, Microsoft ID Verified CS AOC CA *]
+          ekus: [1.3.6.1.5.5.7.3.3]
       - op: run_as_user
         group: S-1-5-21-1-2-3-1001
         sid: S-1-5-21-1-2-3-1001
         executable: C:\ProgramData\loopbreaker\installers\Notion Setup 4.5.0.exe
         arguments: [/S]
         timeout_seconds: 600
-        signer: Notion Labs, Inc
+        signer:
+          organization: Notion Labs, Inc.
+          issuers: [Microsoft ID Verified CS EOC CA *, Microsoft ID Verified CS AOC CA *]
+          ekus: [1.3.6.1.5.5.7.3.3]
 """
 
 RETURN = r"""

@@ -16,6 +16,7 @@ import typing as t
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
 from ansible_collections.loopbreaker.notion.plugins.module_utils._msix import NOTION_IDENTITY, NOTION_PUBLISHER
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import msix_meta
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import trusted_signing
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 
 # relative path under userData -> content; kept small but shaped like a real profile.
@@ -44,7 +45,8 @@ NOTION_TREE: dict[str, str] = {
     'logs/main.log': 'started\n',
     'state.json': '{"appState": {}}',
 }
-NOTION_SIGNER = 'Notion Labs, Inc'
+# As Notion's installers are signed: Azure Trusted Signing, subject O="Notion Labs, Inc." (docs/signatures.md).
+NOTION_SIGNER = 'Notion Labs, Inc.'
 LAB_INSTALLER = 'C:\\Installers\\Notion Setup 7.36.0.exe'
 LAB_INSTALLER_VERSION = '7.36.0'
 PROXY_CONNECTIONS_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections'
@@ -64,7 +66,7 @@ def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded
     roaming = (app_data or '%USERPROFILE%\\AppData\\Roaming').replace('%USERPROFILE%', profile_path)
     root = ntpath.join(roaming, 'Notion')
     if with_notion:
-        twin.install_notion(profile, {'version': version, 'signer': NOTION_SIGNER}, ['/S'])
+        twin.install_notion(profile, {'version': version, **trusted_signing(NOTION_SIGNER)}, ['/S'])
         exe = ntpath.join(profile_path, 'AppData', 'Local', 'Programs', 'Notion', 'Notion.exe')
         pids = [twin.add_process('Notion.exe', exe, sid) for _copy in range(3)] if running else []
         for relative, content in NOTION_TREE.items():
@@ -173,4 +175,6 @@ def seed_msix(twin: SimulatedWindows, path: str, version: str, *, publisher: str
 
 
 def installer_meta(version: str, *, signer: str | None = NOTION_SIGNER, uninstaller_hangs: bool = False) -> dict[str, t.Any]:
-    return {'kind': 'notion_installer', 'version': version, 'signer': signer, 'uninstaller_hangs': uninstaller_hangs}
+    """A Notion installer signed through Azure Trusted Signing for signer (None: not signed)."""
+    return {'kind': 'notion_installer', 'version': version, **trusted_signing(signer),
+            'uninstaller_hangs': uninstaller_hangs}

@@ -40,6 +40,12 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_brow
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_firewall import SimulatedFirewall
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import SimulatedPackages
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_processes import SimulatedProcesses
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import (
+    SimulatedSignatures,
+    signature_of,
+    signed_copy,
+)
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import (
     LOCK_NAME,
     LOCK_TIMEOUT_SECONDS,
@@ -100,7 +106,8 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, SimulatedPackages, BatchRunner):
+class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, SimulatedPackages, SimulatedProcesses,
+                       SimulatedSignatures, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
@@ -208,15 +215,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         """The entry a by-name operation reaches (junctions followed, the last one too)."""
         return self.state['files'].get(_norm(self._real(path)))
 
-    def add_process(self, name: str, path: str, owner_sid: str, *, session_id: int = 1,
-                    unkillable: bool = False) -> int:
-        pid = 1000 + 4 * len(self.state['processes']) + 4 * len(self.state['calls'])
-        while any(p['pid'] == pid for p in self.state['processes']):
-            pid += 4
-        self.state['processes'].append({'pid': pid, 'name': name, 'path': path, 'owner_sid': owner_sid,
-                                        'session_id': session_id, 'unkillable': unkillable})
-        return pid
-
     def set_registry(self, hive: str, key: str, values: dict[str, dict[str, t.Any]]) -> None:
         tree = self.state['hives'].setdefault(hive, {})
         entry = tree.setdefault(_key(key), {'path': key.strip('\\'), 'values': {}})
@@ -315,6 +313,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
                 continue
             if fault.get('remove_path'):
                 self._remove_tree(fault['remove_path'])
+            self._apply_process_fault(fault)
             attack = fault.get('replace_with_junction') or fault.get('replace_file')
             if attack and not fault.get('fired'):
                 fault['fired'] = True
@@ -581,21 +580,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         self._remove_tree(real)  # a junction is removed as a link; its target is not under it
         return {'removed': True, 'missing': False}
 
-    def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
-        wanted = {n.lower() for n in names}
-        return {'processes': [{k: p[k] for k in ('pid', 'name', 'path', 'owner_sid', 'session_id')}
-                              for p in self.state['processes'] if p['name'].lower() in wanted]}
-
-    def op_stop_processes(self, pids: list[int], timeout_seconds: int = 30) -> dict[str, t.Any]:
-        running = {p['pid']: p for p in self.state['processes']}
-        stuck = [pid for pid in pids if pid in running and running[pid].get('unkillable')]
-        stopped = [pid for pid in pids if pid in running and pid not in stuck]
-        self.state['processes'] = [p for p in self.state['processes'] if p['pid'] not in stopped]
-        if stuck:
-            raise BridgeOperationError(f'Processes still running after {timeout_seconds} s: '
-                                       f'{", ".join(map(str, stuck))}')
-        return {'stopped': stopped, 'already_gone': [pid for pid in pids if pid not in running]}
-
     def op_read_registry(self, key: str, sid: str | None = None, names: list[str] | None = None) -> dict[str, t.Any]:
         entry = self._hive(sid).get(_key(key))
         if entry is None:
@@ -640,15 +624,12 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
                 continue
             data = base64.b64decode(entry['content'])
             meta = entry.get('meta') or {}
-            signer = meta.get('signer')
             files.append({'path': entry['path'], 'exists': True, 'bytes': len(data), 'version': meta.get('version'),
-                          'sha256': hashlib.sha256(data).hexdigest(),
-                          'signature': {'status': meta.get('signature', 'Valid' if signer else 'NotSigned'),
-                                        'signer': signer}})
+                          'sha256': hashlib.sha256(data).hexdigest(), 'signature': signature_of(meta)})
         return {'files': files}
 
     def op_download_file(self, url: str, destination: str, timeout_seconds: int = 300, sha256: str | None = None,
-                         signer: str | None = None) -> dict[str, t.Any]:
+                         signer: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         served = self.state['downloads'].get(url)
         if served is None:
             raise BridgeOperationError(f'The remote server returned an error: (404) Not Found. ({url})')
@@ -677,7 +658,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
 
     def op_run_as_user(self, sid: str, executable: str, arguments: list[str], timeout_seconds: int = 600,
                        success_codes: list[int] | None = None, sha256: str | None = None,
-                       signer: str | None = None) -> dict[str, t.Any]:
+                       signer: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         profile = self._interactive(sid)
         entry = self._entry(executable)
         if entry is None or entry['type'] != 'file':
@@ -687,8 +668,9 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             # deletes from this check until the task ends, so the twin runs it in the same step.
             self.op_verify_file(executable, sha256, signer)
         meta = entry.get('meta') or {}
+        task = self._register_task(profile)
         run = {'sid': sid, 'executable': entry['path'], 'arguments': list(arguments), 'exit_code': None,
-               'timed_out': False}
+               'timed_out': False, 'principal': task['user_id'], 'priority': self._task_process_priority(task)}
         self.state['tasks_run'].append(run)
         in_place = any(a.startswith('_?=') for a in arguments)
         if meta.get('hangs') or (meta.get('kind') == 'notion_uninstaller' and in_place and '/S' not in arguments):
@@ -708,20 +690,6 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             raise BridgeOperationError(f"'{entry['path']}' exited with code {run['exit_code']}.")
         return {'exit_code': run['exit_code']}
 
-    def op_verify_file(self, path: str, sha256: str | None = None, signer: str | None = None) -> dict[str, t.Any]:
-        info = self.op_get_file_info([path])['files'][0]
-        if not info['exists']:
-            raise BridgeOperationError(f"Cannot verify '{path}': the file does not exist.")
-        if sha256 and info['sha256'] != sha256.lower():
-            raise BridgeOperationError(f"'{path}' has SHA-256 {info['sha256']}, expected {sha256.lower()}.")
-        if signer is not None:
-            signature = info['signature']
-            if signature['status'] != 'Valid':
-                raise BridgeOperationError(f"'{path}' has no valid signature (status {signature['status']}).")
-            if signature['signer'] != signer:
-                raise BridgeOperationError(f"'{path}' is signed by {signature['signer']!r}, expected {signer!r}.")
-        return info
-
     def install_notion(self, profile: dict[str, t.Any], meta: dict[str, t.Any], arguments: list[str]) -> int:
         """What the per-user NSIS installer does when run as that user with /S."""
         if any(p['owner_sid'] == profile['sid'] and p['name'].lower() == 'notion.exe' for p in self.state['processes']):
@@ -733,12 +701,13 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         local_app_data = _expand_profile(local['data'], profile['profile_path']) if local else \
             ntpath.join(profile['profile_path'], 'AppData', 'Local')
         target = next((a[3:] for a in arguments if a.startswith('/D=')), ntpath.join(local_app_data, 'Programs', 'Notion'))
-        version, signer = meta['version'], meta.get('signer')
-        signature = meta.get('payload_signature', 'Valid' if signer else 'NotSigned')
+        version = meta['version']
+        # What it installs is signed as the installer is (payload_signature: a payload whose signature broke).
         self.write(ntpath.join(target, 'Notion.exe'), f'MZ Notion {version}',
-                   meta={'kind': 'notion_exe', 'version': version, 'signer': signer, 'signature': signature})
+                   meta={'kind': 'notion_exe', 'version': version,
+                         **signed_copy(meta, status=meta.get('payload_signature'))})
         self.write(ntpath.join(target, 'Uninstall Notion.exe'), f'MZ Uninstall Notion {version}',
-                   meta={'kind': 'notion_uninstaller', 'version': version, 'signer': signer,
+                   meta={'kind': 'notion_uninstaller', 'version': version, **signed_copy(meta),
                          'hangs': meta.get('uninstaller_hangs', False)})
         self.write(ntpath.join(target, 'resources', 'app.asar'), f'asar {version}')
         uninstaller = ntpath.join(target, 'Uninstall Notion.exe')
@@ -767,10 +736,15 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         return 0
 
     def op_start_as_user(self, sid: str, executable: str, arguments: list[str] | None = None) -> dict[str, t.Any]:
-        self._interactive(sid)
+        profile = self._interactive(sid)
         if self._entry(executable) is None:
             raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
-        pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid)
+        task = self._register_task(profile)
+        priority = self._task_process_priority(task)
+        pid = self.add_process(ntpath.basename(executable), ntpath.normpath(executable), sid, priority=priority)
+        self.state.setdefault('tasks_started', []).append({
+            'sid': sid, 'executable': ntpath.normpath(executable), 'arguments': list(arguments or []), 'pid': pid,
+            'principal': task['user_id'], 'priority': priority})
         return {'started': True, 'pid': pid}
 
     # ------------------------------------------------------ trusted records

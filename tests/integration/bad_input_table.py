@@ -312,6 +312,9 @@ def handwritten() -> list[Case]:
              'checksum must not be empty; leave it out instead', ('checksum',)),
         Case('app', 'signer blank', {'state': 'stopped', 'signer': '  '},
              'signer must not be empty: every installer is checked against a signer', ('signer',)),
+        Case('app', 'signer_issuers empty', {'state': 'stopped', 'signer_issuers': []},
+             "signer_issuers must name at least one certificate authority, and no empty one: every signer's "
+             'certificate is checked against them', ('signer_issuers',)),
         Case('app', 'profiles_root off macOS', {'state': 'stopped', 'profiles_root': '/Users'},
              'profiles_root applies to macOS hosts only', ('profiles_root',), hosts=('win',)),
         Case('app', 'app_path off macOS', {'state': 'stopped', 'app_path': '/Applications/Notion.app'},

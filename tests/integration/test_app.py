@@ -11,6 +11,8 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
     seed_msix,
     seed_windows_user,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._signature import expectation
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import trusted_signing
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
 
 from .conftest import Lab, assert_ok
@@ -93,9 +95,9 @@ def test_reinstalled_for_two_logged_on_users_and_a_pending_one_then_present_chan
     for user in ('alice', 'bob'):
         exe = program_dir(user) + '\\Notion.exe'
         assert twin.read(exe) == b'MZ Notion 7.40.0', 'a fresh executable of the new version'
-        assert exe_meta(twin, user) == {'kind': 'notion_exe', 'version': '7.40.0', 'signer': NOTION_SIGNER,
+        assert exe_meta(twin, user) == {'kind': 'notion_exe', 'version': '7.40.0', **trusted_signing(NOTION_SIGNER),
                                         'signature': 'Valid'}
-        assert twin.op_verify_file(exe, signer=NOTION_SIGNER)['exists'] is True
+        assert twin.op_verify_file(exe, signer=expectation(NOTION_SIGNER))['exists'] is True
     for user in USERS:
         assert twin.tree_snapshot(data_root(user)) == data_before[user], f'{user} keeps every byte of their data'
     assert [(task['sid'], task['executable']) for task in twin.state['tasks_run']] == [

@@ -149,3 +149,12 @@ def _function_name(node: tree_sitter.Node) -> tree_sitter.Node:
         if child.type == 'function_name':
             return child
     raise BridgeTableError(f'function without a name at line {node.start_point[0] + 1}')
+
+
+def function_text(ps1_text: str, name: str) -> str:
+    """The whole text of one function the script defines (BridgeTableError if it is not defined once)."""
+    found = [_text(node) for node in _walk(parse(ps1_text).root_node) if node.type == 'function_statement'
+             and _text(node.child_by_field_name('name') or _function_name(node)).lower() == name.lower()]
+    if len(found) != 1:
+        raise BridgeTableError(f'function {name}: defined {len(found)} times')
+    return found[0]

@@ -60,14 +60,16 @@ class _Extra(SimulatedWindows):
 
 
 class _OptionalMadeRequired(SimulatedWindows):
-    def op_stop_processes(self, pids: list[int], timeout_seconds: int) -> dict[str, t.Any]:  # type: ignore[override]
+    def op_stop_processes(self, processes: list[dict[str, t.Any]],  # type: ignore[override]
+                          timeout_seconds: int) -> dict[str, t.Any]:
         return {}
 
 
 @pytest.mark.parametrize('doctored, message', [
     (_Renamed, "op_move_path requires ['source', 'target'], the vocabulary ['source', 'destination']"),
     (_Extra, '_Extra.op_format_disk is not in the vocabulary'),
-    (_OptionalMadeRequired, "op_stop_processes requires ['pids', 'timeout_seconds'], the vocabulary ['pids']"),
+    (_OptionalMadeRequired,
+     "op_stop_processes requires ['processes', 'timeout_seconds'], the vocabulary ['processes']"),
 ])
 def test_the_check_catches_a_drifted_host(doctored: type, message: str) -> None:
     assert message in contract_violations(doctored, OPERATIONS)

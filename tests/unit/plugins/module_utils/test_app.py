@@ -30,6 +30,8 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
     seed_windows_user,
     serve_installer,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._signature import expectation
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import trusted_signing
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
     NOTION_UNINSTALL_KEY,
     SimulatedWindows,
@@ -122,9 +124,9 @@ def test_reinstalled_gives_two_logged_on_users_a_fresh_verified_notion_and_keeps
     for user, user_sid in (('alice', ALICE), ('bob', BOB)):
         exe = program_dir(user) + '\\Notion.exe'
         assert twin.read(exe) == b'MZ Notion 7.40.0'
-        assert file_meta(twin, exe) == {'kind': 'notion_exe', 'version': '7.40.0', 'signer': NOTION_SIGNER,
+        assert file_meta(twin, exe) == {'kind': 'notion_exe', 'version': '7.40.0', **trusted_signing(NOTION_SIGNER),
                                         'signature': 'Valid'}
-        assert twin.op_verify_file(exe, signer=NOTION_SIGNER)['version'] == '7.40.0'
+        assert twin.op_verify_file(exe, signer=expectation(NOTION_SIGNER))['version'] == '7.40.0'
         assert twin.read(program_dir(user) + '\\resources\\app.asar') == b'asar 7.40.0'
         assert entry_values(twin, user_sid)['DisplayVersion'] == '7.40.0'
         assert entry_values(twin, user_sid)['DisplayName'] == 'Notion 7.40.0'
@@ -211,7 +213,7 @@ def test_a_bad_or_missing_local_installer_is_refused_with_nothing_changed(case: 
         message = (f"installer {INSTALLER!r} has SHA-256 {checksum}, expected {'f' * 64}: refused, nothing was changed")
     elif case == 'signer':
         seed_installer(twin, INSTALLER, '7.40.0', signer='Totally Notion Ltd')
-        message = (f"installer {INSTALLER!r} is signed by 'Totally Notion Ltd', expected 'Notion Labs, Inc': refused, "
+        message = (f"installer '{INSTALLER}' is signed by 'Totally Notion Ltd', expected 'Notion Labs, Inc.': refused, "
                    'nothing was changed')
     elif case == 'unsigned':
         seed_installer(twin, INSTALLER, '7.40.0', signer=None)
@@ -264,7 +266,7 @@ def test_a_downloaded_installer_with_the_wrong_signer_changes_no_user() -> None:
     result = run(twin, state='reinstalled', installer=URL)
     assert statuses(result) == {'alice': ('failed', f"verify_file: Cannot verify '{DOWNLOADED}': the file does not exist.; "
                                                     f"download_file: '{URL}' is signed by 'Totally Notion Ltd', "
-                                                    "expected 'Notion Labs, Inc'.")}
+                                                    "expected 'Notion Labs, Inc.'.")}
     assert result['changed'] is True  # the staging folder was created
     files_after = {k: v for k, v in twin.state['files'].items() if v['type'] == 'file'}
     assert files_after == files_before, 'the refused download left no file behind (its folder may stay)'

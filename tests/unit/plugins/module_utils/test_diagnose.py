@@ -13,6 +13,10 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import Re
 from ansible_collections.loopbreaker.notion.plugins.module_utils._netprobe import proxy_for
 
 NOW = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.timezone.utc)
+# As get_file_info reports Notion's own Notion.exe: signed through Azure Trusted Signing.
+NOTION_SIGNATURE = {'status': 'Valid', 'signer': 'Notion Labs, Inc.', 'issuer': 'Microsoft ID Verified CS AOC CA 03',
+                    'subject': 'CN="Notion Labs, Inc.", O="Notion Labs, Inc.", L=San Francisco, S=California, C=US',
+                    'ekus': ['1.3.6.1.5.5.7.3.3', '1.3.6.1.4.1.311.97.1.0']}
 SQLITE = base64.b64encode(b'SQLite format 3\x00' + b'x' * 20).decode()
 
 
@@ -22,7 +26,7 @@ def fact(**changes: t.Any) -> dict[str, t.Any]:
         'proxy_key': '{"mode": "direct"}', 'data': {'exists': True, 'bytes': 10}, 'logs': [],
         'db': [{'path': 'notion.db', 'bytes': 36, 'head': SQLITE}], 'leveldb': [], 'block_rules': [],
         'install': {'nsis': {'path': 'C:\\N\\Notion.exe', 'exists': True,
-                             'signature': {'status': 'Valid', 'signer': 'Notion Labs, Inc'}}, 'msix': []}}
+                             'signature': NOTION_SIGNATURE}, 'msix': []}}
     base.update(changes)
     return base
 

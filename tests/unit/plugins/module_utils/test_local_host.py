@@ -368,6 +368,7 @@ def test_list_processes_finds_the_child(notion_process: subprocess.Popen, tmp_pa
     for names in (['notion'], ['Notion', 'notion-app'], ['NOTION']):
         processes = one(host, {'op': 'list_processes', 'names': names})['data']['processes']
         mine = [p for p in processes if p['pid'] == notion_process.pid]
+        assert [p.pop('started').isdigit() for p in mine] == [True]
         assert mine == [{'pid': notion_process.pid, 'name': 'notion', 'path': str(tmp_path / 'notion'),
                          'owner_sid': f'uid:{os.geteuid()}', 'session_id': None,
                          'home': str(tmp_path / 'alice')}], names
@@ -401,11 +402,17 @@ def test_a_process_carries_its_home_spelt_below_the_profiles_root(tmp_path: Path
         child.wait(timeout=5)
 
 
+def listed_as(host: LocalHost, pid: int, name: str = 'notion') -> list[dict[str, t.Any]]:
+    """The process as list_processes reports it: what stop_processes is given."""
+    return [p for p in one(host, {'op': 'list_processes', 'names': [name]})['data']['processes'] if p['pid'] == pid]
+
+
 @linux_only
 def test_stop_processes_stops_the_child(notion_process: subprocess.Popen, tmp_path: Path) -> None:
     host = LocalHost(str(tmp_path), 'linux')
-    envelope = host.run_batch([{'op': 'stop_processes', 'pids': [notion_process.pid], 'timeout_seconds': 10}])
-    assert envelope['results'][0]['data'] == {'stopped': [notion_process.pid], 'already_gone': []}
+    envelope = host.run_batch([{'op': 'stop_processes', 'processes': listed_as(host, notion_process.pid),
+                                'timeout_seconds': 10}])
+    assert envelope['results'][0]['data'] == {'stopped': [notion_process.pid], 'already_gone': [], 'not_stopped': []}
     assert envelope['changed'] is True
     assert notion_process.wait(timeout=5) == -signal.SIGTERM
     listed = one(host, {'op': 'list_processes', 'names': ['notion']})['data']['processes']
@@ -413,12 +420,27 @@ def test_stop_processes_stops_the_child(notion_process: subprocess.Popen, tmp_pa
 
 
 @linux_only
+@pytest.mark.parametrize('changed', [{'started': '1'}, {'owner_sid': 'uid:4242'}, {'name': 'other'}],
+                         ids=['another start time', 'another owner', 'another program'])
+def test_stop_processes_leaves_a_process_that_is_not_the_listed_one(notion_process: subprocess.Popen, tmp_path: Path,
+                                                                    changed: dict[str, str]) -> None:
+    host = LocalHost(str(tmp_path), 'linux')
+    [listed] = listed_as(host, notion_process.pid)
+    result = one(host, {'op': 'stop_processes', 'processes': [dict(listed, **changed)], 'timeout_seconds': 2})
+    assert (result['data']['stopped'], [p['pid'] for p in result['data']['not_stopped']]) == ([], [notion_process.pid])
+    assert notion_process.poll() is None, 'a pid whose process is not the listed one is never signalled'
+
+
+@linux_only
 def test_stop_processes_missing_pid_is_already_gone(tmp_path: Path) -> None:
     finished = subprocess.Popen(['/bin/true'])
     finished.wait()
     host = LocalHost(str(tmp_path), 'linux')
-    envelope = host.run_batch([{'op': 'stop_processes', 'pids': [finished.pid, 2 ** 31 - 7]}])
-    assert envelope['results'][0]['data'] == {'stopped': [], 'already_gone': [finished.pid, 2 ** 31 - 7]}
+    gone = [{'pid': pid, 'name': 'true', 'owner_sid': f'uid:{os.geteuid()}', 'started': '1'}
+            for pid in (finished.pid, 2 ** 31 - 7)]
+    envelope = host.run_batch([{'op': 'stop_processes', 'processes': gone}])
+    assert envelope['results'][0]['data'] == {'stopped': [], 'already_gone': [finished.pid, 2 ** 31 - 7],
+                                              'not_stopped': []}
     assert envelope['changed'] is False
 
 
@@ -432,9 +454,11 @@ def test_stop_processes_escalates_to_sigkill(tmp_path: Path) -> None:
     try:
         assert stubborn.stdout.readline() == 'ready\n'
         started = time.monotonic()
-        result = one(LocalHost(str(tmp_path), 'linux'),
-                     {'op': 'stop_processes', 'pids': [stubborn.pid], 'timeout_seconds': 1})
-        assert result['data'] == {'stopped': [stubborn.pid], 'already_gone': []}
+        host = LocalHost(str(tmp_path), 'linux')
+        comm = Path(f'/proc/{stubborn.pid}/comm').read_text().strip()
+        result = one(host, {'op': 'stop_processes', 'processes': listed_as(host, stubborn.pid, comm),
+                            'timeout_seconds': 1})
+        assert result['data'] == {'stopped': [stubborn.pid], 'already_gone': [], 'not_stopped': []}
         assert 1 <= time.monotonic() - started < 10
         assert stubborn.wait(timeout=5) == -signal.SIGKILL
     finally:

@@ -374,8 +374,8 @@ def test_move_path_locked_file_then_success_after_stopping_the_process(twin: Sim
     assert_error(twin, {'op': 'move_path', 'source': NOTION + '\\Cache', 'destination': MOVE_TO},
                  f"The process cannot access the file '{NOTION}\\Cache\\Cache_Data\\data_2' because it is being used "
                  'by another process.')
-    stopped = one(twin, {'op': 'stop_processes', 'pids': [pid]})
-    assert stopped['data'] == {'stopped': [pid], 'already_gone': []}
+    stopped = one(twin, {'op': 'stop_processes', 'processes': as_listed(twin, pid)})
+    assert stopped['data'] == {'stopped': [pid], 'already_gone': [], 'not_stopped': []}
     moved = one(twin, {'op': 'move_path', 'source': NOTION + '\\Cache', 'destination': MOVE_TO})
     assert moved['data'] == {'moved': True, 'missing': False}
     assert twin.read(MOVE_TO + '\\Cache_Data\\data_2') == b'locked'
@@ -479,6 +479,14 @@ def running(twin: SimulatedWindows) -> dict[str, int]:
 EXPLORER_OF_ALICE_SESSION = 'C:\\Windows\\explorer.exe'
 
 
+def as_listed(machine: SimulatedWindows, *pids: int) -> list[dict[str, t.Any]]:
+    """The processes as list_processes reports them (stop_processes is given them so)."""
+    by_pid = {p['pid']: p for p in machine.state['processes']}
+    return [{'pid': pid, 'name': by_pid[pid]['name'] if pid in by_pid else 'Notion.exe',
+             'owner_sid': by_pid[pid]['owner_sid'] if pid in by_pid else ALICE,
+             'started': by_pid[pid]['started'] if pid in by_pid else '2026-01-01T00:00:00.0000000Z'} for pid in pids]
+
+
 def test_add_process_gives_distinct_pids(running: dict[str, int]) -> None:
     assert len(set(running.values())) == 4
     assert all(pid % 4 == 0 for pid in running.values())
@@ -487,29 +495,36 @@ def test_add_process_gives_distinct_pids(running: dict[str, int]) -> None:
 def test_list_processes(twin: SimulatedWindows, running: dict[str, int]) -> None:
     result = one(twin, {'op': 'list_processes', 'names': ['NOTION.exe']})
     exe = 'C:\\Users\\alice\\AppData\\Local\\Programs\\Notion\\Notion.exe'
+    started = {p['pid']: p['started'] for p in twin.state['processes']}
     assert result['data'] == {'processes': [
-        {'pid': running['main'], 'name': 'Notion.exe', 'path': exe, 'owner_sid': ALICE, 'session_id': 1},
-        {'pid': running['helper'], 'name': 'notion.EXE', 'path': exe, 'owner_sid': ALICE, 'session_id': 2},
-        {'pid': running['stuck'], 'name': 'Notion.exe', 'path': exe, 'owner_sid': BOB, 'session_id': 1},
+        {'pid': running['main'], 'name': 'Notion.exe', 'path': exe, 'owner_sid': ALICE, 'session_id': 1,
+         'started': started[running['main']]},
+        {'pid': running['helper'], 'name': 'notion.EXE', 'path': exe, 'owner_sid': ALICE, 'session_id': 2,
+         'started': started[running['helper']]},
+        {'pid': running['stuck'], 'name': 'Notion.exe', 'path': exe, 'owner_sid': BOB, 'session_id': 1,
+         'started': started[running['stuck']]},
     ]}
     assert one(twin, {'op': 'list_processes', 'names': []})['data'] == {'processes': []}
 
 
 def test_stop_processes(twin: SimulatedWindows, running: dict[str, int]) -> None:
-    result = one(twin, {'op': 'stop_processes', 'pids': [running['main'], 99999, running['helper']]})
-    assert result['data'] == {'stopped': [running['main'], running['helper']], 'already_gone': [99999]}
+    listed = as_listed(twin, running['main'], 99999, running['helper'])
+    result = one(twin, {'op': 'stop_processes', 'processes': listed})
+    assert result['data'] == {'stopped': [running['main'], running['helper']], 'already_gone': [99999],
+                              'not_stopped': []}
     assert [p['pid'] for p in twin.state['processes'] if p['path'] != EXPLORER_OF_ALICE_SESSION] == [
         running['stuck'], running['other']]
 
 
 def test_stop_processes_all_gone_is_no_change(twin: SimulatedWindows) -> None:
-    envelope = twin.run_batch([{'op': 'stop_processes', 'pids': [8, 12]}])
-    assert envelope['results'][0]['data'] == {'stopped': [], 'already_gone': [8, 12]}
+    envelope = twin.run_batch([{'op': 'stop_processes', 'processes': as_listed(twin, 8, 12)}])
+    assert envelope['results'][0]['data'] == {'stopped': [], 'already_gone': [8, 12], 'not_stopped': []}
     assert envelope['changed'] is False
 
 
 def test_stop_processes_unkillable(twin: SimulatedWindows, running: dict[str, int]) -> None:
-    result = one(twin, {'op': 'stop_processes', 'pids': [running['main'], running['stuck']], 'timeout_seconds': 5})
+    result = one(twin, {'op': 'stop_processes', 'processes': as_listed(twin, running['main'], running['stuck']),
+                        'timeout_seconds': 5})
     assert (result['status'], result['error']) == ('error', f"Processes still running after 5 s: {running['stuck']}")
     # the killable one was terminated all the same, as Stop-Process does
     remaining = [p['pid'] for p in twin.state['processes'] if p['path'] != EXPLORER_OF_ALICE_SESSION]
@@ -517,7 +532,7 @@ def test_stop_processes_unkillable(twin: SimulatedWindows, running: dict[str, in
 
 
 def test_stop_processes_default_timeout_in_message(twin: SimulatedWindows, running: dict[str, int]) -> None:
-    assert_error(twin, {'op': 'stop_processes', 'pids': [running['stuck']]},
+    assert_error(twin, {'op': 'stop_processes', 'processes': as_listed(twin, running['stuck'])},
                  f"Processes still running after 30 s: {running['stuck']}")
 
 
@@ -945,7 +960,7 @@ def test_run_as_user_verifies_the_program_in_the_step_that_starts_it(twin: Simul
     assert (swapped['status'], swapped['error']) == (
         'error', f"'C:\\Installers\\setup.exe' has SHA-256 {hashlib.sha256(b'MZ other').hexdigest()}, expected {digest}.")
     result = one(twin, {'op': 'run_as_user', 'sid': ALICE, 'executable': 'C:\\Installers\\setup.exe', 'arguments': [],
-                        'signer': 'Notion Labs, Inc'})
+                        'signer': {'organization': 'Notion Labs, Inc.', 'issuers': ['*'], 'ekus': []}})
     assert (result['status'], result['error']) == (
         'error', "'C:\\Installers\\setup.exe' has no valid signature (status NotSigned).")
     assert twin.state['tasks_run'] == []
