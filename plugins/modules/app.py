@@ -77,7 +77,7 @@ options:
     type: str
   signer:
     description:
-      - The Authenticode signer the installer and the installed executable must have on Windows: the subject
+      - The Authenticode signer the installer and the installed executable must have on Windows, that is the subject
         organisation (C(O=)) of the signing certificate, compared without regard to case, runs of whitespace
         and trailing punctuation (C(Notion Labs, Inc) and C(Notion Labs, Inc.) are the same name; C(Notion Labs
         Inc) is not). The signature must also be C(Valid), the certificate must carry the code-signing EKU
@@ -289,7 +289,7 @@ users:
     processes_not_stopped:
       description:
         - On Windows, processes left running because the process behind the id was no longer the one the
-          probe listed (another image name, owner or start time: Windows reuses process ids), each with pid,
+          probe listed (another image name, owner or start time; Windows reuses process ids), each with pid,
           name and reason. Only the listed process is ever stopped.
       type: list
       elements: dict

@@ -204,7 +204,7 @@ users:
     processes_not_stopped:
       description:
         - Processes left running because the process behind the id was no longer the one the probe listed
-          (another image name, owner or start time: Windows and Linux reuse process ids), each with pid, name
+          (another image name, owner or start time; Windows and Linux reuse process ids), each with pid, name
           and reason. Nothing but the listed process is ever stopped.
       type: list
       elements: dict
