@@ -217,3 +217,55 @@ def test_a_junction_below_the_profile_is_still_refused_without_within() -> None:
     [removed] = machine.run_batch([{'op': 'remove_path', 'path':
                                     'C:\\Users\\alice\\AppData\\Roaming\\Notion\\Cache\\drivers'}])['results']
     assert removed['status'] == 'error' and 'junction' in removed['error']
+
+
+# ------------------------------------------------- every module: denied and skipped
+
+
+def denied_and_broken() -> SimulatedWindows:
+    """alice's Notion folder without Administrators, dora's AppData on a share, bob's profile broken (.bak)."""
+    machine = twin(['alice'])
+    windows_user(machine, 'eve', 6)
+    machine.deny_administrators('C:\\Users\\alice\\AppData\\Roaming\\Notion', sid(1))
+    windows_user(machine, 'dora', 7, app_data='\\\\files\\home$\\dora\\AppData', notion=False)
+    machine.add_broken_profile(sid(2) + '.bak', 'bob', profile_path='C:\\Users\\bob')
+    return machine
+
+
+def test_diagnose_reports_an_unreadable_user_unhealthy_and_the_skipped_profiles() -> None:
+    from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose
+    params = validated(_diagnose.ARGUMENT_SPEC, {'network': False})
+    result = _diagnose.run(denied_and_broken(), params, platform='windows', now=NOW)
+    users = users_of(result)
+    assert 'user_unreadable' not in {f['code'] for f in users['eve']['findings']}
+    for name in ('alice', 'dora'):
+        assert users[name]['verdict'] == 'unhealthy', users[name]
+        [finding] = users[name]['findings']
+        assert finding['code'] == 'user_unreadable' and 'denied' in ' '.join(finding['evidence'])
+    assert result['verdict'] == 'unhealthy'
+    assert [s['user'] for s in result['skipped_profiles']] == ['bob']
+
+
+def test_app_reports_an_unreadable_user_failed_and_the_skipped_profiles() -> None:
+    from ansible_collections.loopbreaker.notion.plugins.module_utils import _app
+    params = validated(_app.ARGUMENT_SPEC, {'state': 'absent', 'users': ['alice', 'dora', 'eve']},
+                       mutually_exclusive=_app.MUTUALLY_EXCLUSIVE)
+    result = _app.run(denied_and_broken(), params, check_mode=True, now=NOW, entry_token=TOKEN)
+    users = users_of(result)
+    assert users['eve']['status'] != 'failed', users['eve']
+    for name in ('alice', 'dora'):
+        assert users[name]['status'] == 'failed' and 'denied' in users[name]['reason'], users[name]
+    assert [s['user'] for s in result['skipped_profiles']] == ['bob']
+
+
+def test_browser_data_reports_an_unreadable_user_failed_and_the_skipped_profiles() -> None:
+    from ansible_collections.loopbreaker.notion.plugins.module_utils import _browser_data
+    machine = denied_and_broken()
+    machine.deny_administrators('C:\\Users\\alice\\AppData', sid(1))
+    params = validated(_browser_data.ARGUMENT_SPEC, {'users': ['alice', 'eve']},
+                       mutually_exclusive=_browser_data.MUTUALLY_EXCLUSIVE)
+    result = _browser_data.run(machine, WINDOWS, params, check_mode=True, now=NOW, entry_token=TOKEN)
+    users = users_of(result)
+    assert users['eve']['status'] != 'failed', users['eve']
+    assert users['alice']['status'] == 'failed' and 'denied' in ' '.join(users['alice']['errors']), users['alice']
+    assert [s['user'] for s in result['skipped_profiles']] == ['bob']
