@@ -113,14 +113,18 @@ class SimulatedWindows(SimulatedProfiles, SimulatedNetwork, SimulatedBrowserStor
     # ------------------------------------------------------------------ seeding
     def add_profile(self, username: str, sid: str, *, loaded: bool = False,
                     profile_path: str | None = None, shell_folders: dict[str, str] | None = None,
-                    hive_error: str | None = None, logged_on: bool | None = None) -> dict[str, t.Any]:
+                    hive_error: str | None = None, logged_on: bool | None = None,
+                    account: str | None = None) -> dict[str, t.Any]:
         """Add a user: a ProfileList entry, a profile directory and an NTUSER.DAT hive.
+
+        ``account`` is what the SID translates to (default ``<hostname>\\<username>``; an Entra ID user's is
+        ``AzureAD\\<name>``).
 
         A logged-on user (by default, a real user whose hive is loaded) also gets an explorer.exe in
         session 1: that, not a loaded hive, is what the bridge takes as an interactive session.
         """
         path = profile_path or f'C:\\Users\\{username}'
-        profile = {'sid': sid, 'key': sid, 'username': username, 'account': f'{self.state["hostname"]}\\{username}',
+        profile = {'sid': sid, 'key': sid, 'username': username, 'account': account or f'{self.state["hostname"]}\\{username}',
                    'profile_path': path, 'loaded': loaded, 'hive_error': hive_error, 'state': 0}
         self.state['profiles'].append(profile)
         # As Windows creates a profile: SYSTEM owns it, its user has full control (so controls all below).

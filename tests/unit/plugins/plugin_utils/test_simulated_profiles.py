@@ -57,8 +57,7 @@ def get_profiles(machine: SimulatedWindows, **filters: t.Any) -> dict[str, t.Any
 
 def test_an_entra_id_user_is_a_real_user_named_by_either_name() -> None:
     machine = twin(['alice'])
-    profile = machine.add_profile('JaneDoe', ENTRA)
-    profile['account'] = 'AzureAD\\JaneDoe'
+    machine.add_profile('JaneDoe', ENTRA, account='AzureAD\\JaneDoe')
     seed_notion(machine, 'C:\\Users\\JaneDoe\\AppData\\Roaming')
     assert 'JaneDoe' in users_of(app_data(machine, check_mode=True))
     for name in ('janedoe', 'AzureAD\\JaneDoe'):
