@@ -297,7 +297,8 @@ class SimulatedProfiles:
     def _profile_anchor(self, path: str) -> str | None:
         """The profile folder path lies strictly inside (longest first), or None: where the reparse check starts."""
         folded = _norm(path)
-        roots = sorted((p['profile_path'] for p in self.state['profiles'] if p.get('profile_path')),
+        roots = sorted((p['profile_path'] for p in self.state['profiles']
+                        if p.get('profile_path') and SID_PATTERN.fullmatch(p.get('key', p['sid']))),
                        key=len, reverse=True)
         for root in roots:
             if folded.startswith(_norm(root) + '\\'):
