@@ -1762,7 +1762,9 @@ function Invoke-BridgeOp_get_profiles {
         $problem = Get-BridgeProfileProblem -Key $key -ProfilePath $entry.Path -State $entry.State
         if ($null -ne $problem) {
             # Never a user, never an error of the host: reported, so an administrator can repair it.
-            $skipped.Add([ordered]@{ key = $key; sid = $sid; username = $userName; profile_path = $entry.Path; reason = $problem })
+            $shownPath = $null
+            if ($entry.Path) { $shownPath = [string]$entry.Path }
+            $skipped.Add([ordered]@{ key = $key; sid = $sid; username = $userName; profile_path = $shownPath; reason = $problem })
             continue
         }
         $special = -not (Test-BridgeRealUserSid -Sid $sid)

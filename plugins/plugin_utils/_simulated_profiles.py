@@ -67,12 +67,14 @@ def expand_for_user(value: str, environment: dict[str, str]) -> str:
 
 def profile_problem(key: str, profile: dict[str, t.Any], folder: dict[str, t.Any] | None,
                     hive_file: dict[str, t.Any] | None) -> str | None:
-    """Why a ProfileList entry is not a usable profile, or None (the rule get_profiles documents)."""
+    """Why a ProfileList entry of a real user is not a usable profile, or None (the rule get_profiles documents)."""
     if not SID_PATTERN.fullmatch(key):
         if key.lower().endswith('.bak'):
             return ('a backup of the profile kept by Windows (.bak): the user was given a temporary profile; '
                     'repair the profile (rename the keys back) and log on again')
         return 'the ProfileList key is not a SID'
+    if not key.startswith(REAL_USER_PREFIXES):
+        return None  # a special account (SYSTEM, services): listed as special, never a user either way
     path = profile.get('profile_path')
     if not path:
         return 'the ProfileList entry has no ProfileImagePath (an incomplete profile)'
@@ -228,10 +230,11 @@ class SimulatedProfiles:
         result: dict[str, t.Any] = {'folders': {}, 'folder_source': {}, 'environment': {}, 'error': None}
         errors = []
         self._op_hives = []
+        loaded = True
         try:
             hive = self._hive(profile['sid'])
         except BridgeOperationError as failure:
-            hive, errors = {}, [str(failure)]
+            hive, errors, loaded = {}, [str(failure)], False
         try:
             self._unload_op_hives()
         except BridgeOperationError as failure:
@@ -251,7 +254,7 @@ class SimulatedProfiles:
                 result['folders'][name] = ntpath.join(path, default)
                 result['folder_source'][name] = 'default'
         # Without the hive the user's own variables are unknown: no environment rather than a guessed one.
-        result['environment'] = environment if hive or not errors else {}
+        result['environment'] = environment if loaded else {}
         result['error'] = '; '.join(errors) or None
         return result
 
@@ -260,13 +263,13 @@ class SimulatedProfiles:
         profiles, skipped = [], []
         for profile in self.state['profiles']:
             key = profile.get('key', profile['sid'])
-            path = profile.get('profile_path')
+            path = profile.get('profile_path') or ''
             folder = self._entry(path) if path else None
             hive_file = self._entry(ntpath.join(path, 'NTUSER.DAT')) if folder else None
             problem = profile_problem(key, profile, folder, hive_file)
             if problem:
                 skipped.append({'key': key, 'sid': key.split('.', 1)[0], 'username': profile['username'],
-                                'profile_path': path, 'reason': problem})
+                                'profile_path': path or None, 'reason': problem})
                 continue
             special = not profile['sid'].startswith(REAL_USER_PREFIXES)
             selected = not special and (users is None or name_matches(profile, users)) and \
