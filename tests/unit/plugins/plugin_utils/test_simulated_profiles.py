@@ -268,3 +268,41 @@ def test_browser_data_reports_an_unreadable_user_failed_and_the_skipped_profiles
     assert users['eve']['status'] != 'failed', users['eve']
     assert users['alice']['status'] == 'failed' and 'denied' in ' '.join(users['alice']['errors']), users['alice']
     assert [s['user'] for s in result['skipped_profiles']] == ['bob']
+
+
+# ------------------------------------------------------------ selection details
+
+
+def test_get_profiles_reads_only_the_selected_profiles() -> None:
+    machine = twin(['alice', 'bob'])
+    data = get_profiles(machine, users=['ALICE'])
+    by_name = {p['username']: p for p in data['profiles']}
+    assert [n for n, p in by_name.items() if p['selected']] == ['alice']
+    assert by_name['bob']['folder_source'] == {'AppData': 'not_read', 'Local AppData': 'not_read'}
+    assert by_name['bob']['environment'] == {}
+    assert machine.hive_loads() == {sid(1): 1}
+    excluded = get_profiles(machine, exclude_users=['WS01\\bob'])
+    assert [p['username'] for p in excluded['profiles'] if p['selected']] == ['alice', 'carol']
+
+
+def test_a_bare_name_two_accounts_share_must_be_given_as_the_account() -> None:
+    machine = twin(['alice'])
+    machine.add_profile('alice.AzureAD', ENTRA, account='AzureAD\\alice')
+    machine._profile(ENTRA)['username'] = 'alice'
+    with pytest.raises(RequestError, match=r'more than one account.*name the account'):
+        app_data(machine, check_mode=True, users=['alice'])
+    result = app_data(machine, check_mode=True, users=['WS01\\alice'])
+    assert [u['sid'] for u in result['users']] == [sid(1)]
+
+
+def test_a_failed_unload_fails_the_operation_that_loaded_the_hive() -> None:
+    machine = twin(['alice', 'bob'])
+    machine._profile(sid(2))['unload_error'] = 'Access is denied.'
+    envelope = machine.run_batch([
+        {'op': 'read_registry', 'key': 'Software', 'sid': sid(2), 'group': 'bob'},
+        {'op': 'read_registry', 'key': 'Software', 'sid': sid(1), 'group': 'alice'},
+    ], check_mode=True)
+    assert [(r['group'], r['status']) for r in envelope['results']] == [('bob', 'error'), ('alice', 'ok')]
+    assert 'Could not unload the hive' in envelope['results'][0]['error']
+    assert sid(2) in envelope['hives_loaded'] and sid(2) not in envelope['hives_unloaded']
+    assert machine.state['mounted_hives'] == [sid(2)]
