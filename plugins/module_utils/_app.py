@@ -27,9 +27,11 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     RequestError,
     operation_data,
     owns,
-    per_profile,
     not_stopped,
+    per_profile,
+    profiles_operation,
     select_profiles,
+    skipped_profiles,
     stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS, PlatformLayout
@@ -210,7 +212,7 @@ def probe_operations(params: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     installer = params.get('installer')
     local_files = list(MACHINE_EXES) + ([installer] if installer and not is_url(installer) else [])
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(WINDOWS.shell_folders)},
+        profiles_operation(WINDOWS.shell_folders, params.get('users'), params.get('exclude_users')),
         {'op': 'list_registry_subkeys', 'each_profile': True, 'sid': '{Sid}', 'key': UNINSTALL_KEY,
          'names': UNINSTALL_VALUES},
         {'op': 'get_file_info', 'each_profile': True, 'paths': [DEFAULT_INSTALL_DIR + '\\Notion.exe']},
@@ -294,6 +296,7 @@ class Discovery:
     installer_info: dict[str, t.Any] | None
     all_profiles: list[dict[str, t.Any]] = field(default_factory=list)
     provisioned: list[dict[str, t.Any]] = field(default_factory=list)
+    skipped_profiles: list[dict[str, t.Any]] = field(default_factory=list)
 
     def facts(self) -> dict[str, t.Any]:
         return {'users': [{**u.facts(), 'msix': self.user_packages(u.profile['sid'])} for u in self.users],
@@ -311,14 +314,16 @@ class Discovery:
 
 
 def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
-    profiles = operation_data(envelope, 0)['profiles']
+    profiles_data = operation_data(envelope, 0)
+    profiles = profiles_data['profiles']
     entries, exes, stats = (per_profile(envelope, index) for index in (1, 2, 3))
     listed = operation_data(envelope, 8)['processes']
     processes = [p for p in listed if p['name'].lower() != 'explorer.exe']
     # An interactive session is an explorer.exe of the user's outside session 0; a loaded hive
     # is not one (services, runas and WinRM logons load hives too).
     sessions = {p['owner_sid'] for p in listed if p['name'].lower() == 'explorer.exe' and p['session_id']}
-    chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True)
+    chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True,
+                             skipped=profiles_data.get('skipped'))
     users = []
     for profile in chosen:
         sid = profile['sid']
@@ -347,7 +352,8 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
     provisioned = [p for p in listed.get('provisioned', []) if 'calendar' not in p['display_name'].lower()]
     return Discovery(users=users, machine_installs=machine + [{'executable': f} for f in machine_exes],
                      packages=packages, installer_info=installer_info, all_profiles=profiles,
-                     provisioned=provisioned)
+                     provisioned=provisioned,
+                     skipped_profiles=skipped_profiles(profiles_data))
 
 
 def verify_local_installer(params: dict[str, t.Any], info: dict[str, t.Any] | None) -> None:
@@ -612,7 +618,8 @@ def _result(params: dict[str, t.Any], discovery: Discovery, plans: list[UserPlan
                       'install and was left alone.')
     result: dict[str, t.Any] = {
         'changed': changed, 'platform': 'windows', 'state': params['state'], 'installer_version': version,
-        'users': users, 'facts': discovery.facts(), 'manual_actions': manual,
+        'users': users, 'skipped_profiles': discovery.skipped_profiles, 'facts': discovery.facts(),
+        'manual_actions': manual,
         'diff': {'before': ''.join(f"{u['user']}: {u['version_before'] or 'not installed'}\n" for u in users),
                  'after': ''.join(f"{u['user']}: {u['version_after'] or 'not installed'} ({u['status']})\n"
                                   for u in users)},

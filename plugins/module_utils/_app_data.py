@@ -18,10 +18,12 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
     operation_data,
+    profiles_operation,
     owns,
     per_profile,
     not_stopped,
     select_profiles,
+    skipped_profiles,
     stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
@@ -100,10 +102,11 @@ class UserPlan:
         return self.profile['username']
 
 
-def probe_operations(layout: _layout.PlatformLayout, scopes: tuple[str, ...]) -> list[dict[str, t.Any]]:
+def probe_operations(layout: _layout.PlatformLayout, scopes: tuple[str, ...], users: list[str] | None = None,
+                     exclude_users: list[str] | None = None) -> list[dict[str, t.Any]]:
     patterns = [template for _scope, template in _layout.scope_patterns(layout, scopes)]
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        profiles_operation(layout.shell_folders, users, exclude_users),
         {'op': 'stat_paths', 'each_profile': True, 'patterns': list(layout.data_roots()) + patterns},
         {'op': 'list_processes', 'names': list(layout.process_names)},
     ]
@@ -124,12 +127,13 @@ def quarantine_root(layout: _layout.PlatformLayout, profile: dict[str, t.Any], d
 
 def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t.Any], entry_id: str) -> list[UserPlan]:
     """Which paths each chosen user loses, from one probe envelope. Raises RequestError."""
-    profiles = operation_data(envelope, 0)['profiles']
+    profiles_data = operation_data(envelope, 0)
+    profiles = profiles_data['profiles']
     stats = per_profile(envelope, 1)
     processes = operation_data(envelope, 2)['processes']
     explicit = bool(request.users)
     chosen = select_profiles(profiles, request.users, request.exclude_users,
-                             case_insensitive=layout.name != 'linux')
+                             case_insensitive=layout.name != 'linux', skipped=profiles_data.get('skipped'))
     plans = []
     for profile in chosen:
         foreign = _containment.foreign_folder(layout, profile, profiles)
@@ -309,7 +313,8 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
     """The whole rung. Returns the module result; raises RequestError/HostError before any change."""
     request = Request.from_params(params)
     entry_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{entry_token}"
-    probe = host.run_batch(probe_operations(layout, request.scopes), check_mode=True)
+    probe = host.run_batch(probe_operations(layout, request.scopes, request.users, request.exclude_users),
+                           check_mode=True)
     plans = plan(layout, request, probe, entry_id)
     operations = [] if check_mode else apply_operations(plans, layout, request, entry_id, now)
     applied = None
@@ -325,6 +330,7 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
         'scopes': list(request.scopes),
         'quarantine_id': entry_id if request.quarantine and items else None,
         'users': users,
+        'skipped_profiles': skipped_profiles(operation_data(probe, 0)),
         'totals': {'users': sum(1 for u in users if u['status'] == 'cleared'), 'items': len(items),
                    'bytes': sum(i['bytes'] for i in items), 'files': sum(i['files'] for i in items)},
         'manual_actions': [MANUAL_LOGOUT] if 'cookies' in request.scopes else [],

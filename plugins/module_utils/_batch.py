@@ -52,7 +52,8 @@ class BatchRunner:
                     continue
                 result = self._run_one(operation, profiles)
                 if operation['op'] == 'get_profiles' and result['status'] == 'ok':
-                    profiles = result['data']['profiles']
+                    # each_profile runs for the profiles get_profiles selected (all when it was not filtered).
+                    profiles = [p for p in result['data']['profiles'] if p.get('selected', True)]
                 if result['status'] == 'error' and group is not None:
                     failed_groups.add(group)
                 results.append(result)

@@ -16,8 +16,17 @@ Batch semantics, shared by both implementations:
     parameters ``{ProfilePath}``, ``{Sid}`` and ``{<shell folder name>}`` are
     replaced with that profile's values; the result is ``{"by_sid": {...}}``.
   * An operation naming ``sid`` of a user whose hive is not loaded loads the
-    user's NTUSER.DAT under a temporary key; every hive the batch loaded is
-    unloaded when the batch ends, whether it failed or not.
+    user's NTUSER.DAT under a temporary key and unloads it when that
+    operation ends, whether it failed or not; a failed unload fails the
+    operation (the hive left loaded would give the user a temporary profile
+    at the next logon). The batch's end unloads anything left over.
+  * A path the bridge may not open (an ACL without Administrators, a share
+    the network logon has no credentials for) fails the read operation with
+    "Access to the path ... is denied": never reported as absent.
+  * Without ``within``, a path below a profile folder of ProfileList is
+    checked from that folder down, as with ``within`` set to it: the profile
+    folder itself and what is above it resolve as Windows resolves them
+    (a relocated C:\\Users, a profile folder that is a mounted volume).
   * In check mode an operation that mutates is refused (defence in depth: the
     action plugins never send one then).
   * WITHIN: a path operation given ``within`` (a directory, normally the
@@ -56,10 +65,19 @@ class Operation:
 COMMON_PARAMETERS: tuple[str, ...] = ('op', 'group', 'each_profile')
 
 _OPERATIONS: tuple[Operation, ...] = (
-    Operation('get_profiles', ('shell_folders',), (), False,
-              'Profiles from ProfileList (logged-off users too), each with the requested shell folders '
-              'resolved from the user\'s own hive; shell_folders maps a value name of '
-              '"User Shell Folders" to its default path relative to the profile.'),
+    Operation('get_profiles', ('shell_folders',), ('users', 'exclude_users'), False,
+              'Profiles from ProfileList (logged-off users too). A real user is a S-1-5-21- or S-1-12-1- (Entra '
+              'ID) SID with a ProfileImagePath, a profile folder and an NTUSER.DAT; other SIDs are special. A '
+              '<SID>.bak key, a temporary profile (State 0x0800, a TEMP folder) or an incomplete one is not a '
+              'profile: it is listed in skipped with the reason. users/exclude_users (profile or account names, '
+              'case-insensitive) choose the selected profiles, by default every real user: only those are read '
+              '(the hive loaded, read and unloaded again at once; a failed unload is that profile\'s error) and '
+              'only those get each_profile operations. A selected profile has the requested shell folders from '
+              'its hive, expanded with its environment (returned as environment: the machine\'s variables, the '
+              'profile\'s USERPROFILE, APPDATA, LOCALAPPDATA, HOMEDRIVE, HOMEPATH..., then the hive\'s '
+              'Environment and Volatile Environment); an unknown variable is an error of that profile, never '
+              'the administrator\'s value. shell_folders maps a value name of "User Shell Folders" to its '
+              'default path relative to the profile.'),
     Operation('stat_paths', ('patterns',), ('within',), False,
               'Expand wildcard patterns (* in any segment) and report type (file, directory, or for a link '
               'itself junction or symlink, never followed: 0 bytes), bytes and file count '

@@ -28,7 +28,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     operation_data,
     owns,
     per_profile,
+    profiles_operation,
     select_profiles,
+    skipped_profiles,
     stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
@@ -140,7 +142,7 @@ class UserPlan:
 def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[dict[str, t.Any]]:
     lists, stats, trees = bp.probe_patterns(layout, request.browsers, request.scopes)
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        profiles_operation(layout.shell_folders, request.users, request.exclude_users),
         {'op': 'read_files', 'each_profile': True, 'patterns': lists, 'max_bytes': LIST_MAX_BYTES},
         {'op': 'stat_paths', 'each_profile': True, 'patterns': stats or lists},
         {'op': 'read_trees', 'each_profile': True, 'patterns': trees or lists},
@@ -198,10 +200,12 @@ class _Index:
 
 
 def plan(layout: _layout.PlatformLayout, request: Request, envelope: dict[str, t.Any], entry_id: str) -> list[UserPlan]:
-    profiles = operation_data(envelope, 0)['profiles']
+    profiles_data = operation_data(envelope, 0)
+    profiles = profiles_data['profiles']
     lists, stats, trees = per_profile(envelope, 1), per_profile(envelope, 2), per_profile(envelope, 3)
     processes = operation_data(envelope, 4)['processes']
-    chosen = select_profiles(profiles, request.users, request.exclude_users, case_insensitive=layout.name != 'linux')
+    chosen = select_profiles(profiles, request.users, request.exclude_users, case_insensitive=layout.name != 'linux',
+                             skipped=profiles_data.get('skipped'))
     plans = []
     for profile in chosen:
         user_plan = UserPlan(profile=profile)
@@ -484,7 +488,8 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
     request = Request.from_params(params)
     entry_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{entry_token}"
     probe = probe_operations(layout, request)
-    plans = plan(layout, request, host.run_batch(probe, check_mode=True), entry_id)
+    probed = host.run_batch(probe, check_mode=True)
+    plans = plan(layout, request, probed, entry_id)
     stopped: list[dict[str, t.Any]] = []
     if request.stop_browser and not check_mode:
         stops = stop_operations(plans, request)
@@ -505,6 +510,7 @@ def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *,
         'scopes': list(request.scopes),
         'quarantine_id': entry_id if request.quarantine and done and not check_mode else None,
         'users': users,
+        'skipped_profiles': skipped_profiles(operation_data(probed, 0)),
         'totals': {'users': sum(1 for u in users if u['status'] == 'cleared'),
                    'profiles': sum(1 for u in users for b in u['profiles'] if b['status'] == 'cleared'),
                    'entries': sum(r['entries'] for r in done), 'bytes': sum(r['bytes'] for r in done)},

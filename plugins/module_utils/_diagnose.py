@@ -28,7 +28,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     RequestError,
     operation_data,
     per_profile,
+    profiles_operation,
     select_profiles,
+    skipped_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import LAYOUTS, PlatformLayout
 
@@ -49,6 +51,9 @@ FINDINGS: dict[str, tuple[str | None, str]] = {
     'renderer_crashed': ('restart', 'the app log reports a crashed renderer or child process since the cut-off'),
     'load_failed': ('app_data', 'the app log reports pages failing to load since the cut-off'),
     'cache_corrupt': ('app_data', 'notion.db or a LevelDB store is corrupt'),
+    'user_unreadable': (None, "the user's profile or Notion data could not be read (access denied, a hive that could "
+                              'not be loaded or unloaded, an unknown variable in a shell folder): nothing is known '
+                              'about this user, so they are not healthy (manual)'),
 }
 # Notion's publisher as its Trusted Signing certificates name it, through Trusted Signing's CAs (docs/signatures.md).
 NOTION_SIGNER = _signature.expectation()
@@ -143,13 +148,14 @@ def user_paths(layout: PlatformLayout) -> dict[str, list[str]]:
     }
 
 
-def probe_operations(layout: PlatformLayout, incident: str | None) -> list[dict[str, t.Any]]:
+def probe_operations(layout: PlatformLayout, incident: str | None, users: list[str] | None = None,
+                     exclude_users: list[str] | None = None) -> list[dict[str, t.Any]]:
     """Batch 1: everything local. Indexes are fixed (see collect)."""
     each = {'each_profile': True}
     paths = user_paths(layout)
     windows = layout.name == 'windows'
     operations: list[dict[str, t.Any]] = [
-        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        profiles_operation(layout.shell_folders, users, exclude_users),
         {'op': 'stat_paths', 'patterns': list(layout.data_roots()), **each},
         {'op': 'read_file_tails', 'patterns': paths['logs'], 'max_bytes': 65536, **each},
         {'op': 'read_file_tails', 'patterns': paths['db'], 'max_bytes': 0, 'head_bytes': 100, **each},
@@ -201,11 +207,22 @@ def _per(envelope: dict[str, t.Any], index: int, sid: str) -> t.Any:
     return entry.get('data') if entry.get('status') == 'ok' else None
 
 
+def _failures(envelope: dict[str, t.Any], sid: str, indexes: tuple[int, ...]) -> list[str]:
+    """Why the user's each_profile reads failed, operation by operation."""
+    failed = []
+    for index in indexes:
+        entry = per_profile(envelope, index).get(sid) or {}
+        if entry.get('status') == 'error':
+            failed.append(f"{envelope['results'][index]['op']}: {entry.get('error')}")
+    return failed
+
+
 def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str, t.Any],
             posix_proxy: dict[str, t.Any] | None) -> dict[str, t.Any]:
     """Facts per user from batch 1."""
-    profiles = select_profiles(operation_data(envelope, 0)['profiles'], params.get('users'),
-                               params.get('exclude_users'), case_insensitive=layout.name == 'windows')
+    profiles_data = operation_data(envelope, 0)
+    profiles = select_profiles(profiles_data['profiles'], params.get('users'), params.get('exclude_users'),
+                               case_insensitive=layout.name == 'windows', skipped=profiles_data.get('skipped'))
     processes = operation_data(envelope, 5)['processes']
     incident = None
     if params.get('incident'):
@@ -241,6 +258,8 @@ def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str
             'logs': (_per(envelope, 2, sid) or {}).get('files', []),
             'db': (_per(envelope, 3, sid) or {}).get('files', []),
             'leveldb': (_per(envelope, 4, sid) or {}).get('files', []),
+            # What could not be read is not "nothing there": such a user is never reported healthy.
+            'errors': ([profile['error']] if profile.get('error') else []) + _failures(envelope, sid, (1, 2, 3, 4)),
         }
         if windows:
             fact['proxy'] = machine_proxy or proxy_setting(_registry_blob(_per(envelope, 7, sid) or {}))
@@ -263,7 +282,7 @@ def collect(layout: PlatformLayout, params: dict[str, t.Any], envelope: dict[str
         users.append(fact)
     for fact in users:
         fact['logged_on'] = bool(fact['logged_on'])
-    return {'users': users, 'incident': incident}
+    return {'users': users, 'incident': incident, 'skipped_profiles': skipped_profiles(profiles_data)}
 
 
 def network_operations(params: dict[str, t.Any], users: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], list[str]]:
@@ -401,6 +420,12 @@ def evaluate(facts: dict[str, t.Any], probes: list[dict[str, t.Any]], keys: list
     for fact in facts['users']:
         index = keys.index(fact['proxy_key']) if fact.get('proxy_key') in keys else None
         mine = [p for p in probes if p['proxy_index'] == index]
+        if fact.get('errors'):
+            found = [_finding('user_unreadable', fact['user'], list(fact['errors']))]
+            users.append({'user': fact['user'], 'verdict': 'unhealthy', 'findings': found,
+                          'logged_on': fact['logged_on'], 'notion_running': bool(fact['notion_running'])})
+            findings += found
+            continue
         has_notion = fact['data']['exists'] or bool(fact.get('install', {}).get('nsis')) or bool(
             fact.get('install', {}).get('msix'))
         if not has_notion:
@@ -429,7 +454,8 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
     validate(params)
     started = time.monotonic()
     layout = LAYOUTS[platform]
-    first = host.run_batch(probe_operations(layout, params.get('incident')), check_mode=True)
+    first = host.run_batch(probe_operations(layout, params.get('incident'), params.get('users'),
+                                            params.get('exclude_users')), check_mode=True)
     facts = collect(layout, params, first, posix_proxy)
     if annotate is not None:
         annotate(facts)
@@ -454,7 +480,7 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
         'changed': False, 'platform': platform, **verdict,
         'facts': {'users': facts['users'], 'probes': probes, 'proxies': [json.loads(k) for k in keys],
                   'log_cutoff': cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')},
-        'incident': facts['incident'], 'bridge_calls': calls,
+        'skipped_profiles': facts['skipped_profiles'], 'incident': facts['incident'], 'bridge_calls': calls,
         'elapsed_ms': int((time.monotonic() - started) * 1000), 'network_ms': elapsed_network,
     }
 

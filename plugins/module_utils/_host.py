@@ -86,30 +86,60 @@ def not_stopped(results: t.Iterable[dict[str, t.Any]] | None, group: str) -> lis
             for entry in (result.get('data') or {}).get('not_stopped', [])]
 
 
+def profiles_operation(shell_folders: dict[str, str], users: list[str] | None,
+                       exclude_users: list[str] | None) -> dict[str, t.Any]:
+    """The get_profiles operation of a probe, with the module's selection, so the host loads only those hives."""
+    operation: dict[str, t.Any] = {'op': 'get_profiles', 'shell_folders': dict(shell_folders)}
+    if users:
+        operation['users'] = list(users)
+    if exclude_users:
+        operation['exclude_users'] = list(exclude_users)
+    return operation
+
+
+def skipped_profiles(profiles_data: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The ProfileList entries the host skipped (a .bak key, a temporary or incomplete profile), for the result."""
+    return [{'user': s.get('username'), 'sid': s.get('sid'), 'key': s.get('key'), 'profile_path': s.get('profile_path'),
+             'reason': s.get('reason')} for s in profiles_data.get('skipped') or []]
+
+
 def select_profiles(profiles: list[dict[str, t.Any]], users: list[str] | None, exclude_users: list[str] | None,
-                    *, case_insensitive: bool) -> list[dict[str, t.Any]]:
+                    *, case_insensitive: bool, skipped: list[dict[str, t.Any]] | None = None) -> list[dict[str, t.Any]]:
     """Real (non-special) profiles, narrowed to ``users`` or minus ``exclude_users``.
 
-    Naming a user who has no profile is an error listing the profiles there are;
-    excluding one is not (a fleet-wide exclusion list names users absent from
-    most machines).
+    A user is named by the profile name or by the account (``DOMAIN\\name``, ``AzureAD\\FirstLast``);
+    a bare name two accounts share is ambiguous and must be given as the account. Naming a user who
+    has no profile is an error listing the profiles there are (and, for one the host skipped, why);
+    excluding one is not (a fleet-wide exclusion list names users absent from most machines).
     """
     def fold(name: str) -> str:
         return name.lower() if case_insensitive else name
 
     real = [p for p in profiles if not p['special']]
-    known = {fold(p['username']): p for p in real}
+    by_name: dict[str, list[dict[str, t.Any]]] = {}
+    for profile in real:
+        names = {fold(profile['username'])} | ({fold(profile['account'])} if profile.get('account') else set())
+        for name in names:
+            by_name.setdefault(name, []).append(profile)
     if users is not None and not users:
         # An empty list is not "no filter": that would turn "nobody" into "everybody".
         raise RequestError('users must name at least one user; leave it out to mean every user')
     if users:
-        unknown = [name for name in users if fold(name) not in known]
+        unknown = [name for name in users if fold(name) not in by_name]
         if unknown:
             listing = ', '.join(sorted(p['username'] for p in real)) or 'none'
-            raise RequestError(f'users lists unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}')
-        return list({fold(name): known[fold(name)] for name in users}.values())
-    excluded = {fold(name) for name in exclude_users or ()}
-    return [p for p in real if fold(p['username']) not in excluded]
+            why = [f"{s['username']} ({s['key']}): skipped, {s['reason']}" for s in skipped or ()
+                   if fold(s.get('username') or '') in {fold(n) for n in unknown}]
+            raise RequestError(f'users lists unknown user(s): {", ".join(unknown)}; profiles on this host: {listing}'
+                               + (f'; {"; ".join(why)}' if why else ''))
+        ambiguous = [name for name in users if len(by_name[fold(name)]) > 1]
+        if ambiguous:
+            accounts = ', '.join(sorted(p['account'] for name in ambiguous for p in by_name[fold(name)]))
+            raise RequestError(f'users names {", ".join(ambiguous)}, which is more than one account here ({accounts}): '
+                               'name the account')
+        return list({p['sid']: p for name in users for p in by_name[fold(name)]}.values())
+    excluded = {id(p) for name in exclude_users or () for p in by_name.get(fold(name), [])}
+    return [p for p in real if id(p) not in excluded]
 
 
 DEFAULT_PROFILES_ROOTS: dict[str, str] = {'darwin': '/Users', 'linux': '/home'}

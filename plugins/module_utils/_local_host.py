@@ -233,7 +233,8 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
             os.fchown(fd, owner, -1)
 
     # ----------------------------------------------------------- profiles
-    def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
+    def op_get_profiles(self, shell_folders: dict[str, str], users: list[str] | None = None,
+                        exclude_users: list[str] | None = None) -> dict[str, t.Any]:
         profiles = []
         running_owners = {p['owner_sid'] for p in self._processes()}
         for name in sorted(os.listdir(self.profiles_root)):
@@ -248,7 +249,11 @@ class LocalHost(LocalProcesses, LocalProbes, BatchRunner):
                 'folders': {folder: os.path.join(home, relative) for folder, relative in shell_folders.items()},
                 'folder_source': {folder: 'default' for folder in shell_folders}, 'error': None,
             })
-        return {'profiles': profiles}
+        for profile in profiles:
+            named = {profile['username'], profile['account']}
+            profile['selected'] = not profile['special'] and (users is None or bool(named & set(users))) and \
+                not named & set(exclude_users or ())
+        return {'profiles': profiles, 'skipped': []}
 
     # -------------------------------------------------------------- files
     def _glob(self, pattern: str, within: str | None) -> t.Iterator[tuple[_Chain, str, os.stat_result]]:

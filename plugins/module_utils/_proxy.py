@@ -26,7 +26,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     RequestError,
     operation_data,
     per_profile,
+    profiles_operation,
     select_profiles,
+    skipped_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import WINDOWS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common, shown
@@ -112,10 +114,10 @@ class Target:
     error: str | None = None
 
 
-def probe_operations() -> list[dict[str, t.Any]]:
+def probe_operations(params: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
     user = {'sid': '{Sid}', 'each_profile': True}
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(WINDOWS.shell_folders)},
+        profiles_operation(WINDOWS.shell_folders, (params or {}).get('users'), (params or {}).get('exclude_users')),
         {'op': 'read_registry', 'key': INTERNET_SETTINGS, 'names': list(LEGACY_TYPES), **user},
         {'op': 'read_registry', 'key': CONNECTIONS, 'names': list(BLOB_NAMES), **user},
         {'op': 'read_registry', 'key': RECORD_KEY, **user},
@@ -155,10 +157,12 @@ def collect_targets(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> tup
         machine = Target('(machine)', None, INTERNET_SETTINGS, CONNECTIONS, RECORD_KEY)
         return [_fill(machine, operation_data(envelope, 5), machine_connections, operation_data(envelope, 7))], \
             True, _values(machine_connections)
-    profiles = operation_data(envelope, 0)['profiles']
+    profiles_data = operation_data(envelope, 0)
+    profiles = profiles_data['profiles']
     reads = [per_profile(envelope, index) for index in (1, 2, 3)]
     targets = []
-    for profile in select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True):
+    for profile in select_profiles(profiles, params.get('users'), params.get('exclude_users'), case_insensitive=True,
+                                   skipped=profiles_data.get('skipped')):
         target = Target(profile['username'], profile['sid'], INTERNET_SETTINGS, CONNECTIONS, RECORD_KEY)
         failed = [r[profile['sid']] for r in reads if r[profile['sid']]['status'] != 'ok']
         if failed:
@@ -334,7 +338,7 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
     validate(params)
     if params.get('services'):
         raise RequestError('services applies to macOS only; on Windows proxies are per user')
-    envelope = host.run_batch(probe_operations(), check_mode=True)
+    envelope = host.run_batch(probe_operations(params), check_mode=True)
     targets, machine_wide, machine_connections = collect_targets(params, envelope)
     machine_record = {n: v['data'] for n, v in _values(operation_data(envelope, 7)).items()}
     plans = [plan_target(target, params, now) for target in targets]
@@ -366,6 +370,7 @@ def run(host: Host, params: dict[str, t.Any], *, check_mode: bool, now: datetime
         'targets': [{'name': p.target.label, 'kind': 'user' if p.target.sid else 'machine', 'sid': p.target.sid,
                      'status': p.status, 'before': p.before, 'after': p.after, 'notes': p.notes} for p in plans],
         'winhttp': winhttp,
+        'skipped_profiles': skipped_profiles(operation_data(envelope, 0)),
         'diff': {'before': ''.join(_diff_line(p, 'before') for p in plans),
                  'after': ''.join(_diff_line(p, 'after') for p in plans)},
     }

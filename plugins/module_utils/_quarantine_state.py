@@ -26,7 +26,9 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     operation_data,
     owns,
     per_profile,
+    profiles_operation,
     select_profiles,
+    skipped_profiles,
     stop_operation,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
@@ -78,11 +80,12 @@ class Entry:
                           for i in m.items]}
 
 
-def probe_operations(layout: _layout.PlatformLayout) -> list[dict[str, t.Any]]:
+def probe_operations(layout: _layout.PlatformLayout, users: list[str] | None = None,
+                     exclude_users: list[str] | None = None) -> list[dict[str, t.Any]]:
     roots = layout.quarantine_roots()
     originals = [template for _scope, template in _layout.scope_patterns(layout, _layout.SCOPE_NAMES)]
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        profiles_operation(layout.shell_folders, users, exclude_users),
         {'op': 'read_records', 'namespace': RECORD_NAMESPACE},
         {'op': 'read_files', 'each_profile': True, 'patterns': [layout.join(r, '*', MANIFEST_NAME) for r in roots]},
         {'op': 'stat_paths', 'each_profile': True,
@@ -171,11 +174,12 @@ def _user_copies(layout: _layout.PlatformLayout, profile: dict[str, t.Any], file
 def collect(layout: _layout.PlatformLayout, params: dict[str, t.Any],
             envelope: dict[str, t.Any]) -> tuple[list[Entry], list[dict[str, t.Any]], list[dict[str, t.Any]]]:
     """(entries with a trusted record, what was reported instead of used, processes) of the chosen users."""
-    profiles = operation_data(envelope, 0)['profiles']
+    profiles_data = operation_data(envelope, 0)
+    profiles = profiles_data['profiles']
     records, unreadable = _trusted_records(envelope)
     copies, stats = per_profile(envelope, 2), per_profile(envelope, 3)
     chosen = select_profiles(profiles, params.get('users'), params.get('exclude_users'),
-                             case_insensitive=layout.name != 'linux')
+                             case_insensitive=layout.name != 'linux', skipped=profiles_data.get('skipped'))
     unreadable = [u for u in unreadable if u['user'] is None]
     entries = []
     for profile in chosen:
@@ -345,8 +349,10 @@ def _reconcile(outcomes: list[dict[str, t.Any]], operations: list[dict[str, t.An
 def run(host: Host, layout: _layout.PlatformLayout, params: dict[str, t.Any], *, check_mode: bool,
         now: datetime.datetime, entry_token: str) -> dict[str, t.Any]:
     check_quarantine(params, ARGUMENT_SPEC)
-    entries, unreadable, processes = collect(layout, params, host.run_batch(probe_operations(layout), check_mode=True))
+    probe = host.run_batch(probe_operations(layout, params.get('users'), params.get('exclude_users')), check_mode=True)
+    entries, unreadable, processes = collect(layout, params, probe)
     result: dict[str, t.Any] = {'changed': False, 'state': params['state'], 'unreadable': unreadable,
+                                'skipped_profiles': skipped_profiles(operation_data(probe, 0)),
                                 'entries': [e.describe() for e in entries]}
     if params['state'] == 'listed':
         return result

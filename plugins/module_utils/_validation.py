@@ -96,7 +96,9 @@ def check_user_options(params: dict[str, t.Any]) -> None:
         for name in params.get(option) or ():
             if not name.strip():
                 raise RequestError(f'{option} must not contain empty names')
-            if '/' in name or '\\' in name or name.strip() in ('.', '..'):
+            # A Windows account name (DOMAIN\\name, AzureAD\\FirstLast) names a user too: one backslash, two parts.
+            parts = name.split('\\')
+            if '/' in name or len(parts) > 2 or any(not p.strip() or p.strip() in ('.', '..') for p in parts):
                 raise RequestError(f'{option} must hold profile names, not paths, got {shown(name)}')
 
 

@@ -30,13 +30,19 @@ description:
     evidence and the rung it points to: C(dns_failure) (none: manual), C(proxy_unreachable),
     C(notion_host_blocked), C(tls_intercepted), C(websocket_blocked), C(http_error) (proxy),
     C(block_rule) (firewall), C(install_missing), C(install_unsigned) (reinstall), C(renderer_crashed)
-    (restart), C(load_failed), C(cache_corrupt) (app_data)."
+    (restart), C(load_failed), C(cache_corrupt) (app_data), C(user_unreadable) (none: manual; the user's
+    profile or data could not be read, for example access denied, so they are never reported healthy)."
   - At most two bridge calls per run, whatever the number of users.
 version_added: 0.2.0
 author: loopbreaker.notion contributors (@loopbreaker)
 options:
   users:
-    description: Only these users (default every real profile).
+    description:
+      - Only these users (default every real profile).
+      - On Windows a user is a local, domain or Entra ID (C(S-1-12-1-)) account, named by profile name or account
+        (C(CONTOSO\\alice), C(AzureAD\\JaneDoe)); a name two accounts share must be given as the account. Broken
+        profiles (a C(.bak) key, a temporary or incomplete profile) are never users; see RV(skipped_profiles). Only the
+        chosen users' hives are loaded.
     type: list
     elements: str
   exclude_users:
@@ -134,6 +140,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+skipped_profiles:
+  description:
+    - Windows ProfileList entries that are no usable profile and were left alone, each with the reason
+      (a C(<SID>.bak) key kept by Windows after it gave the user a temporary profile, a temporary profile,
+      one without C(ProfileImagePath), profile folder or C(NTUSER.DAT)). Empty on macOS and Linux.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{user: bob, sid: S-1-5-21-1-2-3-1002, key: S-1-5-21-1-2-3-1002.bak, profile_path: 'C:\\Users\\bob',
+            reason: 'a backup of the profile kept by Windows (.bak): ...'}]
 verdict:
   description: C(healthy) when no user has a finding.
   returned: always

@@ -72,6 +72,10 @@ options:
     description:
       - Windows only. These users; a name with no profile, or an empty list, fails before anything changes.
         Default every user.
+      - On Windows a user is a local, domain or Entra ID (C(S-1-12-1-)) account, named by profile name or account
+        (C(CONTOSO\\alice), C(AzureAD\\JaneDoe)); a name two accounts share must be given as the account. Broken
+        profiles (a C(.bak) key, a temporary or incomplete profile) are never users; see RV(skipped_profiles). Only the
+        chosen users' hives are loaded.
     type: list
     elements: str
   exclude_users:
@@ -119,6 +123,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+skipped_profiles:
+  description:
+    - Windows ProfileList entries that are no usable profile and were left alone, each with the reason
+      (a C(<SID>.bak) key kept by Windows after it gave the user a temporary profile, a temporary profile,
+      one without C(ProfileImagePath), profile folder or C(NTUSER.DAT)). Empty on macOS and Linux.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{user: bob, sid: S-1-5-21-1-2-3-1002, key: S-1-5-21-1-2-3-1002.bak, profile_path: 'C:\\Users\\bob',
+            reason: 'a backup of the profile kept by Windows (.bak): ...'}]
 platform:
   description: C(windows), C(darwin) or C(linux).
   returned: always

@@ -15,7 +15,7 @@
 
 # Every parameter of every operation: required first, then optional, in vocabulary order.
 $OperationParameters = @{
-    get_profiles = @('shell_folders')
+    get_profiles = @('shell_folders', 'users', 'exclude_users')
     stat_paths = @('patterns', 'within')
     read_files = @('patterns', 'within', 'max_bytes')
     write_file = @('path', 'content', 'within')
@@ -52,7 +52,7 @@ $OperationParameters = @{
 
 # The optional tail of each list above.
 $OptionalParameters = @{
-    get_profiles = @()
+    get_profiles = @('users', 'exclude_users')
     stat_paths = @('within')
     read_files = @('within', 'max_bytes')
     write_file = @('within')
@@ -113,6 +113,17 @@ $CommonParameters = @('op', 'group', 'each_profile')
 $ProfileListKey = 'SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
 $ShellFoldersKey = 'Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders'
 $HiveMountPrefix = 'loopbreaker_'
+# Real users: local and domain accounts, and Entra ID (Azure AD) accounts. Every other SID is special.
+$RealUserSidPrefixes = @('S-1-5-21-', 'S-1-12-1-')
+# ProfileList State bit 0x0800, "temporary profile loaded" (public listings of the State bits).
+$ProfileStateTemporary = 0x0800
+# ProfileImagePath of every ProfileList entry, read once (Get-BridgeProfileRoot).
+$ProfileRoots = $null
+$MachineEnvironmentKey = 'SYSTEM\CurrentControlSet\Control\Session Manager\Environment'
+# Variables every session of the machine has whoever logs on: taken from this process, they are not the admin's own.
+$MachineVariableNames = @('SystemDrive', 'SystemRoot', 'windir', 'ProgramData', 'ALLUSERSPROFILE', 'PUBLIC',
+    'ProgramFiles', 'ProgramFiles(x86)', 'ProgramW6432', 'CommonProgramFiles', 'CommonProgramFiles(x86)',
+    'CommonProgramW6432', 'NUMBER_OF_PROCESSORS', 'PROCESSOR_ARCHITECTURE', 'OS', 'ComSpec')
 $AdministratorsSid = 'S-1-5-32-544'
 $SystemSid = 'S-1-5-18'
 $FirewallProfileBits = [ordered]@{ domain = 1; private = 2; public = 4 }
@@ -329,8 +340,8 @@ function Get-BridgeProfileImagePath {
 }
 
 function Get-BridgeUserHive {
-    # The HKU subkey holding the user's hive: HKU\<sid> when the user is logged on,
-    # else NTUSER.DAT loaded under HKU\loopbreaker_<sid> until the batch ends.
+    # The HKU subkey holding the user's hive: HKU\<sid> when the user is logged on, else NTUSER.DAT
+    # loaded under HKU\loopbreaker_<sid> until the operation that needed it ends (Invoke-BridgeDispatch).
     param(
         [string]$Sid,
         [hashtable]$Context
@@ -352,35 +363,67 @@ function Get-BridgeUserHive {
     }
     $Context.Mounts[$Sid] = $mount
     $Context.HivesLoaded.Add($Sid)
+    $Context.OperationMounts.Add($Sid)
     return $mount
 }
 
+function Dismount-BridgeUserHive {
+    # Unload one hive this run loaded; returns $null, or why it could not be unloaded. A hive left
+    # loaded gives the user a temporary profile at the next logon, so the caller reports it as an error.
+    param(
+        [string]$Sid,
+        [hashtable]$Context
+    )
+    if (-not $Context.Mounts.Contains($Sid)) { return $null }
+    $mount = $Context.Mounts[$Sid]
+    $failure = $null
+    for ($attempt = 1; $attempt -le 5; $attempt++) {
+        # Registry handles not yet finalised keep a hive busy.
+        [System.GC]::Collect()
+        [System.GC]::WaitForPendingFinalizers()
+        $reg = Invoke-BridgeReg -Arguments @('unload', "HKU\$mount")
+        if ($reg.ExitCode -eq 0) {
+            $failure = $null
+            break
+        }
+        $failure = $reg.Output
+        Start-Sleep -Milliseconds (250 * $attempt)
+    }
+    if ($null -ne $failure) {
+        return ("Could not unload the hive of '$Sid' from HKU\${mount}: $failure. It stays loaded, and the user's " +
+            'next logon gets a temporary profile: reboot, or unload it (reg unload) before the user logs on.')
+    }
+    $Context.HivesUnloaded.Add($Sid)
+    $Context.Mounts.Remove($Sid)
+    return $null
+}
+
+function Dismount-BridgeOperationHive {
+    # Unload what the current operation loaded; returns the failures (a hive that failed stays in Mounts,
+    # so the batch's end tries once more).
+    param(
+        [hashtable]$Context
+    )
+    $failures = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($sid in @($Context.OperationMounts)) {
+        $failure = Dismount-BridgeUserHive -Sid $sid -Context $Context
+        if ($null -ne $failure) { $failures.Add($failure) }
+    }
+    $Context.OperationMounts.Clear()
+    return , $failures
+}
+
 function Dismount-BridgeHive {
+    # The batch's end: whatever is still loaded (an operation's unload failed) is tried once more.
     param(
         [hashtable]$Context
     )
     foreach ($sid in @($Context.Mounts.Keys)) {
-        $mount = $Context.Mounts[$sid]
-        $failure = $null
-        for ($attempt = 1; $attempt -le 5; $attempt++) {
-            # Registry handles not yet finalised keep a hive busy.
-            [System.GC]::Collect()
-            [System.GC]::WaitForPendingFinalizers()
-            $reg = Invoke-BridgeReg -Arguments @('unload', "HKU\$mount")
-            if ($reg.ExitCode -eq 0) {
-                $failure = $null
-                break
-            }
-            $failure = $reg.Output
-            Start-Sleep -Milliseconds (250 * $attempt)
+        $failure = Dismount-BridgeUserHive -Sid $sid -Context $Context
+        if ($null -ne $failure) {
+            $Context.Warnings.Add($failure)
+            $Context.Mounts.Remove($sid)
         }
-        if ($null -eq $failure) {
-            $Context.HivesUnloaded.Add($sid)
-        }
-        else {
-            $Context.Warnings.Add("Could not unload the hive of '$sid' from HKU\${mount}: $failure")
-        }
-        $Context.Mounts.Remove($sid)
     }
 }
 
@@ -527,22 +570,104 @@ function ConvertTo-BridgeRegistryData {
 # ------------------------------------------------------------------ file system
 
 function Test-BridgePath {
+    # Whether a file or directory exists. File.Exists and Directory.Exists say $false for a path the
+    # bridge may not open (an ACL without Administrators, a share a WinRM network logon has no
+    # credentials for): that is an error here, never "absent".
     param(
         [string]$Path
     )
-    return [System.IO.File]::Exists($Path) -or [System.IO.Directory]::Exists($Path)
+    try {
+        [void][System.IO.File]::GetAttributes($Path)
+        return $true
+    }
+    catch [System.IO.FileNotFoundException], [System.IO.DirectoryNotFoundException] {
+        return $false
+    }
+    catch [System.UnauthorizedAccessException] {
+        throw "Access to the path '$Path' is denied."
+    }
+}
+
+function Get-BridgeChildName {
+    # The names in a directory. One the bridge may not list is an error, never an empty directory;
+    # one that vanished meanwhile has none.
+    param(
+        [string]$Path
+    )
+    $names = New-Object -TypeName System.Collections.Generic.List[string]
+    try {
+        foreach ($entry in [System.IO.Directory]::EnumerateFileSystemEntries($Path)) {
+            $names.Add([System.IO.Path]::GetFileName($entry))
+        }
+    }
+    catch [System.IO.DirectoryNotFoundException] {
+        $names.Clear()
+    }
+    catch [System.UnauthorizedAccessException] {
+        throw "Access to the path '$Path' is denied."
+    }
+    return , $names
+}
+
+function Get-BridgeProfileRoot {
+    # The profile folders of ProfileList (ProfileImagePath of every SID key), read once per run.
+    if ($null -ne $script:ProfileRoots) { return , $script:ProfileRoots }
+    $roots = New-Object -TypeName System.Collections.Generic.List[string]
+    $listKey = $RegistryMachine.OpenSubKey($ProfileListKey)
+    if ($null -ne $listKey) {
+        try {
+            foreach ($name in $listKey.GetSubKeyNames()) {
+                if ($name -notmatch '^S-1-\d+(-\d+)+$') { continue }
+                $entry = $listKey.OpenSubKey($name)
+                if ($null -eq $entry) { continue }
+                try {
+                    $path = [string]$entry.GetValue('ProfileImagePath')
+                    if ($path) { $roots.Add([System.IO.Path]::GetFullPath($path).TrimEnd('\')) }
+                }
+                catch {
+                    continue  # a malformed path is no profile folder
+                }
+                finally {
+                    $entry.Close()
+                }
+            }
+        }
+        finally {
+            $listKey.Close()
+        }
+    }
+    $script:ProfileRoots = $roots
+    return , $roots
+}
+
+function Get-BridgeProfileAnchor {
+    # The profile folder Path lies strictly inside (the longest), or $null. Below it the reparse check
+    # applies; the folder itself and what is above it resolve as Windows resolves them (a relocated
+    # C:\Users, an FSLogix profile folder that is a mounted VHD), as they do for within.
+    param(
+        [string]$Path
+    )
+    $best = $null
+    foreach ($root in (Get-BridgeProfileRoot)) {
+        if ($Path.StartsWith($root + '\', [System.StringComparison]::OrdinalIgnoreCase)) {
+            if ($null -eq $best -or $root.Length -gt $best.Length) { $best = $root }
+        }
+    }
+    return $best
 }
 
 function Get-BridgeReparseAncestor {
-    # The first existing directory above Path (below the drive root) that is a junction or symbolic
-    # link, or $null. The bridge runs as an administrator over paths inside users' profiles: a user
-    # who turns a folder of theirs into a junction must not make it read, move, create or re-ACL
-    # things elsewhere (someone else's data, or a system folder).
+    # The first existing directory above Path that is a junction or symbolic link, or $null: below the
+    # profile folder holding Path, else below the drive root. The bridge runs as an administrator over
+    # paths inside users' profiles: a user who turns a folder of theirs into a junction must not make
+    # it read, move, create or re-ACL things elsewhere (someone else's data, or a system folder).
     param(
         [string]$Path
     )
+    $anchor = Get-BridgeProfileAnchor -Path $Path
     $current = [System.IO.Path]::GetDirectoryName($Path.TrimEnd('\'))
     while ($current -and $current -ne [System.IO.Path]::GetPathRoot($current)) {
+        if ($null -ne $anchor -and $current.Length -le $anchor.Length) { break }
         if ([System.IO.Directory]::Exists($current)) {
             $attributes = [System.IO.File]::GetAttributes($current)
             if ($attributes -band [System.IO.FileAttributes]::ReparsePoint) { return $current }
@@ -592,11 +717,17 @@ function Resolve-BridgePattern {
         foreach ($parent in $matched) {
             if (-not [System.IO.Directory]::Exists($parent)) { continue }
             if ($segment -match '[*?]') {
+                # A junction or link is never walked through (what is below it would be dropped anyway), so
+                # the compatibility junctions that deny listing ('Default User') are not listed at all.
+                try {
+                    if ([System.IO.File]::GetAttributes($parent) -band [System.IO.FileAttributes]::ReparsePoint) { continue }
+                }
+                catch [System.IO.FileNotFoundException], [System.IO.DirectoryNotFoundException] {
+                    continue  # removed while walked
+                }
                 $regex = ConvertTo-BridgeWildcardRegex -Pattern $segment
-                # Unreadable directories (e.g. the 'Default User' junction) just match nothing.
-                $children = @(Get-ChildItem -LiteralPath $parent -Force -ErrorAction SilentlyContinue)
-                foreach ($child in $children) {
-                    if ($regex.IsMatch($child.Name)) { $next.Add($child.FullName) }
+                foreach ($name in (Get-BridgeChildName -Path $parent)) {
+                    if ($regex.IsMatch($name)) { $next.Add([System.IO.Path]::Combine($parent, $name)) }
                 }
             }
             else {
@@ -628,8 +759,12 @@ function Measure-BridgeDirectory {
         try {
             $children = $directory.GetFileSystemInfos()
         }
-        catch {
-            continue
+        catch [System.IO.DirectoryNotFoundException] {
+            continue  # removed while measured
+        }
+        catch [System.UnauthorizedAccessException] {
+            # A folder below that the bridge may not list: its size is unknown, not zero.
+            throw "Access to the path '$($directory.FullName)' is denied."
         }
         foreach ($child in $children) {
             if ($child -is [System.IO.DirectoryInfo]) {
@@ -664,6 +799,9 @@ function Open-BridgeLease {
         $Within
     )
     if ($null -eq $Within) {
+        # Below a profile folder the WITHIN rule applies from that folder down, through held handles.
+        $anchor = Get-BridgeProfileAnchor -Path $Path
+        if ($null -ne $anchor) { return [LoopbreakerSafePath]::Lease($Path, $anchor) }
         Assert-BridgeNoReparseAncestor -Path $Path
         return $null
     }
@@ -691,7 +829,7 @@ function Resolve-BridgeWithinPattern {
     }
     $segments = @($normal.Substring($anchor.TrimEnd('\').Length + 1).Split([char[]]@('\'), [System.StringSplitOptions]::RemoveEmptyEntries))
     $matched = New-Object -TypeName System.Collections.Generic.List[string]
-    if ([System.IO.Directory]::Exists($anchor)) { $matched.Add($anchor.TrimEnd('\')) }
+    if ((Test-BridgePath -Path $anchor) -and [System.IO.Directory]::Exists($anchor)) { $matched.Add($anchor.TrimEnd('\')) }
     for ($index = 0; $index -lt $segments.Count; $index++) {
         $segment = $segments[$index]
         $next = New-Object -TypeName System.Collections.Generic.List[string]
@@ -703,9 +841,8 @@ function Resolve-BridgeWithinPattern {
             }
             if ($segment -match '[*?]') {
                 $regex = ConvertTo-BridgeWildcardRegex -Pattern $segment
-                $children = @(Get-ChildItem -LiteralPath $parent -Force -ErrorAction SilentlyContinue)
-                foreach ($child in $children) {
-                    if ($regex.IsMatch($child.Name)) { $next.Add([System.IO.Path]::Combine($parent, $child.Name)) }
+                foreach ($name in (Get-BridgeChildName -Path $parent)) {
+                    if ($regex.IsMatch($name)) { $next.Add([System.IO.Path]::Combine($parent, $name)) }
                 }
             }
             else {
@@ -723,7 +860,12 @@ function Resolve-BridgeMatches {
         [string]$Pattern,
         $Within
     )
-    if ($null -eq $Within) { return , (Resolve-BridgePattern -Pattern $Pattern) }
+    if ($null -eq $Within) {
+        # Below a profile folder: walked from that folder, as with within (see Get-BridgeProfileAnchor).
+        $anchor = Get-BridgeProfileAnchor -Path $Pattern.Replace('/', '\')
+        if ($null -ne $anchor) { return , (Resolve-BridgeWithinPattern -Pattern $Pattern -Within $anchor) }
+        return , (Resolve-BridgePattern -Pattern $Pattern)
+    }
     return , (Resolve-BridgeWithinPattern -Pattern $Pattern -Within ([string]$Within))
 }
 
@@ -838,89 +980,279 @@ function Get-BridgeItemType {
 
 # --------------------------------------------------------------------- profiles
 
-function Expand-BridgeProfileValue {
-    # %USERPROFILE% and %USERNAME% are the profile's own, not the connection user's.
+function Expand-BridgeUserValue {
+    # %NAME% replaced from the user's own environment (names case-insensitive), never from this
+    # process's (the administrator's); an unknown variable is an error, not left or guessed.
     param(
         [string]$Value,
-        [string]$ProfilePath,
-        [string]$UserName
+        [System.Collections.IDictionary]$Environment
     )
-    $text = [regex]::Replace($Value, '%USERPROFILE%', $ProfilePath.Replace('$', '$$'), 'IgnoreCase')
-    $text = [regex]::Replace($text, '%USERNAME%', $UserName.Replace('$', '$$'), 'IgnoreCase')
-    return [Environment]::ExpandEnvironmentVariables($text)
+    $builder = New-Object -TypeName System.Text.StringBuilder
+    $position = 0
+    foreach ($match in [regex]::Matches($Value, '%([^%]+)%')) {
+        [void]$builder.Append($Value.Substring($position, $match.Index - $position))
+        $name = $match.Groups[1].Value
+        if (-not $Environment.Contains($name)) {
+            throw "%$name% is not set in the environment of this user"
+        }
+        [void]$builder.Append([string]$Environment[$name])
+        $position = $match.Index + $match.Length
+    }
+    [void]$builder.Append($Value.Substring($position))
+    return $builder.ToString()
 }
 
-function Get-BridgeProfile {
+function Add-BridgeEnvironmentKey {
+    # The REG_EXPAND_SZ/REG_SZ values of a key, each expanded with what is known so far; a value that
+    # names an unknown variable is left out (Windows would leave it unexpanded).
     param(
-        [string]$Sid,
-        [System.Collections.IDictionary]$ShellFolders,
-        [hashtable]$Context
+        [Microsoft.Win32.RegistryKey]$Root,
+        [string]$Path,
+        [System.Collections.IDictionary]$Environment
     )
-    $profilePath = ''
-    $listKey = $RegistryMachine.OpenSubKey("$ProfileListKey\$Sid")
-    if ($null -ne $listKey) {
-        try {
-            $profilePath = [string]$listKey.GetValue('ProfileImagePath')
-        }
-        finally {
-            $listKey.Close()
-        }
-    }
-    $account = $null
+    $key = $Root.OpenSubKey($Path)
+    if ($null -eq $key) { return }
     try {
-        $identifier = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $Sid
-        $account = [string]$identifier.Translate([System.Security.Principal.NTAccount]).Value
-    }
-    catch {
-        $account = $null
-    }
-    if ($account) {
-        $userName = $account.Substring($account.LastIndexOf('\') + 1)
-    }
-    else {
-        $userName = [System.IO.Path]::GetFileName($profilePath.TrimEnd('\'))
-    }
-
-    $hiveError = $null
-    $folderKey = $null
-    try {
-        $mount = Get-BridgeUserHive -Sid $Sid -Context $Context
-        $folderKey = $RegistryUsers.OpenSubKey("$mount\$ShellFoldersKey")
-    }
-    catch {
-        $hiveError = Get-BridgeErrorMessage -ErrorRecord $_
-    }
-    $folders = [ordered]@{}
-    $sources = [ordered]@{}
-    try {
-        foreach ($name in $ShellFolders.Keys) {
-            $raw = $null
-            if ($null -ne $folderKey) {
-                $raw = $folderKey.GetValue($name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+        foreach ($name in ($key.GetValueNames() | Sort-Object)) {
+            if (-not $name) { continue }
+            $raw = $key.GetValue($name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+            if ($raw -isnot [string]) { continue }
+            try {
+                $Environment[$name] = Expand-BridgeUserValue -Value $raw -Environment $Environment
             }
-            if ($raw) {
-                $folders[$name] = Expand-BridgeProfileValue -Value ([string]$raw) -ProfilePath $profilePath -UserName $userName
-                $sources[$name] = 'registry'
-            }
-            else {
-                $folders[$name] = [System.IO.Path]::Combine($profilePath, [string]$ShellFolders[$name])
-                $sources[$name] = 'default'
+            catch {
+                continue
             }
         }
     }
     finally {
-        if ($null -ne $folderKey) { $folderKey.Close() }
+        $key.Close()
+    }
+}
+
+function Get-BridgeUserEnvironment {
+    # What a session of this user has: the machine's variables, the profile's defaults, then the
+    # hive's Environment and Volatile Environment (the latter exists only while the user is logged on).
+    param(
+        [string]$ProfilePath,
+        [string]$UserName,
+        [string]$Account,
+        $Mount
+    )
+    $environment = [ordered]@{}
+    foreach ($name in $MachineVariableNames) {
+        $value = [Environment]::GetEnvironmentVariable($name, [EnvironmentVariableTarget]::Process)
+        if ($value) { $environment[$name] = $value }
+    }
+    Add-BridgeEnvironmentKey -Root $RegistryMachine -Path $MachineEnvironmentKey -Environment $environment
+    $domain = [Environment]::MachineName
+    if ($Account -and $Account.Contains('\')) { $domain = $Account.Substring(0, $Account.IndexOf('\')) }
+    $drive = [System.IO.Path]::GetPathRoot($ProfilePath).TrimEnd('\')
+    $environment['USERPROFILE'] = $ProfilePath
+    $environment['USERNAME'] = $UserName
+    $environment['USERDOMAIN'] = $domain
+    $environment['HOMEDRIVE'] = $drive
+    $environment['HOMEPATH'] = $ProfilePath.Substring($drive.Length)
+    $environment['APPDATA'] = [System.IO.Path]::Combine($ProfilePath, 'AppData\Roaming')
+    $environment['LOCALAPPDATA'] = [System.IO.Path]::Combine($ProfilePath, 'AppData\Local')
+    $environment['TEMP'] = [System.IO.Path]::Combine($ProfilePath, 'AppData\Local\Temp')
+    $environment['TMP'] = $environment['TEMP']
+    if ($null -ne $Mount) {
+        Add-BridgeEnvironmentKey -Root $RegistryUsers -Path "$Mount\Environment" -Environment $environment
+        Add-BridgeEnvironmentKey -Root $RegistryUsers -Path "$Mount\Volatile Environment" -Environment $environment
+    }
+    return $environment
+}
+
+function Test-BridgeRealUserSid {
+    param(
+        [string]$Sid
+    )
+    foreach ($prefix in $RealUserSidPrefixes) {
+        if ($Sid.StartsWith($prefix, [System.StringComparison]::OrdinalIgnoreCase)) { return $true }
+    }
+    return $false
+}
+
+function Get-BridgeProfileProblem {
+    # Why a ProfileList entry of a real user is no usable profile, or $null (see get_profiles in
+    # _bridge_vocabulary.py). Windows renames a profile's key to <SID>.bak before it hands out a
+    # temporary profile; State 0x0800 marks a temporary profile.
+    param(
+        [string]$Key,
+        [string]$ProfilePath,
+        [int64]$State
+    )
+    if ($Key -notmatch '^S-1-\d+(-\d+)+$') {
+        if ($Key.EndsWith('.bak', [System.StringComparison]::OrdinalIgnoreCase)) {
+            return ('a backup of the profile kept by Windows (.bak): the user was given a temporary profile; ' +
+                'repair the profile (rename the keys back) and log on again')
+        }
+        return 'the ProfileList key is not a SID'
+    }
+    if (-not (Test-BridgeRealUserSid -Sid $Key)) { return $null }
+    if (-not $ProfilePath) { return 'the ProfileList entry has no ProfileImagePath (an incomplete profile)' }
+    if ($State -band $ProfileStateTemporary) {
+        return 'a temporary profile (State has the temporary-profile flag): its data is deleted at logoff'
+    }
+    if ([System.IO.Path]::GetFileName($ProfilePath.TrimEnd('\')).ToUpperInvariant().StartsWith('TEMP')) {
+        return "a temporary profile folder ('$ProfilePath')"
+    }
+    if (-not [System.IO.Directory]::Exists($ProfilePath)) { return "the profile folder '$ProfilePath' does not exist" }
+    if (-not [System.IO.File]::Exists([System.IO.Path]::Combine($ProfilePath, 'NTUSER.DAT'))) {
+        return "the profile has no NTUSER.DAT in '$ProfilePath'"
+    }
+    return $null
+}
+
+function Test-BridgeProfileNamed {
+    # A user is named by the bare name or the account (DOMAIN\name, AzureAD\FirstLast), case-insensitively.
+    param(
+        [string]$UserName,
+        $Account,
+        $Names
+    )
+    foreach ($name in @($Names)) {
+        if ($null -eq $name) { continue }
+        if ([string]::Equals([string]$name, $UserName, [System.StringComparison]::OrdinalIgnoreCase)) { return $true }
+        if ($Account -and [string]::Equals([string]$name, [string]$Account, [System.StringComparison]::OrdinalIgnoreCase)) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Read-BridgeProfileEntry {
+    # ProfileImagePath and State of a ProfileList key; the path is '' when missing.
+    param(
+        [string]$Key
+    )
+    $entry = @{ Path = ''; State = [int64]0 }
+    $listKey = $RegistryMachine.OpenSubKey("$ProfileListKey\$Key")
+    if ($null -eq $listKey) { return $entry }
+    try {
+        $entry.Path = [string]$listKey.GetValue('ProfileImagePath')
+        $state = $listKey.GetValue('State')
+        if ($state -is [int] -or $state -is [long]) { $entry.State = [int64]$state }
+    }
+    finally {
+        $listKey.Close()
+    }
+    return $entry
+}
+
+function Get-BridgeAccountName {
+    # DOMAIN\name (AzureAD\FirstLast for Entra ID), or $null when the SID does not translate.
+    param(
+        [string]$Sid
+    )
+    try {
+        $identifier = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $Sid
+        return [string]$identifier.Translate([System.Security.Principal.NTAccount]).Value
+    }
+    catch {
+        return $null
+    }
+}
+
+function Read-BridgeProfileFolder {
+    # A selected user's shell folders, from their hive, expanded with their environment; the hive is
+    # loaded only if needed and unloaded again before this returns.
+    param(
+        [string]$Sid,
+        [string]$ProfilePath,
+        [string]$UserName,
+        $Account,
+        [System.Collections.IDictionary]$ShellFolders,
+        [hashtable]$Context
+    )
+    $errors = New-Object -TypeName System.Collections.Generic.List[string]
+    $raw = @{}
+    $environment = $null
+    $mount = $null
+    $Context.OperationMounts.Clear()
+    try {
+        $mount = Get-BridgeUserHive -Sid $Sid -Context $Context
+        $folderKey = $RegistryUsers.OpenSubKey("$mount\$ShellFoldersKey")
+        if ($null -ne $folderKey) {
+            try {
+                foreach ($name in $ShellFolders.Keys) {
+                    $raw[$name] = $folderKey.GetValue($name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+                }
+            }
+            finally {
+                $folderKey.Close()
+            }
+        }
+        $environment = Get-BridgeUserEnvironment -ProfilePath $ProfilePath -UserName $UserName -Account $Account -Mount $mount
+    }
+    catch {
+        $errors.Add((Get-BridgeErrorMessage -ErrorRecord $_))
+    }
+    finally {
+        foreach ($failure in (Dismount-BridgeOperationHive -Context $Context)) { $errors.Add($failure) }
+    }
+    $folders = [ordered]@{}
+    $sources = [ordered]@{}
+    foreach ($name in $ShellFolders.Keys) {
+        $value = $raw[$name]
+        if ($value -and $null -ne $environment -and $errors.Count -eq 0) {
+            try {
+                $folders[$name] = [System.IO.Path]::GetFullPath((Expand-BridgeUserValue -Value ([string]$value) -Environment $environment))
+            }
+            catch {
+                $folders[$name] = [string]$value
+                $errors.Add("shell folder '$name' ($value): $(Get-BridgeErrorMessage -ErrorRecord $_)")
+            }
+            $sources[$name] = 'registry'
+        }
+        else {
+            $folders[$name] = [System.IO.Path]::Combine($ProfilePath, [string]$ShellFolders[$name])
+            $sources[$name] = 'default'
+        }
+    }
+    if ($null -eq $environment) { $environment = [ordered]@{} }
+    $message = $null
+    if ($errors.Count -gt 0) { $message = $errors -join '; ' }
+    return @{ Folders = $folders; Sources = $sources; Environment = $environment; Error = $message }
+}
+
+function Get-BridgeProfile {
+    # One usable ProfileList entry; only a selected one is read (hive, shell folders, environment).
+    param(
+        [string]$Sid,
+        [string]$ProfilePath,
+        $Account,
+        [string]$UserName,
+        [bool]$Special,
+        [bool]$Selected,
+        [System.Collections.IDictionary]$ShellFolders,
+        [hashtable]$Context
+    )
+    if ($Selected) {
+        $read = Read-BridgeProfileFolder -Sid $Sid -ProfilePath $ProfilePath -UserName $UserName -Account $Account `
+            -ShellFolders $ShellFolders -Context $Context
+    }
+    else {
+        # Not read, so no hive is loaded; the defaults only say where the profile's folders are.
+        $read = @{ Folders = [ordered]@{}; Sources = [ordered]@{}; Environment = [ordered]@{}; Error = $null }
+        foreach ($name in $ShellFolders.Keys) {
+            $read.Folders[$name] = [System.IO.Path]::Combine($ProfilePath, [string]$ShellFolders[$name])
+            $read.Sources[$name] = 'not_read'
+        }
     }
     return [ordered]@{
         sid = $Sid
-        username = $userName
-        account = $account
-        profile_path = $profilePath
+        username = $UserName
+        account = $Account
+        profile_path = $ProfilePath
         loaded = (Test-BridgeRegistryKey -Root $RegistryUsers -Path $Sid)
-        special = -not $Sid.StartsWith('S-1-5-21-')
-        folders = $folders
-        folder_source = $sources
-        error = $hiveError
+        special = $Special
+        selected = $Selected
+        folders = $read.Folders
+        folder_source = $read.Sources
+        environment = $read.Environment
+        error = $read.Error
     }
 }
 
@@ -1262,7 +1594,8 @@ function Get-BridgeFileInfo {
     param(
         [string]$Path
     )
-    if (-not [System.IO.File]::Exists($Path)) {
+    # Test-BridgePath: a file the bridge may not open is an error, not a missing file.
+    if (-not (Test-BridgePath -Path $Path) -or -not [System.IO.File]::Exists($Path)) {
         return [ordered]@{ path = $Path; exists = $false; bytes = $null; version = $null; sha256 = $null; signature = $null }
     }
     $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $Path
@@ -1600,19 +1933,46 @@ function Invoke-BridgeOp_get_profiles {
     if ($shellFolders -isnot [System.Collections.IDictionary]) {
         throw 'shell_folders must be a dict of value name -> default path relative to the profile.'
     }
+    $users = $null
+    if ($null -ne $Params.users) { $users = @($Params.users | ForEach-Object { [string]$_ }) }
+    $excluded = @()
+    if ($null -ne $Params.exclude_users) { $excluded = @($Params.exclude_users | ForEach-Object { [string]$_ }) }
     $listKey = $RegistryMachine.OpenSubKey($ProfileListKey)
     if ($null -eq $listKey) { throw "HKLM\$ProfileListKey does not exist." }
     try {
-        $sids = $listKey.GetSubKeyNames()
+        $keys = $listKey.GetSubKeyNames()
     }
     finally {
         $listKey.Close()
     }
     $profiles = New-BridgeList
-    foreach ($sid in $sids) {
-        $profiles.Add((Get-BridgeProfile -Sid $sid -ShellFolders $shellFolders -Context $Context))
+    $skipped = New-BridgeList
+    foreach ($key in $keys) {
+        $entry = Read-BridgeProfileEntry -Key $key
+        $sid = $key
+        if ($key -match '^(S-1-\d+(-\d+)+)\.') { $sid = $Matches[1] }
+        $account = Get-BridgeAccountName -Sid $sid
+        if ($account) {
+            $userName = $account.Substring($account.LastIndexOf('\') + 1)
+        }
+        else {
+            $userName = [System.IO.Path]::GetFileName(([string]$entry.Path).TrimEnd('\'))
+        }
+        $problem = Get-BridgeProfileProblem -Key $key -ProfilePath $entry.Path -State $entry.State
+        if ($null -ne $problem) {
+            # Never a user, never an error of the host: reported, so an administrator can repair it.
+            $shownPath = $null
+            if ($entry.Path) { $shownPath = [string]$entry.Path }
+            $skipped.Add([ordered]@{ key = $key; sid = $sid; username = $userName; profile_path = $shownPath; reason = $problem })
+            continue
+        }
+        $special = -not (Test-BridgeRealUserSid -Sid $sid)
+        $selected = (-not $special) -and ($null -eq $users -or (Test-BridgeProfileNamed -UserName $userName -Account $account -Names $users)) -and
+            -not (Test-BridgeProfileNamed -UserName $userName -Account $account -Names $excluded)
+        $profiles.Add((Get-BridgeProfile -Sid $sid -ProfilePath $entry.Path -Account $account -UserName $userName `
+                    -Special $special -Selected $selected -ShellFolders $shellFolders -Context $Context))
     }
-    return [ordered]@{ profiles = $profiles }
+    return [ordered]@{ profiles = $profiles; skipped = $skipped }
 }
 
 function Invoke-BridgeOp_stat_paths {
@@ -3137,8 +3497,10 @@ function Invoke-BridgeOp_read_file_tails {
     $headBytes = if ($null -ne $Params.head_bytes) { [int]$Params.head_bytes } else { 0 }
     $files = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
-        foreach ($item in @(Get-Item -Path ([string]$pattern) -Force -ErrorAction SilentlyContinue)) {
-            if ($item.PSIsContainer) { continue }
+        # Resolve-BridgePattern: a folder on the way the bridge may not list is an error, not "no logs".
+        foreach ($path in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $null)) {
+            $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
+            if ($null -eq $item -or $item.PSIsContainer) { continue }
             if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
                 $files.Add([ordered]@{ path = $item.FullName; bytes = $null; modified = $null; tail = $null; head = $null
                         error = 'it is a link or reparse point; not followed' })
@@ -3221,7 +3583,7 @@ function Invoke-BridgeOp_read_trees {
     $trees = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
         Assert-BridgeWithin -Path ([string]$pattern).Replace('*', 'x') -Within $Params.within
-        foreach ($path in (Resolve-BridgePattern -Pattern ([string]$pattern))) {
+        foreach ($path in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within (Get-BridgeWithin -Params $Params))) {
             $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
             if ($null -eq $item) { continue }
             $type = 'file'
@@ -3593,7 +3955,20 @@ function Invoke-BridgeDispatch {
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $output = @(& "Invoke-BridgeOp_$Name" -Params $Params -Context $Context)
+    # A hive an operation loads is unloaded as soon as the operation ends; a failed unload fails the
+    # operation (for an each_profile operation: that user's result), never only a warning.
+    $Context.OperationMounts.Clear()
+    try {
+        $output = @(& "Invoke-BridgeOp_$Name" -Params $Params -Context $Context)
+    }
+    catch {
+        $caught = $_
+        $failures = Dismount-BridgeOperationHive -Context $Context
+        foreach ($failure in $failures) { $Context.Warnings.Add($failure) }
+        throw $caught
+    }
+    $failures = Dismount-BridgeOperationHive -Context $Context
+    if ($failures.Count -gt 0) { throw ($failures -join ' ') }
     if ($output.Count -eq 0 -or $output[-1] -isnot [System.Collections.IDictionary]) {
         throw "internal error: operation $Name returned no result"
     }
@@ -3674,7 +4049,8 @@ function Invoke-BridgeBatch {
             }
             $result = Invoke-BridgeOperation -Operation $operation -Context $Context
             if ($result['op'] -eq 'get_profiles' -and $result['status'] -eq 'ok') {
-                $Context.Profiles = $result['data']['profiles']
+                # each_profile runs for the profiles get_profiles selected (every real user when not filtered).
+                $Context.Profiles = @($result['data']['profiles'] | Where-Object { $_['selected'] })
             }
             if ($result['status'] -eq 'error' -and $null -ne $group) {
                 [void]$failedGroups.Add([string]$group)
@@ -3735,6 +4111,7 @@ $context = @{
     Mounts = [ordered]@{}
     HivesLoaded = New-BridgeList
     HivesUnloaded = New-BridgeList
+    OperationMounts = New-Object -TypeName System.Collections.Generic.List[string]
     Warnings = New-Object -TypeName System.Collections.Generic.List[string]
     Profiles = New-BridgeList
 }

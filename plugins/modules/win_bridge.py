@@ -82,17 +82,30 @@ notes:
     held folder, and new files and renames are made relative to that folder's handle, never by its path.
     within itself may be reached through a junction (a relocated profile). Pattern
     walks never descend into a link; a link that is itself a match is reported (type C(junction) or
-    C(symlink), 0 bytes), moved and removed as a link, never followed. Without within the older rule
-    applies: no junction or link anywhere above the path."
+    C(symlink), 0 bytes), moved and removed as a link, never followed. Without within, a path below a
+    profile folder of ProfileList is checked as if within were that folder (a relocated C(C:\\Users) or an
+    FSLogix profile folder works); elsewhere no junction or link may be anywhere above the path."
+  - A path the bridge may not open (an ACL without Administrators; a network share, which a WinRM network
+    logon cannot reach without credential delegation) fails the reading operation with C(Access to the path
+    ... is denied), never reads as absent."
   - The handle-based checks are in the collection's C# module_util C(SafePath)
     (C(plugins/module_utils/SafePath.cs)).
   - "Operations (parameters; optional ones in brackets; mutating operations marked *):"
-  - "C(get_profiles) (shell_folders): every subkey of C(HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList),
-    logged-off users included. shell_folders maps value names of the user's C(User Shell Folders) key to
-    their default path relative to the profile. Returns C({profiles: [{sid, username, account, profile_path,
-    loaded, special, folders, folder_source, error}]}); folders are absolute, with C(%USERPROFILE%) expanded
-    to that profile's own path; folder_source tells C(registry) or C(default) per folder; error is set (and
-    the defaults used) when the user's hive could not be loaded."
+  - "C(get_profiles) (shell_folders, [users], [exclude_users]): every subkey of
+    C(HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList), logged-off users included. A real
+    user is a C(S-1-5-21-) or C(S-1-12-1-) (Entra ID) SID with a ProfileImagePath, a profile folder and an
+    C(NTUSER.DAT); other SIDs are C(special). A C(<SID>.bak) key, a temporary profile (State bit 0x0800 or a
+    C(TEMP) folder) or an incomplete entry is listed in C(skipped) ({key, sid, username, profile_path,
+    reason}) instead, never failing the call. users/exclude_users (profile or account names,
+    case-insensitive) set C(selected); without them every real user is selected. Only a selected profile is
+    read: its hive is loaded, read and unloaded at once (a failed unload is that profile's error), its shell
+    folders (shell_folders maps value names of C(User Shell Folders) to their default path relative to the
+    profile) expanded with its own C(environment) (machine variables, the profile's USERPROFILE, APPDATA,
+    LOCALAPPDATA, HOMEDRIVE, HOMEPATH, then the hive's Environment and Volatile Environment); an unknown
+    variable is that profile's error, never the administrator's value. Returns C({profiles: [{sid,
+    username, account, profile_path, loaded, special, selected, folders, folder_source, environment,
+    error}], skipped: [...]}); folder_source is C(registry), C(default) or C(not_read) (not selected).
+    C(each_profile) operations run for the selected profiles only."
   - "C(stat_paths) (patterns, [within]): absolute paths with C(*) allowed in any segment. Returns C({entries:
     [{pattern, path, type, bytes, files, modified, owner_sid, links}]}); type is C(file), C(directory),
     C(junction) or C(symlink), bytes and files are recursive for a directory (0 for a link), modified is UTC
@@ -363,14 +376,16 @@ results:
       type: str
       returned: always
 hives_loaded:
-  description: SIDs of the users whose hive the batch loaded because they were logged off.
+  description: SIDs of the users whose hive the batch loaded because they were logged off, once per
+    operation that needed it.
   returned: always
   type: list
   elements: str
   sample: [S-1-5-21-1-2-3-1002]
 hives_unloaded:
-  description: SIDs of the hives the batch unloaded again at its end; a hive in RV(hives_loaded) but
-    not here could not be unloaded and is reported as a warning.
+  description: SIDs of the hives unloaded again, each as soon as the operation that loaded it ended; a
+    hive in RV(hives_loaded) but not here could not be unloaded, which failed that operation (the user's
+    next logon would get a temporary profile).
   returned: always
   type: list
   elements: str

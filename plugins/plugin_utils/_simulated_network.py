@@ -30,7 +30,7 @@ class SimulatedNetwork:
     """op_probe_network and op_read_file_tails for SimulatedWindows."""
 
     state: dict[str, t.Any]
-    _glob: t.Callable[..., list[dict[str, t.Any]]]
+    _matches: t.Callable[..., list[dict[str, t.Any]]]
 
     def op_probe_network(self, endpoints: list[dict[str, t.Any]], proxies: list[dict[str, t.Any]],
                          resolve: dict[str, str] | None = None, ca_bundle: str | None = None,
@@ -49,7 +49,7 @@ class SimulatedNetwork:
     def op_read_file_tails(self, patterns: list[str], max_bytes: int = 65536, head_bytes: int = 0) -> dict[str, t.Any]:
         files = []
         for pattern in patterns:
-            for entry in self._glob(pattern):
+            for entry in self._matches(pattern, None):  # the reparse rule of the twin's other reads
                 if entry['type'] != 'file':
                     continue
                 data = base64.b64decode(entry['content'])

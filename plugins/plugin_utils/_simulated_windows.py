@@ -41,6 +41,10 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_fire
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_network import SimulatedNetwork
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import SimulatedPackages
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_processes import SimulatedProcesses
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_profiles import (
+    REAL_USER_PREFIXES,
+    SimulatedProfiles,
+)
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import (
     SimulatedSignatures,
     signature_of,
@@ -106,26 +110,32 @@ def _key(path: str) -> str:
     return path.strip('\\').lower()
 
 
-class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall, SimulatedPackages, SimulatedProcesses,
-                       SimulatedSignatures, BatchRunner):
+class SimulatedWindows(SimulatedProfiles, SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewall,
+                       SimulatedPackages, SimulatedProcesses, SimulatedSignatures, BatchRunner):
     """Executes bridge batches against a JSON state, mutating it in place."""
 
     def __init__(self, state: State) -> None:
         self.state = state
         self._batch_hives: list[str] = []
+        self._op_hives: list[str] = []
+        self.hive_load_counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ seeding
     def add_profile(self, username: str, sid: str, *, loaded: bool = False,
                     profile_path: str | None = None, shell_folders: dict[str, str] | None = None,
-                    hive_error: str | None = None, logged_on: bool | None = None) -> dict[str, t.Any]:
+                    hive_error: str | None = None, logged_on: bool | None = None,
+                    account: str | None = None) -> dict[str, t.Any]:
         """Add a user: a ProfileList entry, a profile directory and an NTUSER.DAT hive.
+
+        ``account`` is what the SID translates to (default ``<hostname>\\<username>``; an Entra ID user's is
+        ``AzureAD\\<name>``).
 
         A logged-on user (by default, a real user whose hive is loaded) also gets an explorer.exe in
         session 1: that, not a loaded hive, is what the bridge takes as an interactive session.
         """
         path = profile_path or f'C:\\Users\\{username}'
-        profile = {'sid': sid, 'username': username, 'account': f'{self.state["hostname"]}\\{username}',
-                   'profile_path': path, 'loaded': loaded, 'hive_error': hive_error}
+        profile = {'sid': sid, 'key': sid, 'username': username, 'account': account or f'{self.state["hostname"]}\\{username}',
+                   'profile_path': path, 'loaded': loaded, 'hive_error': hive_error, 'state': 0}
         self.state['profiles'].append(profile)
         # As Windows creates a profile: SYSTEM owns it, its user has full control (so controls all below).
         acl = {'owner': SYSTEM_SID, 'allow': sorted({SYSTEM_SID, ADMINISTRATORS_SID, sid}), 'protected': True}
@@ -139,7 +149,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             }
         self.set_registry('HKLM', f'{PROFILE_LIST_KEY}\\{sid}',
                           {'ProfileImagePath': {'type': 'REG_EXPAND_SZ', 'data': path}})
-        if (loaded and sid.startswith('S-1-5-21-')) if logged_on is None else logged_on:
+        if (loaded and sid.startswith(REAL_USER_PREFIXES)) if logged_on is None else logged_on:
             self.add_process('explorer.exe', 'C:\\Windows\\explorer.exe', sid)
         return profile
 
@@ -188,6 +198,8 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
 
     def read(self, path: str) -> bytes:
         entry = self.state['files'].get(_norm(self._real(path)))
+        if entry is not None:
+            self._assert_readable(entry['path'])
         if entry is None or entry['type'] != 'file':
             raise BridgeOperationError(f"Could not find file '{path}'.")
         return base64.b64decode(entry['content'])
@@ -247,7 +259,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         holders = set(acl.get('allow', []))
         if right == 'create':
             holders |= set(acl.get('create', []))
-        return sid in holders or (USERS_SID in holders and sid.startswith('S-1-5-21-'))
+        return sid in holders or (USERS_SID in holders and sid.startswith(REAL_USER_PREFIXES))
 
     def user_controls(self, sid: str, path: str) -> bool:
         """Whether a standard user can create or replace what is at path (an owner can rewrite any DACL)."""
@@ -292,10 +304,10 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         self._batch_hives = []
 
     def end_batch(self) -> dict[str, t.Any]:
+        # Each operation unloaded what it loaded (SimulatedProfiles.dispatch); what is still mounted failed to unload.
         loaded = list(self._batch_hives)
-        self.state['mounted_hives'] = [s for s in self.state['mounted_hives'] if s not in loaded]
         self._batch_hives = []
-        return {'hives_loaded': loaded, 'hives_unloaded': loaded}
+        return {'hives_loaded': loaded, 'hives_unloaded': [s for s in loaded if s not in self.state['mounted_hives']]}
 
     def dispatch(self, name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
         self._apply_faults('during_op', name)
@@ -327,56 +339,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             if fault.get('raise'):
                 raise BridgeOperationError(fault['raise'])
 
-    # ------------------------------------------------------------------- hives
-    def _profile(self, sid: str) -> dict[str, t.Any]:
-        for profile in self.state['profiles']:
-            if profile['sid'] == sid:
-                return profile
-        raise BridgeOperationError(f"No profile for SID '{sid}' in ProfileList.")
-
-    def _hive(self, sid: str | None) -> dict[str, t.Any]:
-        if sid is None:
-            return self.state['hives']['HKLM']
-        profile = self._profile(sid)
-        if not profile['loaded'] and sid not in self.state['mounted_hives']:
-            if profile.get('hive_error'):
-                raise BridgeOperationError(f"Cannot load hive of '{profile['username']}': {profile['hive_error']}")
-            self.state['mounted_hives'].append(sid)
-            self._batch_hives.append(sid)
-        return self.state['hives'].setdefault(sid, {})
-
     # -------------------------------------------------------------- operations
-    def _folders(self, profile: dict[str, t.Any],
-                 shell_folders: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str | None]:
-        path = profile['profile_path']
-        folders: dict[str, str] = {}
-        sources: dict[str, str] = {}
-        error = None
-        try:
-            configured = self._hive(profile['sid']).get(_key(SHELL_FOLDERS_KEY), {}).get('values', {})
-        except BridgeOperationError as failure:
-            configured, error = {}, str(failure)
-        for name, default in shell_folders.items():
-            value = configured.get(name)
-            if value:
-                folders[name] = _expand_profile(value['data'], path)
-                sources[name] = 'registry'
-            else:
-                folders[name] = ntpath.join(path, default)
-                sources[name] = 'default'
-        return folders, sources, error
-
-    def op_get_profiles(self, shell_folders: dict[str, str]) -> dict[str, t.Any]:
-        profiles = []
-        for profile in self.state['profiles']:
-            path = profile['profile_path']
-            folders, sources, error = self._folders(profile, shell_folders)
-            profiles.append({'sid': profile['sid'], 'username': profile['username'], 'account': profile['account'],
-                             'profile_path': path, 'loaded': profile['loaded'],
-                             'special': not profile['sid'].startswith('S-1-5-21-'),
-                             'folders': folders, 'folder_source': sources, 'error': error})
-        return {'profiles': profiles}
-
     def _glob(self, pattern: str, keys: list[str] | None = None, *, root: str | None = None,
               shown_root: str | None = None) -> list[dict[str, t.Any]]:
         """Entries matching a pattern with ``*`` in any segment, walked segment by segment.
@@ -387,6 +350,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         """
         files = self.state['files']
         keys = keys if keys is not None else sorted(files)
+        self._assert_readable(pattern)
         if root is None:
             parts = _norm(pattern).split('\\')
             matches = [parts[0] + '\\'] if _norm(parts[0] + '\\') in files else []
@@ -399,6 +363,7 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
             for base in matches:
                 if files[_norm(base)]['type'] != 'directory':
                     continue
+                self._assert_readable(files[_norm(base)]['path'])  # listing it, or opening a child by name
                 prefix = base.rstrip('\\') + '\\'
                 if '*' not in part:
                     if prefix + part in files:
@@ -420,7 +385,12 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         return keys[start:end]
 
     def _children(self, path: str, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
-        return [self.state['files'][key] for key in self._keys_under(_norm(path) + '\\', keys)]
+        """Everything below path; a folder below it the administrator may not open is an error, not empty."""
+        found = [self.state['files'][key] for key in self._keys_under(_norm(path) + '\\', keys)]
+        for entry in [self.state['files'].get(_norm(path))] + found:
+            if entry is not None and entry['type'] == 'directory':
+                self._assert_readable(entry['path'])
+        return found
 
     def _guard(self, path: str, within: str | None) -> str:
         """WITHIN of the vocabulary; returns the real path to act on (the last component not followed).
@@ -431,6 +401,9 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
         """
         normal = ntpath.normpath(path)
         if within is None:
+            anchor = self._profile_anchor(normal)
+            if anchor is not None:
+                return self._guard(normal, anchor)  # below a profile folder: the WITHIN rule from there
             parts = normal.split('\\')
             for depth in range(2, len(parts)):
                 above = '\\'.join(parts[:depth])
@@ -474,7 +447,12 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
     def _matches(self, pattern: str, within: str | None, keys: list[str] | None = None) -> list[dict[str, t.Any]]:
         """Pattern matches; with within, the walk starts at within, resolved, and never crosses a junction."""
         if within is None:
-            # Legacy rule: a match reached through a junction anywhere is dropped.
+            anchor = self._profile_anchor(pattern)
+            if anchor is not None:
+                # Below a profile folder: the check starts there; the folder and what is above it resolve as on
+                # Windows (a relocated C:\\Users, a profile folder that is a mounted volume).
+                return self._matches(pattern, anchor, keys)
+            # Elsewhere: a match reached through a junction anywhere is dropped.
             return [entry for entry in self._glob(pattern, keys) if self._no_junction_above(entry['path'])]
         if not _norm(pattern).startswith(_norm(within) + '\\'):
             raise BridgeOperationError(f"Refusing '{pattern}': it is not inside '{within}'.")
@@ -617,7 +595,10 @@ class SimulatedWindows(SimulatedNetwork, SimulatedBrowserStores, SimulatedFirewa
     def op_get_file_info(self, paths: list[str]) -> dict[str, t.Any]:
         files = []
         for path in paths:
+            self._assert_readable(path)
             entry = self._entry(path)
+            if entry is not None:
+                self._assert_readable(entry['path'])
             if entry is None or entry['type'] != 'file':
                 files.append({'path': path, 'exists': False, 'bytes': None, 'version': None, 'sha256': None,
                               'signature': None})

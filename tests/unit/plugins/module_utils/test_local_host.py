@@ -91,7 +91,7 @@ def test_get_profiles(homes: Path) -> None:
     assert alice == {
         'sid': f'uid:{uid}/alice', 'owner_sid': f'uid:{uid}', 'username': 'alice', 'account': 'alice',
         'profile_path': str(homes / 'alice'), 'loaded': alice['loaded'],
-        'special': False,
+        'special': False, 'selected': True,
         'folders': {'AppData': str(homes / 'alice' / '.config'), 'Data': str(homes / 'alice' / '.local/share')},
         'folder_source': {'AppData': 'default', 'Data': 'default'}, 'error': None,
     }
@@ -111,7 +111,8 @@ def test_get_profiles_owner_and_loaded(homes: Path) -> None:
 
 
 def test_get_profiles_empty_root(tmp_path: Path) -> None:
-    assert one(LocalHost(str(tmp_path), 'linux'), {'op': 'get_profiles', 'shell_folders': {}})['data'] == {'profiles': []}
+    assert one(LocalHost(str(tmp_path), 'linux'), {'op': 'get_profiles', 'shell_folders': {}})['data'] == {'profiles': [],
+                                                                                                  'skipped': []}
 
 
 # ------------------------------------------------------------------- stat_paths

@@ -180,7 +180,7 @@ def test_logged_on_and_logged_off_users_are_both_changed_and_every_hive_loaded_i
     logged_off = {sid(2), sid(3), sid(4)}
     probe, apply = twin.loaded_per_batch
     assert set(probe) == logged_off, 'the probe loads every logged-off hive, never a loaded one'
-    assert apply == [sid(2)], 'the apply batch loads only the hive it writes to'
+    assert set(apply) == {sid(2)}, 'the apply batch loads only the hive it writes to (once per operation)'
     assert twin.state['mounted_hives'] == []
     assert not [p for p in twin.state['profiles'] if p['sid'] in logged_off and p['loaded']]
 

@@ -79,7 +79,7 @@ def test_listed_describes_each_entry(make_env) -> None:
     assert env.snapshot() == before
     assert env.calls() == [True, False, True]
     assert (result['changed'], result['state'], result['unreadable']) == (False, 'listed', [])
-    assert set(result) == {'changed', 'state', 'unreadable', 'entries'}
+    assert set(result) == {'changed', 'state', 'unreadable', 'skipped_profiles', 'entries'}
     assert [(e['id'], e['user']) for e in result['entries']] == [(ENTRY_ID, 'alice'), (ENTRY_ID, 'bob')]
     alice = result['entries'][0]
     cookies = sorted(SELECTED['cookies'], key=lambda item: env.path('alice', item[0]).lower())
@@ -106,7 +106,7 @@ def test_listed_for_chosen_users(make_env) -> None:
 def test_listed_with_no_quarantine_at_all(make_env) -> None:
     env = make_env(['alice'])
     result = env.quarantine()
-    assert result == {'changed': False, 'state': 'listed', 'unreadable': [], 'entries': []}
+    assert result == {'changed': False, 'state': 'listed', 'unreadable': [], 'skipped_profiles': [], 'entries': []}
 
 
 def test_unreadable_manifest_is_reported_and_never_touched(make_env) -> None:

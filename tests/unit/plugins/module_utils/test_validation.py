@@ -79,7 +79,8 @@ def test_check_text_options_accepts(params: dict[str, t.Any]) -> None:
     ({'users': ['alice', '']}, 'users must not contain empty names'),
     ({'exclude_users': [' ']}, 'exclude_users must not contain empty names'),
     ({'users': ['../root']}, "users must hold profile names, not paths, got '../root'"),
-    ({'users': ['CORP\\alice']}, "users must hold profile names, not paths, got 'CORP\\\\alice'"),
+    ({'users': ['CORP\\alice\\x']}, "users must hold profile names, not paths, got 'CORP\\\\alice\\\\x'"),
+    ({'users': ['\\alice']}, "users must hold profile names, not paths, got '\\\\alice'"),
     ({'exclude_users': ['/home/bob']}, "exclude_users must hold profile names, not paths, got '/home/bob'"),
     ({'users': ['..']}, "users must hold profile names, not paths, got '..'"),
 ])
@@ -89,9 +90,10 @@ def test_check_user_options_refuses(params: dict[str, t.Any], message: str) -> N
 
 @pytest.mark.parametrize('params', [
     {}, {'users': None, 'exclude_users': None}, {'exclude_users': []}, {'users': ['alice', 'jürgen', 'o.brien']},
+    {'users': ['CORP\\alice', 'AzureAD\\JaneDoe']},
 ])
 def test_check_user_options_accepts(params: dict[str, t.Any]) -> None:
-    """exclude_users: [] excludes nobody, which is what it says; a unicode or dotted name is a name."""
+    """exclude_users: [] excludes nobody, which is what it says; a unicode, dotted or account name is a name."""
     check_user_options(params)
 
 

@@ -74,8 +74,8 @@ def assert_error(machine: SimulatedWindows, operation: dict[str, t.Any], message
 def test_add_profile_creates_profile_list_entry_directory_and_hive() -> None:
     machine = SimulatedWindows(empty_state('HOST9'))
     added = machine.add_profile('dave', CAROL, shell_folders={'AppData': 'E:\\Roam\\dave'})
-    assert added == {'sid': CAROL, 'username': 'dave', 'account': 'HOST9\\dave', 'profile_path': 'C:\\Users\\dave',
-                     'loaded': False, 'hive_error': None}
+    assert added == {'sid': CAROL, 'key': CAROL, 'username': 'dave', 'account': 'HOST9\\dave',
+                     'profile_path': 'C:\\Users\\dave', 'loaded': False, 'hive_error': None, 'state': 0}
     assert machine.read('c:\\users\\DAVE\\ntuser.dat') == b'hive'
     assert machine.state['hives']['HKLM'] == {
         'software\\microsoft\\windows nt\\currentversion\\profilelist\\' + CAROL.lower(): {
@@ -106,14 +106,14 @@ def test_read_missing_file(twin: SimulatedWindows) -> None:
 # ---------------------------------------------------------------------- hives
 
 
-def test_logged_off_hive_is_loaded_for_the_batch_and_unloaded_after(twin: SimulatedWindows) -> None:
+def test_logged_off_hive_is_loaded_for_each_operation_and_unloaded_right_after(twin: SimulatedWindows) -> None:
     envelope = twin.run_batch([
         {'op': 'read_registry', 'key': SHELL_FOLDERS_KEY, 'sid': BOB},
-        {'op': 'read_registry', 'key': SHELL_FOLDERS_KEY, 'sid': BOB},      # already mounted: loaded once
+        {'op': 'read_registry', 'key': SHELL_FOLDERS_KEY, 'sid': BOB},      # unloaded after the first: again
         {'op': 'read_registry', 'key': SHELL_FOLDERS_KEY, 'sid': ALICE},    # logged on: not loaded
     ])
     assert [r['status'] for r in envelope['results']] == ['ok', 'ok', 'ok']
-    assert (envelope['hives_loaded'], envelope['hives_unloaded']) == ([BOB], [BOB])
+    assert (envelope['hives_loaded'], envelope['hives_unloaded']) == ([BOB, BOB], [BOB, BOB])
     assert twin.state['mounted_hives'] == []
 
 
@@ -178,7 +178,7 @@ def test_hive_load_error(twin: SimulatedWindows) -> None:
     envelope = twin.run_batch([{'op': 'get_profiles', 'shell_folders': FOLDERS}])
     carol = envelope['results'][0]['data']['profiles'][-1]
     assert carol == {'sid': CAROL, 'username': 'carol', 'account': 'WS01\\carol', 'profile_path': 'C:\\Users\\carol',
-                     'loaded': False, 'special': False,
+                     'loaded': False, 'special': False, 'selected': True, 'environment': {},
                      'folders': {'AppData': 'C:\\Users\\carol\\AppData\\Roaming',
                                  'Local AppData': 'C:\\Users\\carol\\AppData\\Local'},
                      'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': message}
@@ -197,20 +197,24 @@ def test_unknown_sid(twin: SimulatedWindows) -> None:
 def test_get_profiles(twin: SimulatedWindows) -> None:
     result = one(twin, {'op': 'get_profiles', 'shell_folders': FOLDERS})
     assert result['status'] == 'ok'
+    environments = [p.pop('environment') for p in result['data']['profiles']]
+    assert [e.get('USERPROFILE') for e in environments] == ['C:\\Users\\alice', 'C:\\Users\\bob', None]
+    assert result['data']['skipped'] == []
     assert result['data']['profiles'] == [
         {'sid': ALICE, 'username': 'alice', 'account': 'WS01\\alice', 'profile_path': 'C:\\Users\\alice', 'loaded': True,
-         'special': False, 'folders': {'AppData': 'C:\\Users\\alice\\AppData\\Roaming',
+         'special': False, 'selected': True, 'folders': {'AppData': 'C:\\Users\\alice\\AppData\\Roaming',
                                        'Local AppData': 'C:\\Users\\alice\\AppData\\Local'},
          'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': None},
         {'sid': BOB, 'username': 'bob', 'account': 'WS01\\bob', 'profile_path': 'C:\\Users\\bob', 'loaded': False,
-         'special': False, 'folders': {'AppData': 'C:\\Users\\bob\\AppData\\Roaming',
+         'special': False, 'selected': True, 'folders': {'AppData': 'C:\\Users\\bob\\AppData\\Roaming',
                                        'Local AppData': 'C:\\Users\\bob\\AppData\\Local'},
          'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': None},
         {'sid': SYSTEM_SID, 'username': 'systemprofile', 'account': 'WS01\\systemprofile',
          'profile_path': 'C:\\Windows\\System32\\config\\systemprofile', 'loaded': True, 'special': True,
+         'selected': False,
          'folders': {'AppData': 'C:\\Windows\\System32\\config\\systemprofile\\AppData\\Roaming',
                      'Local AppData': 'C:\\Windows\\System32\\config\\systemprofile\\AppData\\Local'},
-         'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': None},
+         'folder_source': {'AppData': 'not_read', 'Local AppData': 'not_read'}, 'error': None},
     ]
 
 
@@ -249,7 +253,7 @@ def test_each_profile_substitutes_resolved_shell_folders(twin: SimulatedWindows)
     envelope = twin.run_batch([{'op': 'get_profiles', 'shell_folders': FOLDERS},
                                {'op': 'stat_paths', 'each_profile': True, 'patterns': ['{AppData}\\Notion\\Cookies']}])
     by_sid = envelope['results'][1]['data']['by_sid']
-    assert set(by_sid) == {ALICE, BOB, SYSTEM_SID, CAROL}
+    assert set(by_sid) == {ALICE, BOB, CAROL}, 'the special SYSTEM profile is not selected'
     assert by_sid[CAROL]['data']['entries'] == [{'pattern': 'D:\\R\\carol\\Notion\\Cookies', 'path': 'D:\\R\\carol\\Notion\\Cookies',
                                                  'type': 'file', 'bytes': 3, 'files': 1, 'modified': '2026-01-01T00:00:00Z',
                                                  'owner_sid': None, 'links': 1}]
@@ -813,10 +817,17 @@ def test_path_operations_refuse_a_junction_below_within(linked: SimulatedWindows
                  f"Refusing '{path}': '{NOTION}\\Partitions\\other' is a junction or symbolic link below '{PROFILE}'.")
 
 
-def test_without_within_a_junction_anywhere_above_is_refused(linked: SimulatedWindows) -> None:
+def test_without_within_a_junction_below_the_profile_folder_is_refused(linked: SimulatedWindows) -> None:
     assert_error(linked, {'op': 'remove_path', 'path': NOTION + '\\Partitions\\other\\tax.pdf'},
-                 f"Refusing to follow the junction or symbolic link '{NOTION}\\Partitions\\other' on the way to "
-                 f"'{NOTION}\\Partitions\\other\\tax.pdf'.")
+                 f"Refusing '{NOTION}\\Partitions\\other\\tax.pdf': '{NOTION}\\Partitions\\other' is a junction or "
+                 f"symbolic link below '{PROFILE}'.")
+
+
+def test_without_within_a_junction_above_any_profile_is_refused(twin: SimulatedWindows) -> None:
+    twin.add_junction('C:\\ProgramData\\Notion', 'C:\\Windows')
+    assert_error(twin, {'op': 'remove_path', 'path': 'C:\\ProgramData\\Notion\\System32'},
+                 "Refusing to follow the junction or symbolic link 'C:\\ProgramData\\Notion' on the way to "
+                 "'C:\\ProgramData\\Notion\\System32'.")
 
 
 def test_a_path_outside_within_is_refused(twin: SimulatedWindows) -> None:
