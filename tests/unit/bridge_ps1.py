@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 
 import tree_sitter
 import tree_sitter_powershell
@@ -158,3 +159,34 @@ def function_text(ps1_text: str, name: str) -> str:
     if len(found) != 1:
         raise BridgeTableError(f'function {name}: defined {len(found)} times')
     return found[0]
+
+
+# The bridge is win_bridge.ps1 and the module_utils .psm1 it requires (transitively), each one job.
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+BRIDGE_SCRIPT = COLLECTION_ROOT / 'plugins' / 'modules' / 'win_bridge.ps1'
+MODULE_UTILS = COLLECTION_ROOT / 'plugins' / 'module_utils'
+_REQUIRES = re.compile(r'^#AnsibleRequires -PowerShell ansible_collections\.loopbreaker\.notion\.plugins\.module_utils\.'
+                       r'([A-Za-z0-9_]+)\s*$', re.M)
+
+
+def required_modules(ps1_text: str) -> list[str]:
+    """The collection's PowerShell module_utils a script or module requires directly, in order."""
+    return _REQUIRES.findall(ps1_text)
+
+
+def bridge_files(script: Path = BRIDGE_SCRIPT) -> dict[str, str]:
+    """{file name: text} of the bridge script and every .psm1 it requires, directly or not."""
+    files = {script.name: script.read_text(encoding='utf-8')}
+    pending = required_modules(files[script.name])
+    while pending:
+        name = pending.pop(0)
+        if f'{name}.psm1' in files:
+            continue
+        files[f'{name}.psm1'] = (MODULE_UTILS / f'{name}.psm1').read_text(encoding='utf-8')
+        pending += required_modules(files[f'{name}.psm1'])
+    return files
+
+
+def bridge_text(script: Path = BRIDGE_SCRIPT) -> str:
+    """The whole bridge as one text, for checks of what it defines and how (not for the tables' places)."""
+    return '\n'.join(bridge_files(script).values())

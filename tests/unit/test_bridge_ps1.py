@@ -38,7 +38,7 @@ PREFIX = 'Invoke-BridgeOp_'
 
 @pytest.fixture(scope='module')
 def ps1_text() -> str:
-    return PS1.read_text(encoding='utf-8')
+    return bridge_ps1.bridge_text()
 
 
 # ------------------------------------------------------------------- the checks

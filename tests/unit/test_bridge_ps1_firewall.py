@@ -21,13 +21,12 @@ try:
 except ImportError:  # tests/unit imported as a package
     from . import bridge_ps1  # type: ignore[no-redef]
 
-PS1 = Path(__file__).resolve().parents[2] / 'plugins' / 'modules' / 'win_bridge.ps1'
 FIREWALL_OPERATIONS = ('list_firewall_rules', 'set_firewall_rule', 'remove_firewall_rule')
 
 
 @pytest.fixture(scope='module')
 def functions() -> dict[str, str]:
-    tree = bridge_ps1.parse(PS1.read_text(encoding='utf-8'))
+    tree = bridge_ps1.parse(bridge_ps1.bridge_text())
     found = {}
     for node in bridge_ps1._walk(tree.root_node):  # pylint: disable=protected-access
         if node.type == 'function_statement':
@@ -65,7 +64,7 @@ def test_rule_programs_are_never_expanded_with_the_administrators_environment(fu
 
 
 def test_listing_reads_every_store_and_the_local_merge_switch(functions: dict[str, str]) -> None:
-    text = PS1.read_text(encoding='utf-8')
+    text = bridge_ps1.bridge_text()
     for path in (r'FirewallPolicy\FirewallRules', r'SOFTWARE\Policies\Microsoft\WindowsFirewall\FirewallRules',
                  r'FirewallPolicy\Mdm\FirewallRules'):
         assert f'\\{path}\'' in text or f"'{path}'" in text, path

@@ -35,7 +35,6 @@ NOW = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
 FILE = 'C:\\Installers\\Notion Setup 7.40.0.exe'
 INSTALLER = FILE
 ALICE = 'S-1-5-21-4444-5555-6666-1001'
-PS1 = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'win_bridge.ps1'
 
 
 def signed(**changes: t.Any) -> dict[str, t.Any]:
@@ -156,7 +155,7 @@ def test_diagnose_takes_a_trusted_signing_notion_exe_for_notions() -> None:
 
 
 def test_the_bridge_applies_the_same_rule_wherever_it_checks_a_signer() -> None:
-    text = PS1.read_text(encoding='utf-8')
+    text = bridge_ps1.bridge_text()
     for function in ('Assert-BridgeFileVerified', 'Open-BridgeVerifiedProgram'):
         body = bridge_ps1.function_text(text, function)
         # The rule in one place: no comparison of the signer of its own.

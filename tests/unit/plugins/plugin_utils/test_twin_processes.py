@@ -33,7 +33,6 @@ ALICE = 'S-1-5-21-100-200-300-1001'
 BOB = 'S-1-5-21-100-200-300-1002'
 ENTRA = 'S-1-12-1-2043906341-1303311890-2137426088-2917354612'
 EXE = 'C:\\Users\\alice\\AppData\\Local\\Programs\\Notion\\Notion.exe'
-PS1 = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'win_bridge.ps1'
 
 
 @pytest.fixture
@@ -147,7 +146,7 @@ def test_programs_run_through_a_task_get_normal_priority(twin: SimulatedWindows)
 
 
 def test_the_bridge_registers_its_tasks_at_normal_priority_by_sid() -> None:
-    text = PS1.read_text(encoding='utf-8')
+    text = bridge_ps1.bridge_text()
     body = bridge_ps1.function_text(text, 'Register-BridgeUserTask')
     assert re.search(r'^\$TaskPriority = 4\b', text, re.MULTILINE)
     assert re.search(r'\.Settings\.Priority = \$TaskPriority\b', body)
