@@ -55,14 +55,14 @@ KEPT_ENTRIES: tuple[str, ...] = ('Preferences', 'Local State', 'logs', 'state.js
 
 def seed_windows_user(twin: SimulatedWindows, username: str, sid: str, *, loaded: bool,
                       app_data: str | None = None, with_notion: bool = True, running: bool = False,
-                      version: str = '7.35.0') -> str:
+                      version: str = '7.35.0', account: str | None = None) -> str:
     """Add a profile (optionally with redirected AppData), a per-user Notion install and its data.
 
     Returns the userData path.
     """
     profile_path = f'C:\\Users\\{username}'
     folders = {'AppData': app_data} if app_data else None
-    profile = twin.add_profile(username, sid, loaded=loaded, shell_folders=folders)
+    profile = twin.add_profile(username, sid, loaded=loaded, shell_folders=folders, account=account)
     roaming = (app_data or '%USERPROFILE%\\AppData\\Roaming').replace('%USERPROFILE%', profile_path)
     root = ntpath.join(roaming, 'Notion')
     if with_notion:

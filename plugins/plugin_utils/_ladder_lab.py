@@ -25,11 +25,14 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab_services i
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 
 SID = 'S-1-5-21-3004336348-1177238915-682003330-{}'
+ENTRA_SID = 'S-1-12-1-3471203945-1285628934-2761536129-1094381106'
+KIM_SID = SID.format(1102)
 # host -> (the fault, the rung the ladder must stop at, the finding codes it must see first)
 EXPECTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     'ws-win-01': ('squid refuses the msgstore hosts (alice); an intercepting proxy with a foreign CA (bob)', 'proxy',
                   ('notion_host_blocked', 'tls_intercepted', 'websocket_blocked')),
-    'ws-win-02': ("a firewall rule blocks dave's Notion.exe", 'firewall', ('block_rule',)),
+    'ws-win-02': ("a firewall rule blocks Entra ID user dave's Notion.exe; kim's profile is broken (.bak)", 'firewall',
+                  ('block_rule',)),
     'ws-win-03': ("erin's renderer crashed (log.log)", 'restart', ('renderer_crashed',)),
     'ws-win-04': ("frank's Notion.exe is not signed", 'reinstall', ('install_unsigned',)),
     'ws-linux-01': ("grace's notion.db is corrupt", 'app_data', ('cache_corrupt',)),
@@ -58,8 +61,12 @@ def seed_ladder_lab(info: dict[str, t.Any], now: datetime.datetime | None = None
     seed_user_proxy(first, SID.format(1002), proxy_server=info['intercepting_proxy'])
     states['ws-win-01'] = first.state
 
+    # An Intune-managed machine: dave is an Entra ID user, and kim's profile broke (Windows renamed her
+    # key to .bak and gave her a temporary profile): she is skipped and reported, never a user.
     second = SimulatedWindows(empty_state('WS-WIN-02'))
-    seed_windows_user(second, 'dave', SID.format(1101), loaded=True, running=True)
+    seed_windows_user(second, 'dave', ENTRA_SID, loaded=True, running=True, account='AzureAD\\DaveDoe')
+    second.add_broken_profile(KIM_SID + '.bak', 'kim', profile_path='C:\\Users\\kim')
+    second.add_broken_profile(KIM_SID, 'kim', profile_path='C:\\Users\\TEMP', state=0x0804)
     second.state['firewall_rules'].append({
         'name': '{7A1B2C3D-0E4F-4051-9A62-83C94DA5E1F2}', 'display_name': 'Block Notion (ticket 4711)',
         'direction': 'out', 'action': 'block', 'profiles': ['domain', 'private', 'public'],
