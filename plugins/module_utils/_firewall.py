@@ -39,6 +39,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     RequestError,
     operation_data,
     per_profile,
+    profiles_operation,
     select_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common
@@ -286,7 +287,9 @@ class Discovery:
 
 def probe_operations(layout: _layout.PlatformLayout, request: Request) -> list[dict[str, t.Any]]:
     return [
-        {'op': 'get_profiles', 'shell_folders': dict(layout.shell_folders)},
+        # Only the selected users' hives are loaded; the others' Notion.exe are not searched, so their
+        # rules count as programs that may still exist and are left alone.
+        profiles_operation(layout.shell_folders, request.users, request.exclude_users),
         {'op': 'stat_paths', 'each_profile': True, 'patterns': [PROFILE_EXE]},
         {'op': 'stat_paths', 'patterns': list(MACHINE_EXES) + list(request.extra_programs)},
         {'op': 'list_firewall_rules', 'programs': [RULE_PROGRAMS] + list(request.extra_programs)},

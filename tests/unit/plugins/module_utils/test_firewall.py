@@ -208,10 +208,13 @@ def test_rules_of_users_left_out_are_kept() -> None:
     twin = machine()
     run(twin)
     before = ours(twin)
+    loads = twin.hive_loads().get(BOB_SID, 0)
     result = run(twin, exclude_users=['bob'], directions=['outbound'])
+    assert twin.hive_loads().get(BOB_SID, 0) == loads, "bob's hive is not loaded for a run that leaves him out"
     assert names(result['removed']) == [expected_name(ALICE_EXE, 'in')]
     assert ours(twin)[expected_name(BOB_EXE, 'in')] == before[expected_name(BOB_EXE, 'in')]
-    assert [p['covered'] for p in result['programs']] == [True, False]
+    # bob is left out: his hive is not loaded and his Notion.exe not searched, so it is not listed
+    assert [(p['user'], p['covered']) for p in result['programs']] == [('alice', True)]
 
 
 # ---------------------------------------------------------------- conflicts
@@ -444,8 +447,7 @@ def test_machine_wide_and_extra_programs_are_covered() -> None:
     twin.write(extra, 'MZ')
     result = run(twin, users=['alice'], extra_programs=[extra, 'E:\\Missing\\Notion.exe'])
     assert [(p['path'], p['user'], p['source']) for p in result['programs']] == [
-        (ALICE_EXE, 'alice', 'profile'), (BOB_EXE, 'bob', 'profile'),
-        (machine_exe, 'machine', 'machine'), (extra, 'machine', 'extra')]
+        (ALICE_EXE, 'alice', 'profile'), (machine_exe, 'machine', 'machine'), (extra, 'machine', 'extra')]
     assert sorted(ours(twin)) == sorted(expected_name(p, d) for p in (ALICE_EXE, machine_exe, extra) for d in ('in', 'out'))
     assert ours(twin)[expected_name(machine_exe, 'in')]['display_name'] == 'Notion (loopbreaker.notion) - machine - inbound'
     assert result['notices'] == ['extra_programs: E:\\Missing\\Notion.exe was not found']
