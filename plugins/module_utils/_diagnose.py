@@ -89,6 +89,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'no_proxy': {'type': 'str'},
     'network': {'type': 'bool', 'default': True},
     'incident': {'type': 'str'},
+    'expect_proxies': {'type': 'list', 'elements': 'dict'},
     'profiles_root': {'type': 'path'},
     'state_dir': {'type': 'path'},
 }
@@ -114,6 +115,27 @@ def validate(params: dict[str, t.Any]) -> None:
                            '(at most 128, starting with a letter or digit)')
     if params.get('endpoints') is not None and not params['endpoints']:
         raise RequestError('endpoints must not be empty: leave it out for Notion\'s hosts')
+    for setting in params.get('expect_proxies') or []:
+        check_proxy_setting(setting)
+
+
+PROXY_MODES = ('direct', 'manual', 'pac', 'auto')
+PROXY_SETTING_KEYS = ('mode', 'server', 'bypass', 'pac_url')
+
+
+def check_proxy_setting(setting: dict[str, t.Any]) -> None:
+    """An expect_proxies entry: a proxy setting as facts.proxies of an earlier diagnosis lists it."""
+    unknown = sorted(set(setting) - set(PROXY_SETTING_KEYS))
+    if unknown:
+        raise RequestError(f"expect_proxies entries take {', '.join(PROXY_SETTING_KEYS)}, not {', '.join(unknown)}")
+    if setting.get('mode') not in PROXY_MODES:
+        raise RequestError(f"expect_proxies mode must be one of {', '.join(PROXY_MODES)}, got {setting.get('mode')!r}")
+    for key in PROXY_SETTING_KEYS[1:]:
+        value = setting.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 2048 or any(
+                ord(c) < 32 for c in value)):
+            raise RequestError(f'expect_proxies {key} must be text without control characters, at most 2048 '
+                               'characters')
 
 
 def parse_time(text: str) -> datetime.datetime:
@@ -293,13 +315,38 @@ def network_operations(params: dict[str, t.Any], users: list[dict[str, t.Any]]) 
         fact['proxy_key'] = key
         if key not in keys:
             keys.append(key)
-    operation: dict[str, t.Any] = {'op': 'probe_network', 'endpoints': endpoints(params),
-                                   'proxies': [json.loads(k) for k in keys], 'timeout_seconds': params['timeout']}
+    return [network_operation(params, [json.loads(k) for k in keys])], keys
+
+
+def network_operation(params: dict[str, t.Any], proxies: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    operation: dict[str, t.Any] = {'op': 'probe_network', 'endpoints': endpoints(params), 'proxies': proxies,
+                                   'timeout_seconds': params['timeout']}
     if params.get('resolve'):
         operation['resolve'] = {str(k): str(v) for k, v in params['resolve'].items()}
     if params.get('ca_bundle'):
         operation['ca_bundle'] = params['ca_bundle']
-    return [operation], keys
+    return operation
+
+
+def early_probes(envelope: dict[str, t.Any], index: int, expected: list[dict[str, t.Any]],
+                 keys: list[str]) -> tuple[list[dict[str, t.Any]], int] | None:
+    """The first batch's probes, renumbered to keys, when they cover every setting the users have now.
+
+    None when a user's setting was not among the expected ones (a proxy rung changed it) or the probe
+    failed: then the second batch probes what the users have.
+    """
+    expected_keys = [json.dumps(setting, sort_keys=True) for setting in expected]
+    if not set(keys) <= set(expected_keys):
+        return None
+    result = envelope['results'][index]
+    if result['status'] != 'ok':
+        return None
+    probes = []
+    for probe in result['data']['results']:
+        key = expected_keys[probe['proxy_index']]
+        if key in keys:
+            probes.append({**probe, 'proxy_index': keys.index(key)})
+    return probes, result['data']['elapsed_ms']
 
 
 # ------------------------------------------------------------------ verdict
@@ -454,8 +501,14 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
     validate(params)
     started = time.monotonic()
     layout = LAYOUTS[platform]
-    first = host.run_batch(probe_operations(layout, params.get('incident'), params.get('users'),
-                                            params.get('exclude_users')), check_mode=True)
+    local = probe_operations(layout, params.get('incident'), params.get('users'), params.get('exclude_users'))
+    expected = [{k: v for k, v in setting.items() if v is not None} for setting in params.get('expect_proxies') or []]
+    early = params['network'] and bool(expected)
+    if early:
+        # The settings an earlier diagnosis found, probed in the same batch: a re-diagnosis after a
+        # rung that left them alone costs one bridge call instead of two.
+        local.append(network_operation(params, expected))
+    first = host.run_batch(local, check_mode=True)
     facts = collect(layout, params, first, posix_proxy)
     if annotate is not None:
         annotate(facts)
@@ -465,10 +518,14 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
     elapsed_network = 0
     if params['network'] and facts['users']:
         operations, keys = network_operations(params, facts['users'])
-        second = host.run_batch(operations, check_mode=True)
-        calls += 1
-        data = operation_data(second, 0)
-        probes, elapsed_network = data['results'], data['elapsed_ms']
+        reused = early_probes(first, len(local) - 1, expected, keys) if early else None
+        if reused is not None:
+            probes, elapsed_network = reused
+        else:
+            second = host.run_batch(operations, check_mode=True)
+            calls += 1
+            data = operation_data(second, 0)
+            probes, elapsed_network = data['results'], data['elapsed_ms']
     cutoff = cutoff_for(params, now)
     last = last_attempt(facts['incident'])
     if last is not None and last > cutoff:

@@ -106,6 +106,17 @@ options:
   incident:
     description: An incident id; its record (see M(loopbreaker.notion.incident)) is returned as RV(incident).
     type: str
+  expect_proxies:
+    description:
+      - The proxy settings an earlier diagnosis of this host listed in RV(facts.proxies). They are probed
+        in the same call as the local evidence, so a re-diagnosis after a rung that left every user's proxy
+        settings as they were costs one host call instead of two. If a user's settings are no longer among
+        them (the proxy rung changed them), a second call probes what the users have now; the result is
+        the same either way.
+      - Each entry has C(mode) (V(direct), V(manual), V(pac) or V(auto)) and, as the facts list them,
+        C(server), C(bypass) or C(pac_url). The ladder role passes them for its re-diagnosis.
+    type: list
+    elements: dict
   profiles_root:
     description: macOS/Linux only; the directory holding home directories.
     type: path

@@ -108,3 +108,38 @@ def test_the_linux_workstation_natively(services: dict[str, t.Any], tmp_path: Pa
     through_squid = _diagnose.run(host, params(services, network=True), platform='linux', now=NOW,
                                   posix_proxy={'mode': 'manual', 'server': services['squid_proxy']})
     assert by_user(through_squid) == {'grace': {'cache_corrupt', 'notion_host_blocked'}}
+
+
+def test_a_re_diagnosis_with_the_settings_it_expects_costs_one_call_and_says_the_same(
+        services: dict[str, t.Any]) -> None:
+    twin = SimulatedWindows(seed_ladder_lab(services, NOW)['ws-win-01'])
+    first = _diagnose.run(twin, params(services), platform='windows', now=NOW)
+    again = _diagnose.run(twin, params(services, expect_proxies=first['facts']['proxies']), platform='windows', now=NOW)
+    assert again['bridge_calls'] == 1 and len(twin.state['calls']) == 3
+    assert twin.state['calls'][-1]['operations'][-1] == 'probe_network'
+    assert by_user(again) == by_user(first) and again['facts']['proxies'] == first['facts']['proxies']
+    assert [p['proxy_index'] for p in again['facts']['probes']] == [p['proxy_index'] for p in first['facts']['probes']]
+
+
+def test_a_re_diagnosis_after_the_proxy_changed_probes_what_the_users_have_now(services: dict[str, t.Any]) -> None:
+    twin = SimulatedWindows(seed_ladder_lab(services, NOW)['ws-win-01'])
+    first = _diagnose.run(twin, params(services), platform='windows', now=NOW)
+    # alice's proxy now lets Notion's hosts bypass it, as the proxy rung leaves it
+    _lab.seed_user_proxy(twin, 'S-1-5-21-3004336348-1177238915-682003330-1001', proxy_server=services['squid_proxy'],
+                         bypass='<local>;*.notion.so;*.notion.com')
+    again = _diagnose.run(twin, params(services, expect_proxies=first['facts']['proxies']), platform='windows', now=NOW)
+    assert again['bridge_calls'] == 2
+    assert by_user(again)['alice'] == set() and by_user(again)['bob'] == by_user(first)['bob']
+
+
+@pytest.mark.parametrize('setting, message', [
+    ({'mode': 'socks'}, 'expect_proxies mode must be one of direct, manual, pac, auto'),
+    ({'mode': 'manual', 'server': 'p:8080', 'user': 'x'}, 'expect_proxies entries take mode, server, bypass, pac_url'),
+    ({'mode': 'manual', 'server': 'p:8080\r\nX-Injected: 1'}, 'expect_proxies server must be text without control'),
+])
+def test_expect_proxies_is_checked_before_the_host_is_read(services: dict[str, t.Any], setting: dict[str, t.Any],
+                                                            message: str) -> None:
+    twin = SimulatedWindows(seed_ladder_lab(services, NOW)['ws-win-01'])
+    with pytest.raises(_diagnose.RequestError, match=message.replace('(', r'\(')):
+        _diagnose.run(twin, params(services, expect_proxies=[setting]), platform='windows', now=NOW)
+    assert twin.state['calls'] == []

@@ -33,13 +33,15 @@ def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_on
     record = json.loads(state['hives']['HKLM'][record_key]['values']['INC-4711']['data'])
     assert [a['rung'] for a in record['users']['alice']['attempts']] == ['proxy', 'restart']
     # ws-win-02, per pass: check mode = diagnose (2) + the rung's probe (1); the one-rung fix = diagnose (2)
-    # + rung (2) + re-diagnose (2) + the incident's write (1); the same incident again = diagnose (2)
+    # + rung (2) + re-diagnose (1: the proxy settings it expects are probed with the local evidence) + the
+    # incident's write (1) = 6; the same incident again = diagnose (2)
     # (then restore.yml's calls: the lab ends by undoing its runs)
     calls = json.loads((tmp_path / 'lab' / 'ws-win-02.json').read_text())['calls']
-    assert [c['operations'][0] for c in calls[3:12]] == ['get_profiles', 'probe_network', 'get_profiles', 'write_registry',
-                                                         'get_profiles', 'probe_network', 'write_record',
+    assert [c['operations'][0] for c in calls[3:11]] == ['get_profiles', 'probe_network', 'get_profiles', 'write_registry',
+                                                         'get_profiles', 'write_record',
                                                          'get_profiles', 'probe_network']
-    assert not any('probe_network' in c['operations'] for c in calls[12:]), 'the again pass costs two calls'
+    assert calls[7]['operations'][-1] == 'probe_network'
+    assert not any('probe_network' in c['operations'] for c in calls[11:]), 'the again pass costs two calls'
     assert 'restore: ' not in output and 'as seeded' in output
 
 
