@@ -355,8 +355,9 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
         found.setdefault(program.key, program)
     msix_sids = {sid for package in packages for sid in (package.get('user_sids') or [])}
     msix_users = {p['username'] for p in profiles if p['sid'] in msix_sids}
-    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not a WindowsApps folder "
-                '(a developer-mode registration): its files are not trusted, so it gets no rule'
+    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not from "
+                'C:\\Program Files\\WindowsApps (a developer-mode registration, or a package moved to another '
+                'volume): its files are not trusted, so it gets no rule'
                 for p in notion_packages(envelope, PACKAGES_INDEX) if not installed_by_windows(p)]
     without = [name for name in without if name not in msix_users]
     value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
+import pytest
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils.test_firewall import (
     ALICE_EXE,
@@ -222,6 +223,24 @@ def test_an_msix_registered_from_a_users_folder_gets_no_rule() -> None:
     assert [p for p in result['programs'] if p['source'] == 'msix'] == []
     assert sorted(ours(twin)) == ALL_FOUR
     assert any('developer-mode' in notice for notice in result['notices'])
+
+
+@pytest.mark.parametrize('parent', ['C:\\Users\\alice\\Downloads\\WindowsApps', 'C:\\WindowsApps', 'D:\\WindowsApps'],
+                         ids=['in her profile', 'at the system drive root', 'at a data drive root'])
+def test_a_developer_mode_registration_in_a_folder_named_windowsapps_gets_no_rule(parent: str) -> None:
+    """Anyone may register loose files under Notion's publisher name (developer mode) from any folder they
+    can write, and name that folder WindowsApps\\<full name>; standard users may create folders at a drive
+    root. Only Program Files\\WindowsApps, which only deployment writes, holds files a rule may trust."""
+    twin = machine()
+    install_msix(twin, '4.2.0.0')
+    package = twin.state['packages'][0]
+    loose = f"{parent}\\{package['package_full_name']}"
+    twin.write(f'{loose}\\app\\Notion.exe', 'MZ her own server')
+    package['install_location'] = loose
+    result = run(twin)
+    assert [p for p in result['programs'] if p['source'] == 'msix'] == []
+    assert sorted(ours(twin)) == ALL_FOUR, 'no machine-wide allow rule for a program the user wrote'
+    assert any('developer-mode' in notice and loose in notice for notice in result['notices'])
 
 
 def test_local_rules_off_needs_no_manual_action_where_the_policy_already_allows_notion() -> None:
