@@ -10,9 +10,13 @@ import copy
 import typing as t
 
 import pytest
-from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
+    SHELL_FOLDERS_KEY,
+    SimulatedWindows,
+)
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils.test_firewall import (
     ALICE_EXE,
+    ALICE_SID,
     ALL_FOUR,
     BLOCK_ALICE,
     BOB_EXE,
@@ -270,3 +274,21 @@ def test_a_users_environment_stored_unexpanded_is_expanded_with_that_users_own_v
     twin = EnvironmentWindows(machine(PER_USER_BLOCK).state)
     [ineffective] = run(twin)['ineffective_rules']
     assert ineffective['expanded'] == [{'user': 'alice', 'path': ALICE_EXE}, {'user': 'bob', 'path': BOB_EXE}]
+
+
+# ------------------------------------------------------- shell folders
+
+
+def test_a_local_appdata_pointed_into_another_profile_decides_nothing_about_that_users_notion() -> None:
+    """Alice sets her own Local AppData (her hive) to bob's. The run is for alice only; IT blocks bob's Notion.
+    She must not make the administrator disable that block rule, nor allow bob's program, in her name."""
+    block_bob = {**BLOCK_ALICE, 'name': '{block-bob}', 'program': BOB_EXE}
+    twin = machine(block_bob)
+    twin.state['hives'][ALICE_SID][SHELL_FOLDERS_KEY.lower()] = {
+        'path': SHELL_FOLDERS_KEY,
+        'values': {'Local AppData': {'type': 'REG_EXPAND_SZ', 'data': 'C:\\Users\\bob\\AppData\\Local'}}}
+    result = run(twin, users=['alice'])
+    assert rules_of(twin)[block_bob['name']] == block_bob, "the block rule on bob's Notion is untouched"
+    assert result['conflicts'] == [] and record_of(twin) is None
+    assert BOB_EXE not in {r['program'] for r in ours(twin).values()}
+    assert 'inside the profile of bob' in result.get('msg', '')
