@@ -38,15 +38,17 @@ CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3'
 TRUSTED_SIGNING_EKU = '1.3.6.1.4.1.311.97.1.0'
 TRUSTED_SIGNING_ISSUERS = ('Microsoft ID Verified CS EOC CA *', 'Microsoft ID Verified CS AOC CA *')
 NOTION_ORGANIZATION = 'Notion Labs, Inc.'
-_TRAILING = re.compile(r'[\s.,;:]+$')
-_SPACES = re.compile(r'\s+')
+# .NET's \s (what the bridge uses): Python's would also take the separators U+001C-U+001F for spaces.
+_WHITESPACE = '\t\n\x0b\x0c\r\x85 \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000'
+_TRAILING = re.compile(f'[{_WHITESPACE}.,;:]+$')
+_SPACES = re.compile(f'[{_WHITESPACE}]+')
 _ASCII_LOWER = str.maketrans('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
 
 
 def normalise_organization(value: str | None) -> str:
     """The comparison key of a subject organisation: NFC, single spaces, A-Z lower case, no trailing punctuation."""
     text = unicodedata.normalize('NFC', value or '')
-    text = _SPACES.sub(' ', text).strip()
+    text = _SPACES.sub(' ', text).strip(' ')
     return _TRAILING.sub('', text).translate(_ASCII_LOWER)
 
 

@@ -97,8 +97,9 @@ def test_signature_problem(signature: dict[str, t.Any] | None, problem: str | No
     'NOT\u0130ON LABS, \u0130NC.',             # capital I with dot above: .NET lower-cases it to i
     'Noti\u200bon Labs, Inc.',                 # zero-width space
     'N\u043etion Labs, Inc.',                  # Cyrillic o
+    'Notion\x1cLabs, Inc.',                    # a file separator: Python's \s takes it for a space, .NET's not
 ], ids=['fullwidth', 'double-struck', 'one dot leader', 'roman numeral', 'dotted capital I', 'zero width',
-        'cyrillic'])
+        'cyrillic', 'file separator'])
 def test_a_name_that_only_looks_like_notions_is_another_signer(impostor: str) -> None:
     """A CA verifies the name as spelt: a compatibility or look-alike spelling is someone else's name."""
     assert normalise_organization(impostor) != normalise_organization('Notion Labs, Inc.')
