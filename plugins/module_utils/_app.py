@@ -323,6 +323,11 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
     for profile in chosen:
         sid = profile['sid']
         failed = [r[sid]['error'] for r in (entries, exes, stats) if r[sid]['status'] != 'ok']
+        # A shell folder of the user's own hive pointing into another profile makes nothing there theirs: not
+        # their uninstall folder to clean, not their program to run (as app_data refuses to take data from it).
+        foreign = _containment.foreign_folder(WINDOWS, profile, profiles)
+        if foreign is not None:
+            failed.insert(0, f'its shell folders are not trusted: {foreign}')
         data_root = substitute(WINDOWS.data_root, {**profile['folders']})
         app = UserApp(profile=profile, entry=None, exe=None, data_root=data_root, has_data=False,
                       logged_on=sid in sessions,
