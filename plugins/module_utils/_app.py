@@ -270,10 +270,13 @@ class UserApp:
 
     @property
     def foreign_install_dir(self) -> bool:
-        """The uninstall entry points outside this user's profile: its uninstaller would not act for them."""
-        inside = [self.profile['profile_path'], self.profile['folders'].get('Local AppData', '')]
+        """The uninstall entry points outside this user's profile: its uninstaller would not act for them.
+
+        Only the profile counts, not the Local AppData shell folder: the user's own hive sets that, so pointing
+        it at C:\\Program Files would make the machine-wide install "theirs" to uninstall and delete.
+        """
         folder = ntpath.normcase(ntpath.normpath(self.install_dir))
-        return not any(root and folder.startswith(ntpath.normcase(ntpath.normpath(root)) + '\\') for root in inside)
+        return not folder.startswith(ntpath.normcase(ntpath.normpath(self.profile['profile_path'])) + '\\')
 
     @property
     def installed(self) -> bool:
