@@ -105,16 +105,24 @@ function Get-BridgeSignature {
 }
 
 function ConvertTo-BridgeOrganizationKey {
-    # module_utils/_signature.py normalise_organization: NFKC, whitespace runs as one space, no trailing
-    # punctuation, lower case. 'Notion Labs, Inc' and 'Notion Labs, Inc.' give the same key.
+    # module_utils/_signature.py normalise_organization: NFC, whitespace runs as one space, no trailing
+    # punctuation, A-Z in lower case. 'Notion Labs, Inc' and 'Notion Labs, Inc.' give the same key.
+    # Not NFKC (fullwidth or double-struck letters are another name a CA may verify for someone else)
+    # and not the invariant culture's lower case (it maps U+0130, capital I with dot above, to 'i'; Python does not).
     param(
         [string]$Value
     )
     if ($null -eq $Value) { return '' }
-    $text = $Value.Normalize([System.Text.NormalizationForm]::FormKC)
+    $text = $Value.Normalize([System.Text.NormalizationForm]::FormC)
     $text = ([regex]::Replace($text, '\s+', ' ')).Trim()
     $text = [regex]::Replace($text, '[\s.,;:]+$', '')
-    return $text.ToLowerInvariant()
+    $key = New-Object -TypeName System.Text.StringBuilder -ArgumentList $text.Length
+    foreach ($character in $text.ToCharArray()) {
+        $code = [int]$character
+        if ($code -ge 65 -and $code -le 90) { $code += 32 }
+        [void]$key.Append([char]$code)
+    }
+    return $key.ToString()
 }
 
 function Get-BridgeSignerProblem {

@@ -217,11 +217,9 @@ function Open-BridgeVerifiedPackage {
     $lease = [LoopbreakerSafePath]::Lease($Path, [System.IO.Path]::GetPathRoot($Path))
     $stream = $null
     try {
-        if ([LoopbreakerSafePath]::Inspect($Path).IsLink) {
-            throw "Refusing '$Path': it is a junction or symbolic link."
-        }
-        # Read sharing only: DISM can read it, nobody can write, rename or delete it meanwhile.
-        $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
+        # Opened without following a link (a link is refused) and held, read sharing only: DISM can read it,
+        # nobody can write, rename or delete it, or put a link in its place, meanwhile.
+        $stream = [LoopbreakerSafePath]::OpenHeldFile($Path, $lease)
         $sha = New-BridgeSha256
         try {
             $actual = ConvertTo-BridgeHex -Bytes $sha.ComputeHash($stream)

@@ -731,6 +731,37 @@ namespace ansible_collections.loopbreaker.notion.plugins.module_utils.SafePath
         }
 
         /// <summary>
+        /// A regular file to verify and then hand to another program by name (verify_package, provision_package,
+        /// run_as_user): opened without following a link and checked on that handle, read sharing only, so until
+        /// the stream is disposed nobody can write, rename or delete it or put a link where it is, and verified to
+        /// be the entry inside the lease's held parent. Checked by name and then opened by name, a symbolic link
+        /// swapped in between would be followed, and the link itself, held by nobody, turned elsewhere later.
+        /// </summary>
+        public static FileStream OpenHeldFile(string path, PathLease lease)
+        {
+            int code;
+            SafeFileHandle handle = OpenRaw(Normalize(path), NativeMethods.FILE_READ_DATA | NativeMethods.FILE_READ_ATTRIBUTES |
+                NativeMethods.SYNCHRONIZE, NativeMethods.FILE_SHARE_READ, out code);
+            if (handle.IsInvalid)
+                throw SafePath.Error(code, String.Format("Cannot open '{0}'", path));
+            try
+            {
+                ItemInfo info = Describe(handle, path);
+                if (info.IsLink)
+                    throw new IOException(String.Format("Refusing '{0}': it is a junction or symbolic link.", path));
+                if (info.IsDirectory)
+                    throw new IOException(String.Format("Refusing '{0}': it is a directory.", path));
+                if (lease != null) lease.AssertInside(new ItemHandle { Handle = handle, Path = Normalize(path) });
+                return new FileStream(handle, FileAccess.Read);
+            }
+            catch
+            {
+                handle.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>
         /// Delete an entry; a directory's content first, each entry opened without following links and deleted
         /// through its own handle, so a junction swapped in below is removed as a link, never walked into.
         /// </summary>

@@ -272,10 +272,13 @@ class UserApp:
 
     @property
     def foreign_install_dir(self) -> bool:
-        """The uninstall entry points outside this user's profile: its uninstaller would not act for them."""
-        inside = [self.profile['profile_path'], self.profile['folders'].get('Local AppData', '')]
+        """The uninstall entry points outside this user's profile: its uninstaller would not act for them.
+
+        Only the profile counts, not the Local AppData shell folder: the user's own hive sets that, so pointing
+        it at C:\\Program Files would make the machine-wide install "theirs" to uninstall and delete.
+        """
         folder = ntpath.normcase(ntpath.normpath(self.install_dir))
-        return not any(root and folder.startswith(ntpath.normcase(ntpath.normpath(root)) + '\\') for root in inside)
+        return not folder.startswith(ntpath.normcase(ntpath.normpath(self.profile['profile_path'])) + '\\')
 
     @property
     def installed(self) -> bool:
@@ -328,6 +331,11 @@ def discover(params: dict[str, t.Any], envelope: dict[str, t.Any]) -> Discovery:
     for profile in chosen:
         sid = profile['sid']
         failed = [r[sid]['error'] for r in (entries, exes, stats) if r[sid]['status'] != 'ok']
+        # A shell folder of the user's own hive pointing into another profile makes nothing there theirs: not
+        # their uninstall folder to clean, not their program to run (as app_data refuses to take data from it).
+        foreign = _containment.foreign_folder(WINDOWS, profile, profiles)
+        if foreign is not None:
+            failed.insert(0, f'its shell folders are not trusted: {foreign}')
         data_root = substitute(WINDOWS.data_root, {**profile['folders']})
         app = UserApp(profile=profile, entry=None, exe=None, data_root=data_root, has_data=False,
                       logged_on=sid in sessions,

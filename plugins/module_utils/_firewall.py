@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _layout
 from ansible_collections.loopbreaker.notion.plugins.module_utils._bridge_vocabulary import FIREWALL_RULE_DEFAULTS
+from ansible_collections.loopbreaker.notion.plugins.module_utils._containment import foreign_folder
 from ansible_collections.loopbreaker.notion.plugins.module_utils._firewall_programs import (
     MSIX_NAME,
     expand,
@@ -331,6 +332,14 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
     for profile in (p for p in profiles if not p['special']):
         stat = stats.get(profile['sid'])
         covered = profile['sid'] in chosen
+        foreign = foreign_folder(_layout.WINDOWS, profile, profiles)
+        if foreign is not None:
+            # The user's own hive points a folder into another profile: what is found there is that user's
+            # Notion, never this one's to allow or unblock. Rules in this profile are kept, not judged.
+            unknown_roots.append(_norm(profile['profile_path']))
+            if covered:
+                errors.append(f"{profile['username']}: not searched for Notion.exe: {foreign}")
+            continue
         if stat is None or stat['status'] != 'ok':
             unknown_roots.append(_norm(profile['folders'].get('Local AppData') or profile['profile_path']))
             if covered:
@@ -358,8 +367,9 @@ def discover(request: Request, envelope: dict[str, t.Any], msix_stats: dict[str,
         found.setdefault(program.key, program)
     msix_sids = {sid for package in packages for sid in (package.get('user_sids') or [])}
     msix_users = {p['username'] for p in profiles if p['sid'] in msix_sids}
-    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not a WindowsApps folder "
-                '(a developer-mode registration): its files are not trusted, so it gets no rule'
+    notices += [f"MSIX {p['package_full_name']} is registered from {p['install_location']}, not from "
+                'C:\\Program Files\\WindowsApps (a developer-mode registration, or a package moved to another '
+                'volume): its files are not trusted, so it gets no rule'
                 for p in notion_packages(envelope, PACKAGES_INDEX) if not installed_by_windows(p)]
     without = [name for name in without if name not in msix_users]
     value = registry['values'].get(RECORD_VALUE) if registry['exists'] else None

@@ -28,6 +28,8 @@ MACHINE_VARIABLES: dict[str, str] = {
     'programfiles(x86)': 'C:\\Program Files (x86)',
 }
 VARIABLE = re.compile(r'%([^%\\]+)%')
+# Where deployment puts packages; users cannot create or write anything in it.
+WINDOWS_APPS = MACHINE_VARIABLES['programfiles'] + '\\WindowsApps'
 
 
 def expand(text: str, variables: dict[str, str]) -> str | None:
@@ -74,14 +76,17 @@ def notion_packages(envelope: dict[str, t.Any], index: int) -> list[dict[str, t.
 
 
 def installed_by_windows(package: dict[str, t.Any]) -> bool:
-    """Whether the package lives in a WindowsApps folder under its own full name, as deployment puts it.
+    """Whether the package lives in Program Files\\WindowsApps under its own full name, as deployment puts it.
 
     A package registered from loose files (developer mode) keeps its files wherever its user put
     them, and anyone can claim a publisher name: such a folder is the user's, never a rule program.
+    The folder's name proves nothing (a user may call their own folder ``WindowsApps\\<full name>``,
+    and may create ``C:\\WindowsApps`` or ``D:\\WindowsApps`` at a drive root); only the one under
+    Program Files is out of every user's reach. A package moved to another volume gets no rule.
     """
-    location = ntpath.normpath(str(package['install_location']))
-    return (ntpath.basename(ntpath.dirname(location)).lower() == 'windowsapps'
-            and ntpath.basename(location).lower() == str(package.get('package_full_name') or '').lower())
+    location = ntpath.normcase(ntpath.normpath(str(package['install_location'])))
+    return (ntpath.dirname(location) == ntpath.normcase(WINDOWS_APPS)
+            and ntpath.basename(location) == str(package.get('package_full_name') or '').lower())
 
 
 def msix_packages(envelope: dict[str, t.Any], index: int) -> list[dict[str, t.Any]]:

@@ -10,9 +10,13 @@ when
 
 * the status is ``Valid`` (chain to a trusted root, not revoked, timestamped or in date);
 * the subject organisation equals ``organization`` once both are normalised: Unicode
-  NFKC, whitespace runs collapsed, case ignored, trailing punctuation dropped (so
+  NFC, whitespace runs collapsed, case of A-Z ignored, trailing punctuation dropped (so
   ``Notion Labs, Inc`` and ``Notion Labs, Inc.`` are the same name and ``Notion Labs Inc``
-  or ``Notion Labs, Inc. Ltd`` are not);
+  or ``Notion Labs, Inc. Ltd`` are not). NFC, not NFKC: compatibility forms (fullwidth
+  letters, a double-struck N, a one-dot leader for the final dot) spell other names that a CA
+  can verify for someone else, so they must not fold into Notion's; and only A-Z is folded,
+  because .NET's ToLowerInvariant maps a capital I with dot above (U+0130) to ``i`` where Python
+  does not, and the bridge and the twin must decide alike;
 * the issuer's common name matches one of ``issuers`` (``*`` wildcards, case ignored);
 * every OID of ``ekus`` is among the certificate's EKUs.
 
@@ -34,15 +38,18 @@ CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3'
 TRUSTED_SIGNING_EKU = '1.3.6.1.4.1.311.97.1.0'
 TRUSTED_SIGNING_ISSUERS = ('Microsoft ID Verified CS EOC CA *', 'Microsoft ID Verified CS AOC CA *')
 NOTION_ORGANIZATION = 'Notion Labs, Inc.'
-_TRAILING = re.compile(r'[\s.,;:]+$')
-_SPACES = re.compile(r'\s+')
+# .NET's \s (what the bridge uses): Python's would also take the separators U+001C-U+001F for spaces.
+_WHITESPACE = '\t\n\x0b\x0c\r\x85 \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000'
+_TRAILING = re.compile(f'[{_WHITESPACE}.,;:]+$')
+_SPACES = re.compile(f'[{_WHITESPACE}]+')
+_ASCII_LOWER = str.maketrans('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
 
 
 def normalise_organization(value: str | None) -> str:
-    """The comparison key of a subject organisation: NFKC, single spaces, lower case, no trailing punctuation."""
-    text = unicodedata.normalize('NFKC', value or '')
-    text = _SPACES.sub(' ', text).strip()
-    return _TRAILING.sub('', text).lower()
+    """The comparison key of a subject organisation: NFC, single spaces, A-Z lower case, no trailing punctuation."""
+    text = unicodedata.normalize('NFC', value or '')
+    text = _SPACES.sub(' ', text).strip(' ')
+    return _TRAILING.sub('', text).translate(_ASCII_LOWER)
 
 
 def expectation(organization: str = NOTION_ORGANIZATION, issuers: t.Sequence[str] = TRUSTED_SIGNING_ISSUERS,

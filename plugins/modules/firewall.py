@@ -13,7 +13,8 @@ description:
     (the folder read from the user's own hive, logged-off users too), the machine-wide installs
     C(C:\Program Files\Notion\Notion.exe) and its Program Files (x86) twin, the MSIX Notion (package
     family C(com.notion.app.desktop.notion_87smfmv0eebam), its C(Notion.exe) looked for in the package's
-    folder under C(WindowsApps), whose name carries the version), and O(extra_programs); then
+    folder under C(C:\Program Files\WindowsApps), whose name carries the version; a package registered from
+    any other folder is a developer-mode registration and gets no rule), and O(extra_programs); then
     ensures one allow rule per program and requested direction. Each rule is named
     C(loopbreaker.notion-<8 hex digits of the path's hash>-in) (or C(-out)) and displayed as
     "Notion (loopbreaker.notion) - <user> - inbound" (or outbound), with the program path in its description.

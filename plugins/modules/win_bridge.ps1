@@ -2558,11 +2558,9 @@ function Open-BridgeVerifiedProgram {
     $lease = [LoopbreakerSafePath]::Lease($Executable, [System.IO.Path]::GetPathRoot($Executable))
     $stream = $null
     try {
-        if ([LoopbreakerSafePath]::Inspect($Executable).IsLink) {
-            throw "Refusing '$Executable': it is a junction or symbolic link."
-        }
-        # Read sharing only: the image loader can open it, nobody can write, rename or delete it.
-        $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Executable, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
+        # Opened without following a link (a link is refused) and held, read sharing only: the image loader can
+        # open it, nobody can write, rename or delete it, or put a link in its place.
+        $stream = [LoopbreakerSafePath]::OpenHeldFile($Executable, $lease)
         if ($ExpectedHash) {
             $sha = New-BridgeSha256
             try {

@@ -198,8 +198,8 @@ notes:
     the check and the run. Returns C({exit_code}), signed like a process exit code."
   - "C(verify_file) (path, [sha256], [signer]): fails unless the file exists, has that SHA-256 when sha256 is
     given and, when signer (C({organization, issuers, ekus})) is given, a C(Valid) signature whose subject
-    organisation (as C(get_file_info) reports it) is organization once both are normalised (Unicode NFKC,
-    whitespace runs as one space, case and trailing punctuation ignored), whose issuer matches one of issuers
+    organisation (as C(get_file_info) reports it) is organization once both are normalised (Unicode NFC,
+    whitespace runs as one space, case of A-Z and trailing punctuation ignored), whose issuer matches one of issuers
     (C(*) and C(?) wildcards, case-insensitive) and whose certificate carries every EKU OID of ekus. The rule
     is C(module_utils/_signature.py)'s, mirrored in C(Get-BridgeSignerProblem); C(docs/signatures.md) gives
     the evidence for Notion's. Returns the file's C(get_file_info) entry."

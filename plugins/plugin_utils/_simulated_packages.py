@@ -115,7 +115,7 @@ class SimulatedPackages:
         return listed
 
     def _read_package(self, path: str) -> dict[str, t.Any]:
-        entry = self._entry(path)  # type: ignore[attr-defined]
+        entry = self._held_file(path)  # type: ignore[attr-defined]
         if entry is None or entry['type'] != 'file':
             raise BridgeOperationError(f"Cannot verify '{path}': the file does not exist.")
         info = self.op_get_file_info([path])['files'][0]  # type: ignore[attr-defined]

@@ -227,6 +227,16 @@ class SimulatedWindows(SimulatedProfiles, SimulatedNetwork, SimulatedBrowserStor
         """The entry a by-name operation reaches (junctions followed, the last one too)."""
         return self.state['files'].get(_norm(self._real(path)))
 
+    def _held_file(self, path: str) -> dict[str, t.Any] | None:
+        """The entry an operation verifies and then uses by name (verify_package, provision_package, run_as_user
+        with sha256 or signer): the bridge opens every folder from the drive root and the file itself without
+        following a link, and holds them until the use is done, so a link anywhere on the way is refused."""
+        real = self._guard(path, None)
+        entry = self.state['files'].get(_norm(real))
+        if entry is not None and entry['type'] == 'junction':
+            raise BridgeOperationError(f"Refusing '{path}': it is a junction or symbolic link.")
+        return entry
+
     def set_registry(self, hive: str, key: str, values: dict[str, dict[str, t.Any]]) -> None:
         tree = self.state['hives'].setdefault(hive, {})
         entry = tree.setdefault(_key(key), {'path': key.strip('\\'), 'values': {}})
@@ -641,7 +651,7 @@ class SimulatedWindows(SimulatedProfiles, SimulatedNetwork, SimulatedBrowserStor
                        success_codes: list[int] | None = None, sha256: str | None = None,
                        signer: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         profile = self._interactive(sid)
-        entry = self._entry(executable)
+        entry = self._held_file(executable) if sha256 or signer is not None else self._entry(executable)
         if entry is None or entry['type'] != 'file':
             raise BridgeOperationError(f"The system cannot find the file specified: '{executable}'.")
         if sha256 or signer is not None:

@@ -34,6 +34,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._signature impo
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_signatures import trusted_signing
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
     NOTION_UNINSTALL_KEY,
+    SHELL_FOLDERS_KEY,
     SimulatedWindows,
     empty_state,
 )
@@ -396,6 +397,47 @@ def test_an_uninstall_entry_pointing_into_another_profile_is_never_run_or_report
         assert result['users'][0]['operations'] == []
     assert twin.state['tasks_run'] == []
     assert {k: v for k, v in twin.state['files'].items() if k.startswith(program_dir('bob').lower())} == bob_files
+
+
+def test_a_local_appdata_pointed_into_another_profile_does_not_make_that_profile_the_users_own() -> None:
+    """Alice's hive sets her Local AppData to bob's and her uninstall entry to bob's Notion: the check "inside her
+    profile or her Local AppData" then passed, bob's uninstaller ran in her session (exit 0, nothing removed, as
+    a per-user uninstaller does for anyone but its owner) and the administrator deleted bob's Notion folder."""
+    twin = machine(('alice', ALICE, True), ('bob', BOB, True))
+    twin._remove_tree(program_dir('alice'))
+    twin.set_registry(ALICE, SHELL_FOLDERS_KEY, {'Local AppData': {'type': 'REG_EXPAND_SZ',
+                                                                   'data': 'C:\\Users\\bob\\AppData\\Local'}})
+    twin.set_registry(ALICE, NOTION_UNINSTALL_KEY, {'InstallLocation': {'type': 'REG_SZ', 'data': program_dir('bob')}})
+    bob_files = {k: v for k, v in twin.state['files'].items() if k.startswith(program_dir('bob').lower())}
+    for state in ('absent', 'reinstalled'):
+        args = {'installer': INSTALLER} if state == 'reinstalled' else {}
+        if state == 'reinstalled':
+            seed_installer(twin, INSTALLER, '7.40.0')
+        result = run(twin, state=state, users=['alice'], **args)
+        [alice] = result['users']
+        assert alice['status'] == 'failed' and alice['operations'] == [], alice
+        assert 'inside the profile of bob' in alice['reason']
+    assert twin.state['tasks_run'] == []
+    assert {k: v for k, v in twin.state['files'].items() if k.startswith(program_dir('bob').lower())} == bob_files
+
+
+def test_a_local_appdata_pointed_at_program_files_does_not_make_the_machine_install_the_users() -> None:
+    """Local AppData outside every profile is the user's own say too: pointing it (and the uninstall entry) at
+    C:\\Program Files made the machine-wide Notion "inside their Local AppData", so its uninstaller ran as them
+    (removing nothing) and the administrator deleted C:\\Program Files\\Notion, which app promises to leave alone."""
+    twin = machine(('alice', ALICE, True))
+    twin._remove_tree(program_dir('alice'))
+    machine_dir = 'C:\\Program Files\\Notion'
+    twin.write(machine_dir + '\\Notion.exe', 'MZ Notion 7.1.0', meta={'kind': 'notion_exe', 'version': '7.1.0'})
+    twin.write(machine_dir + '\\Uninstall Notion.exe', 'MZ Uninstall Notion 7.1.0', meta={'kind': 'notion_uninstaller'})
+    twin.set_registry(ALICE, SHELL_FOLDERS_KEY, {'Local AppData': {'type': 'REG_EXPAND_SZ', 'data': 'C:\\Program Files'}})
+    twin.set_registry(ALICE, NOTION_UNINSTALL_KEY, {'InstallLocation': {'type': 'REG_SZ', 'data': machine_dir}})
+    machine_files = {k: v for k, v in twin.state['files'].items() if k.startswith(machine_dir.lower())}
+    result = run(twin, state='absent', users=['alice'])
+    [alice] = result['users']
+    assert alice['status'] == 'failed' and alice['operations'] == [], alice
+    assert twin.state['tasks_run'] == []
+    assert {k: v for k, v in twin.state['files'].items() if k.startswith(machine_dir.lower())} == machine_files
 
 
 # ---------------------------------------------------------- stopped / restarted

@@ -9,9 +9,14 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
+import pytest
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
+    SHELL_FOLDERS_KEY,
+    SimulatedWindows,
+)
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils.test_firewall import (
     ALICE_EXE,
+    ALICE_SID,
     ALL_FOUR,
     BLOCK_ALICE,
     BOB_EXE,
@@ -224,6 +229,24 @@ def test_an_msix_registered_from_a_users_folder_gets_no_rule() -> None:
     assert any('developer-mode' in notice for notice in result['notices'])
 
 
+@pytest.mark.parametrize('parent', ['C:\\Users\\alice\\Downloads\\WindowsApps', 'C:\\WindowsApps', 'D:\\WindowsApps'],
+                         ids=['in her profile', 'at the system drive root', 'at a data drive root'])
+def test_a_developer_mode_registration_in_a_folder_named_windowsapps_gets_no_rule(parent: str) -> None:
+    """Anyone may register loose files under Notion's publisher name (developer mode) from any folder they
+    can write, and name that folder WindowsApps\\<full name>; standard users may create folders at a drive
+    root. Only Program Files\\WindowsApps, which only deployment writes, holds files a rule may trust."""
+    twin = machine()
+    install_msix(twin, '4.2.0.0')
+    package = twin.state['packages'][0]
+    loose = f"{parent}\\{package['package_full_name']}"
+    twin.write(f'{loose}\\app\\Notion.exe', 'MZ her own server')
+    package['install_location'] = loose
+    result = run(twin)
+    assert [p for p in result['programs'] if p['source'] == 'msix'] == []
+    assert sorted(ours(twin)) == ALL_FOUR, 'no machine-wide allow rule for a program the user wrote'
+    assert any('developer-mode' in notice and loose in notice for notice in result['notices'])
+
+
 def test_local_rules_off_needs_no_manual_action_where_the_policy_already_allows_notion() -> None:
     policy_allows = [{'name': f'gpo-{user}-{direction}', 'display_name': 'Notion (IT)', 'direction': direction,
                       'action': 'allow', 'profiles': ['private', 'public'], 'program': exe, 'enabled': True,
@@ -251,3 +274,21 @@ def test_a_users_environment_stored_unexpanded_is_expanded_with_that_users_own_v
     twin = EnvironmentWindows(machine(PER_USER_BLOCK).state)
     [ineffective] = run(twin)['ineffective_rules']
     assert ineffective['expanded'] == [{'user': 'alice', 'path': ALICE_EXE}, {'user': 'bob', 'path': BOB_EXE}]
+
+
+# ------------------------------------------------------- shell folders
+
+
+def test_a_local_appdata_pointed_into_another_profile_decides_nothing_about_that_users_notion() -> None:
+    """Alice sets her own Local AppData (her hive) to bob's. The run is for alice only; IT blocks bob's Notion.
+    She must not make the administrator disable that block rule, nor allow bob's program, in her name."""
+    block_bob = {**BLOCK_ALICE, 'name': '{block-bob}', 'program': BOB_EXE}
+    twin = machine(block_bob)
+    twin.state['hives'][ALICE_SID][SHELL_FOLDERS_KEY.lower()] = {
+        'path': SHELL_FOLDERS_KEY,
+        'values': {'Local AppData': {'type': 'REG_EXPAND_SZ', 'data': 'C:\\Users\\bob\\AppData\\Local'}}}
+    result = run(twin, users=['alice'])
+    assert rules_of(twin)[block_bob['name']] == block_bob, "the block rule on bob's Notion is untouched"
+    assert result['conflicts'] == [] and record_of(twin) is None
+    assert BOB_EXE not in {r['program'] for r in ours(twin).values()}
+    assert 'inside the profile of bob' in result.get('msg', '')

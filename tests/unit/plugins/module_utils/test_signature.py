@@ -50,7 +50,7 @@ def signed(**changes: t.Any) -> dict[str, t.Any]:
     ('Notion Labs, Inc.', 'notion labs, inc'),
     ('Notion Labs, Inc', 'notion labs, inc'),
     ('NOTION LABS,  INC. ', 'notion labs, inc'),
-    ('Notion\u00a0Labs, Inc.', 'notion labs, inc'),   # NFKC: a no-break space is a space
+    ('Notion\u00a0Labs, Inc.', 'notion labs, inc'),   # \s: a no-break space is a space
     ('Notion Labs Inc', 'notion labs inc'),
     ('Notion Labs, Inc. Ltd', 'notion labs, inc. ltd'),
     (None, ''),
@@ -86,6 +86,30 @@ def test_normalise_organization(value: str | None, key: str) -> None:
         'other CA', 'no issuer', 'no code-signing EKU'])
 def test_signature_problem(signature: dict[str, t.Any] | None, problem: str | None) -> None:
     assert signature_problem(FILE, signature, NOTION) == problem
+
+
+@pytest.mark.parametrize('impostor', [
+    '\uff2e\uff4f\uff54\uff49\uff4f\uff4e \uff2c\uff41\uff42\uff53, \uff29\uff4e\uff43.',  # fullwidth
+    '\u2115otion Labs, Inc.',                  # double-struck N
+    'Notion Labs, Inc\u2024',                  # one dot leader, not a full stop
+    'Notion Labs, \u2160nc.',                  # Roman numeral one
+    'NOT\u0130ON LABS, \u0130NC.',             # capital I with dot above: .NET lower-cases it to i
+    'Noti\u200bon Labs, Inc.',                 # zero-width space
+    'N\u043etion Labs, Inc.',                  # Cyrillic o
+    'Notion\x1cLabs, Inc.',                    # a file separator: Python's \s takes it for a space, .NET's not
+], ids=['fullwidth', 'double-struck', 'one dot leader', 'roman numeral', 'dotted capital I', 'zero width',
+        'cyrillic', 'file separator'])
+def test_a_name_that_only_looks_like_notions_is_another_signer(impostor: str) -> None:
+    """A CA verifies the name as spelt: a compatibility or look-alike spelling is someone else's name."""
+    assert normalise_organization(impostor) != normalise_organization('Notion Labs, Inc.')
+    assert signature_problem(FILE, signed(signer=impostor), NOTION) == \
+        f"'{FILE}' is signed by {impostor!r}, expected 'Notion Labs, Inc.'."
+
+
+def test_canonically_equivalent_spellings_are_one_name() -> None:
+    """NFC: a precomposed and a decomposed letter are the same text, as both spell it."""
+    assert normalise_organization('Soci\u00e9t\u00e9 G\u00e9n\u00e9rale') == \
+        normalise_organization('Socie\u0301te\u0301 Ge\u0301ne\u0301rale')
 
 
 def test_an_overridden_signer_names_its_own_issuers() -> None:
@@ -166,6 +190,9 @@ def test_the_bridge_applies_the_same_rule_wherever_it_checks_a_signer() -> None:
                      'which is not one of the expected issuers (', 'with a certificate without the EKU '):
         assert fragment in rule, fragment
     key = bridge_ps1.function_text(text, 'ConvertTo-BridgeOrganizationKey')
-    assert 'FormKC' in key and "'[\\s.,;:]+$'" in key and 'ToLowerInvariant' in key
+    # NFC and A-Z only, as normalise_organization: NFKC folds fullwidth letters into Notion's name, and
+    # ToLowerInvariant turns U+0130 into 'i' where Python does not.
+    assert 'FormC)' in key and "'[\\s.,;:]+$'" in key and 'FormKC' not in key and 'ToLower' not in key
+    assert '$code -ge 65 -and $code -le 90' in key
     signature = bridge_ps1.function_text(text, 'Get-BridgeSignature')
     assert 'X509EnhancedKeyUsageExtension' in signature and "-Attribute 'CN'" in signature

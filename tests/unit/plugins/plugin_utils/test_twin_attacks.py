@@ -16,16 +16,23 @@ import datetime
 import hashlib
 import json
 import typing as t
+from pathlib import Path
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _app
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import HostError
+from ansible_collections.loopbreaker.notion.plugins.module_utils._msix import (
+    NOTION_FAMILY,
+    NOTION_IDENTITY,
+    NOTION_PUBLISHER,
+)
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import (
     seed_installer,
     seed_windows_user,
     serve_installer,
 )
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_packages import msix_meta
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import (
     ADMINISTRATORS_SID,
     PROGRAM_DATA_ACL,
@@ -33,6 +40,7 @@ from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_wind
     SimulatedWindows,
     empty_state,
 )
+from ansible_collections.loopbreaker.notion.tests.unit import bridge_ps1
 
 ALICE = 'S-1-5-21-7-8-9-1001'
 MALLORY = 'S-1-5-21-7-8-9-1066'
@@ -46,6 +54,8 @@ STAGING = 'C:\\ProgramData\\loopbreaker\\installers'
 DOWNLOADED = STAGING + '\\Notion Setup 7.40.0.exe'
 NOW = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
 EVIL = {'kind': 'payload', 'exit_code': 0}
+REPO = Path(__file__).resolve().parents[4]
+SAFE_PATH = REPO / 'plugins' / 'module_utils' / 'SafePath.cs'
 
 
 @pytest.fixture
@@ -268,3 +278,64 @@ def test_a_run_that_cannot_get_the_lock_changes_nothing(twin: SimulatedWindows) 
     assert [call['check_mode'] for call in twin.state['calls']] == [True, False]
     assert twin.state['tasks_run'] == []
     assert outside(twin) == before
+
+
+# ------------------------------------------------- files verified, then used by name
+
+PACKAGE_DIR = MALLORY_PROFILE + '\\Downloads'
+
+
+def seed_package(machine: SimulatedWindows, path: str) -> str:
+    machine.write(path, 'PK notion 7.40.0.0', meta=msix_meta(NOTION_IDENTITY, NOTION_PUBLISHER, '7.40.0.0',
+                                                             signer='Notion Labs, Inc.'), owner=MALLORY)
+    return hashlib.sha256(b'PK notion 7.40.0.0').hexdigest()
+
+
+def link_to(machine: SimulatedWindows, kind: str, name: str) -> str:
+    """Mallory reaches the real file (or its folder) through a link of hers: the path the admin named."""
+    if kind == 'the file':
+        machine.add_junction(f'{PACKAGE_DIR}\\{name}', f'{PACKAGE_DIR}\\real\\{name}', owner=MALLORY)
+        return f'{PACKAGE_DIR}\\{name}'
+    machine.add_junction(f'{PACKAGE_DIR}\\pkg', f'{PACKAGE_DIR}\\real', owner=MALLORY)
+    return f'{PACKAGE_DIR}\\pkg\\{name}'
+
+
+@pytest.mark.parametrize('kind', ['the file', 'its folder'])
+def test_a_package_reached_through_a_link_is_neither_verified_nor_provisioned(twin: SimulatedWindows,
+                                                                              kind: str) -> None:
+    """The bridge holds the package and its folders, opened without following links, from the check until DISM
+    is done; a link anywhere could be turned to another (validly signed) package between the two, so it is
+    refused, and the twin must not be kinder."""
+    checksum = seed_package(twin, f'{PACKAGE_DIR}\\real\\Notion.msix')
+    path = link_to(twin, kind, 'Notion.msix')
+    before = outside(twin, PACKAGE_DIR)
+    for operation in ({'op': 'verify_package', 'path': path, 'family_name': NOTION_FAMILY, 'sha256': checksum},
+                      {'op': 'provision_package', 'path': path, 'family_name': NOTION_FAMILY, 'sha256': checksum}):
+        [(status, error)] = results(twin, [operation])
+        assert status == 'error' and 'junction or symbolic link' in str(error), (operation['op'], error)
+    assert twin.provisioned() == [] and outside(twin, PACKAGE_DIR) == before
+
+
+@pytest.mark.parametrize('kind', ['the file', 'its folder'])
+def test_a_verified_installer_reached_through_a_link_is_not_run(twin: SimulatedWindows, kind: str) -> None:
+    name = 'Notion Setup 7.40.0.exe'
+    checksum = seed_installer(twin, f'{PACKAGE_DIR}\\real\\{name}', '7.40.0')
+    path = link_to(twin, kind, name)
+    [(status, error)] = results(twin, [{'op': 'run_as_user', 'sid': ALICE, 'executable': path, 'arguments': ['/S'],
+                                        'sha256': checksum}])
+    assert status == 'error' and 'junction or symbolic link' in str(error), error
+    assert twin.state['tasks_run'] == []
+
+
+def test_the_bridge_opens_what_it_verifies_without_following_a_link_and_keeps_that_handle() -> None:
+    """Checked by name (Inspect) and then opened by name (FileStream), a symbolic link swapped in between -
+    a developer-mode user may create one, an oplock on the file tells her when - was followed: the package
+    (or installer) behind it was verified and held, and the link itself, held by nobody, could be turned
+    to another file before DISM (or the task) opened the path."""
+    text = bridge_ps1.bridge_text()
+    for function in ('Open-BridgeVerifiedPackage', 'Open-BridgeVerifiedProgram'):
+        body = bridge_ps1.function_text(text, function)
+        assert '[LoopbreakerSafePath]::OpenHeldFile(' in body, function
+        assert 'System.IO.FileStream' not in body and '::Inspect(' not in body, function
+    source = SAFE_PATH.read_text(encoding='utf-8')
+    assert 'public static FileStream OpenHeldFile(string path, PathLease lease)' in source
