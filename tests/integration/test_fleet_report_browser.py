@@ -73,7 +73,11 @@ def test_report_html_renders_in_chromium_with_the_numbers_of_report_json(lab: La
     seed(lab)
     reports = lab.root / 'reports'
     assert_ok(run_ladder(lab, reports, rungs=('app_data', 'proxy', 'restart', 'firewall')))
-    fleet = reports / 'fleet'
+    assert_renders_as_reported(reports / 'fleet', tmp_path, 'fleet-report.png')
+
+
+def assert_renders_as_reported(fleet: Path, tmp_path: Path, screenshot_name: str) -> None:
+    """report.html in Chromium: the script ran, its counts, rows and chart are report.json's; a screenshot is kept."""
     doc: dict[str, t.Any] = json.loads((fleet / 'report.json').read_text())
     url = (fleet / 'report.html').as_uri()
 
@@ -96,7 +100,7 @@ def test_report_html_renders_in_chromium_with_the_numbers_of_report_json(lab: La
                             for kind in ('detection', 'remediation') for state, count in per[kind].items() if count})
 
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTEFACTS / 'fleet-report.png'
+    screenshot = ARTEFACTS / screenshot_name
     screenshot.unlink(missing_ok=True)
     shot = chromium(tmp_path, '--window-size=1280,1600', f'--screenshot={screenshot}', url)
     assert shot.returncode == 0, shot.stderr[-3000:]

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._ladder_lab import EXPECTED
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import empty_state
+
+from .test_fleet_report_browser import CHROMIUM, assert_renders_as_reported
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +46,13 @@ def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_on
     assert calls[7]['operations'][-1] == 'probe_network'
     assert not any('probe_network' in c['operations'] for c in calls[11:]), 'the again pass costs two calls'
     assert 'restore: ' not in output and 'as seeded' in output
+    # the ladder role's fleet report renders with its own numbers (issue 10's "checked in Chromium")
+    if CHROMIUM is not None:
+        assert_renders_as_reported(tmp_path / 'lab' / 'reports' / 'incident' / 'fleet', tmp_path, 'ladder-fleet-report.png')
+        doc = json.loads((tmp_path / 'lab' / 'reports' / 'incident' / 'fleet' / 'report.json').read_text())
+        reached = {h['host']: h['rung_reached'] for h in doc['hosts']}
+        assert reached == {host: rung for host, (_fault, rung, _codes) in EXPECTED.items()}
+        assert all(h['before']['verdict'] == 'unhealthy' and h['after']['verdict'] == 'healthy' for h in doc['hosts'])
 
 
 @pytest.mark.parametrize('variables, message', [
