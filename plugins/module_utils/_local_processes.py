@@ -26,6 +26,7 @@ class LocalProcesses:
 
     platform: str
     profiles_root: str
+
     def op_list_processes(self, names: list[str]) -> dict[str, t.Any]:
         wanted = {name.lower() for name in names}
         processes = [p for p in self._processes() if p['name'].lower() in wanted]

@@ -217,8 +217,8 @@ def rung_record(rung: str, module: str, result: dict[str, t.Any], *, check_mode:
 
 def quarantine_ids(result: dict[str, t.Any]) -> list[str]:
     """Every quarantine entry a result made: the run's id, and the per-user ids (app's removed user data)."""
-    found = [result.get('quarantine_id')] + [user.get('quarantine_id') for user in result.get('users') or []
-                                              if isinstance(user, dict)]
+    users = [user for user in result.get('users') or [] if isinstance(user, dict)]
+    found = [result.get('quarantine_id')] + [user.get('quarantine_id') for user in users]
     return sorted({value for value in found if isinstance(value, str) and value})
 
 

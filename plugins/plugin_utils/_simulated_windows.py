@@ -806,7 +806,6 @@ class SimulatedWindows(SimulatedProfiles, SimulatedNetwork, SimulatedBrowserStor
                                        'only administrators may change. Remove it and run again.')
 
 
-
 def _read_text(entry: dict[str, t.Any], max_bytes: int) -> dict[str, t.Any]:
     data = base64.b64decode(entry['content'])
     if len(data) > max_bytes:

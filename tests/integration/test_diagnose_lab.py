@@ -137,8 +137,8 @@ def test_a_re_diagnosis_after_the_proxy_changed_probes_what_the_users_have_now(s
     ({'mode': 'manual', 'server': 'p:8080', 'user': 'x'}, 'expect_proxies entries take mode, server, bypass, pac_url'),
     ({'mode': 'manual', 'server': 'p:8080\r\nX-Injected: 1'}, 'expect_proxies server must be text without control'),
 ])
-def test_expect_proxies_is_checked_before_the_host_is_read(services: dict[str, t.Any], setting: dict[str, t.Any],
-                                                            message: str) -> None:
+def test_expect_proxies_is_checked_before_the_host_is_read(
+        services: dict[str, t.Any], setting: dict[str, t.Any], message: str) -> None:
     twin = SimulatedWindows(seed_ladder_lab(services, NOW)['ws-win-01'])
     with pytest.raises(_diagnose.RequestError, match=message.replace('(', r'\(')):
         _diagnose.run(twin, params(services, expect_proxies=[setting]), platform='windows', now=NOW)

@@ -30,7 +30,8 @@ NOT_CONFIGURED = {name: '' for name in ('LOOPBREAKER_WINDOWS_HOST', 'LOOPBREAKER
 
 def run(playbook: str, tmp_path: Path, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'), str(SCENARIO / playbook), *flags],
-                          env={**env, **NOT_CONFIGURED, 'MOLECULE_EPHEMERAL_DIRECTORY': str(tmp_path)}, capture_output=True, text=True, check=False, timeout=600)
+                          env={**env, **NOT_CONFIGURED, 'MOLECULE_EPHEMERAL_DIRECTORY': str(tmp_path)},
+                          capture_output=True, text=True, check=False, timeout=600)
 
 
 def recap_changed(output: str) -> int:

@@ -116,4 +116,3 @@ def test_the_check_catches_the_script_reading_a_modules_private_variable() -> No
     files['win_bridge.ps1'] += '\nfunction Get-BridgeY {\n    $FirewallStores.Keys\n}\n'
     message = 'win_bridge.ps1 reads $FirewallStores, a variable private to BridgeFirewall.psm1'
     assert message in scope_problems(files)
-

@@ -10,7 +10,6 @@ environment. The policy keys the bridge reads are the ones the twin models.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

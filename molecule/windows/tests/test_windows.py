@@ -24,8 +24,8 @@ if HOST:
 else:
     testinfra_hosts = ['local://']
 
-pytestmark = pytest.mark.skipif(not HOST, reason='molecule windows: no Windows host configured '
-                                                  '(set LOOPBREAKER_WINDOWS_HOST; see docs/windows-checklist.md)')
+SKIPPED = 'molecule windows: no Windows host configured (set LOOPBREAKER_WINDOWS_HOST; see docs/windows-checklist.md)'
+pytestmark = pytest.mark.skipif(not HOST, reason=SKIPPED)
 
 # Reads the facts below in one PowerShell run, as JSON; the user's name arrives base64-encoded.
 FACTS_SCRIPT = r'''

@@ -177,8 +177,8 @@ def test_windows_patterns_never_contain_a_forward_slash() -> None:
             ('service_workers', '{AppData}\\Notion\\Service Worker'),
             ('service_workers', '{AppData}\\Notion\\Partitions\\*\\Service Worker'),
             ('service_workers', MSIX_ROOT + '\\Service Worker'),
-            ('service_workers', MSIX_ROOT + '\\Partitions\\*\\Service Worker')],
-                     id='windows-sw'),
+            ('service_workers', MSIX_ROOT + '\\Partitions\\*\\Service Worker'),
+        ], id='windows-sw'),
         pytest.param(LINUX, (), [], id='no-scopes-no-patterns'),
     ],
 )

@@ -111,8 +111,8 @@ def test_get_profiles_owner_and_loaded(homes: Path) -> None:
 
 
 def test_get_profiles_empty_root(tmp_path: Path) -> None:
-    assert one(LocalHost(str(tmp_path), 'linux'), {'op': 'get_profiles', 'shell_folders': {}})['data'] == {'profiles': [],
-                                                                                                  'skipped': []}
+    data = one(LocalHost(str(tmp_path), 'linux'), {'op': 'get_profiles', 'shell_folders': {}})['data']
+    assert data == {'profiles': [], 'skipped': []}
 
 
 # ------------------------------------------------------------------- stat_paths

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import typing as t
-from pathlib import Path
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator

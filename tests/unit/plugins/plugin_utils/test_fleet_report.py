@@ -211,9 +211,10 @@ def test_diagnose_and_incident_are_the_states_around_the_rungs_not_rungs(
     assert (host['rung_reached'], host['detection'], host['remediation']) == expected
     assert host['before'] == {'verdict': 'issue', 'codes': ['cache_corrupt'],
                               'findings': [{'code': 'cache_corrupt', 'user': 'alice', 'rung': 'app_data'}]}
-    assert host['after'] == (None if after is None else {'verdict': after['verdict'], 'codes': sorted(
-        {f['code'] for f in after['findings']}), 'findings': [{'code': f['code'], 'user': 'alice', 'rung': 'app_data'}
-                                                               for f in after['findings']]})
+    expected_after = None if after is None else {
+        'verdict': after['verdict'], 'codes': sorted({f['code'] for f in after['findings']}),
+        'findings': [{'code': f['code'], 'user': 'alice', 'rung': 'app_data'} for f in after['findings']]}
+    assert host['after'] == expected_after
     assert host['incident'] == {'id': 'INC1', 'state': 'resolved'}
     html = to_html(report.document(ended='2026-12-01T10:05:00Z'))
     assert 'data-when="before">Before: <b>issue</b> (cache_corrupt)' in html

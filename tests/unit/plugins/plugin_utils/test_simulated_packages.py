@@ -63,8 +63,8 @@ def test_a_verified_msix_is_provisioned_with_nobody_logged_on_and_registers_at_e
      'O="Notion Labs, Inc.", L=San Francisco, S=California, C=US) must match the subject name of the signing '
      'certificate (CN=Someone Else).'),
 ])
-def test_a_package_with_a_bad_signature_or_another_publisher_is_refused(twin: SimulatedWindows, kwargs: dict,
-                                                                       message: str) -> None:
+def test_a_package_with_a_bad_signature_or_another_publisher_is_refused(
+        twin: SimulatedWindows, kwargs: dict, message: str) -> None:
     checksum = seed_msix(twin, MSIX, '7.40.0.0', **kwargs)
     before = copy.deepcopy({k: twin.state[k] for k in ('packages', 'provisioned', 'files')})
     result = provision(twin, checksum)

@@ -203,11 +203,11 @@ def test_get_profiles(twin: SimulatedWindows) -> None:
     assert result['data']['profiles'] == [
         {'sid': ALICE, 'username': 'alice', 'account': 'WS01\\alice', 'profile_path': 'C:\\Users\\alice', 'loaded': True,
          'special': False, 'selected': True, 'folders': {'AppData': 'C:\\Users\\alice\\AppData\\Roaming',
-                                       'Local AppData': 'C:\\Users\\alice\\AppData\\Local'},
+                                                         'Local AppData': 'C:\\Users\\alice\\AppData\\Local'},
          'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': None},
         {'sid': BOB, 'username': 'bob', 'account': 'WS01\\bob', 'profile_path': 'C:\\Users\\bob', 'loaded': False,
          'special': False, 'selected': True, 'folders': {'AppData': 'C:\\Users\\bob\\AppData\\Roaming',
-                                       'Local AppData': 'C:\\Users\\bob\\AppData\\Local'},
+                                                         'Local AppData': 'C:\\Users\\bob\\AppData\\Local'},
          'folder_source': {'AppData': 'default', 'Local AppData': 'default'}, 'error': None},
         {'sid': SYSTEM_SID, 'username': 'systemprofile', 'account': 'WS01\\systemprofile',
          'profile_path': 'C:\\Windows\\System32\\config\\systemprofile', 'loaded': True, 'special': True,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import re
 import typing as t
-from pathlib import Path
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
