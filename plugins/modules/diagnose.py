@@ -108,7 +108,7 @@ options:
     type: str
   expect_proxies:
     description:
-      - The proxy settings an earlier diagnosis of this host listed in RV(facts.proxies). They are probed
+      - The proxy settings an earlier diagnosis of this host listed in C(facts.proxies) (see RV(facts)). They are probed
         in the same call as the local evidence, so a re-diagnosis after a rung that left every user's proxy
         settings as they were costs one host call instead of two. If a user's settings are no longer among
         them (the proxy rung changed them), a second call probes what the users have now; the result is
