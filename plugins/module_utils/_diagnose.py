@@ -22,7 +22,7 @@ import time
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _inet_proxy as blob
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _signature
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose_macos, _signature
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     Host,
     RequestError,
@@ -405,6 +405,8 @@ def local_findings(fact: dict[str, t.Any], cutoff: datetime.datetime | None, pla
             corrupt.append(f"{log['path']}: {lines[-1].strip()[:200]}")
     if corrupt:
         found.append(_finding('cache_corrupt', user, corrupt))
+    if platform == 'darwin':
+        found += [_finding(code, user, evidence) for code, evidence in _diagnose_macos.install_findings(fact)]
     if platform == 'windows':
         for rule in fact.get('block_rules') or []:
             found.append(_finding('block_rule', user, [f"rule {rule['name']} ({rule.get('display_name')}) blocks "
@@ -473,8 +475,8 @@ def evaluate(facts: dict[str, t.Any], probes: list[dict[str, t.Any]], keys: list
                           'logged_on': fact['logged_on'], 'notion_running': bool(fact['notion_running'])})
             findings += found
             continue
-        has_notion = fact['data']['exists'] or bool(fact.get('install', {}).get('nsis')) or bool(
-            fact.get('install', {}).get('msix'))
+        install = fact.get('install', {})
+        has_notion = fact['data']['exists'] or any(bool(install.get(kind)) for kind in ('nsis', 'msix', 'bundles'))
         if not has_notion:
             users.append({'user': fact['user'], 'verdict': 'not_applicable', 'findings': [],
                           'logged_on': fact['logged_on']})

@@ -18,6 +18,11 @@ description:
     in C(data.roots)), the last 64 KiB of the app's C(log.log) (C(did-fail-load),
     C(render-process-gone), C(child-process-gone) newer than the cut-off), the C(notion.db) header (and
     C(PRAGMA quick_check) on macOS/Linux) and LevelDB C(LOG) files reporting corruption."
+  - "On macOS also C(/Applications/Notion.app) and each user's C(~/Applications/Notion.app): version
+    (C(defaults read)), signing team (C(codesign -dv)) and C(codesign --verify --deep --strict), as
+    C(install.bundles); a bundle that does not verify or is not signed by Notion Labs' team
+    (C(LBQJ96FQ8D)) is C(install_unsigned), Notion data without any bundle C(install_missing). Only the
+    read-only commands declared in C(plugins/module_utils/_macos_app.py) are run."
   - "Network, through each user's proxy: DNS, TCP 443 (or the proxy's CONNECT), TLS with the issuer of
     the chain, HTTPS to C(www.notion.so) and C(app.notion.com), and the real-time channel as today's
     clients use it: the Engine.IO v4 polling handshake at C(/primus-v8/?EIO=4&transport=polling) on the
@@ -202,10 +207,11 @@ import datetime
 import os
 import platform
 import sqlite3
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _diagnose_macos
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
 
 
@@ -236,6 +242,18 @@ def annotate(facts: dict) -> None:
                 db['quick_check'] = quick_check(db['path'])
 
 
+def annotate_darwin(module: AnsibleModule) -> t.Callable[[dict], None]:
+    """On macOS also each Notion.app's version and code signature (read-only codesign, _macos_app.COMMANDS)."""
+    def runner(argv: list) -> tuple:
+        rc, out, err = module.run_command(argv)
+        return rc, out, err
+
+    def both(facts: dict) -> None:
+        annotate(facts)
+        _diagnose_macos.install_facts(facts, runner, os.path.isdir)
+    return both
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
@@ -246,7 +264,8 @@ def main() -> None:
                                       state_dir=module.params['state_dir'])
         return _diagnose.run(host, module.params, platform=layout.name,
                              now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-                             posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ), annotate=annotate)
+                             posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ),
+                             annotate=annotate_darwin(module) if layout.name == 'darwin' else annotate)
 
     succeeded, result = native_outcome(act, diff=False)
     if succeeded:
