@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import ipaddress
 import json
 import re
 import time
@@ -33,6 +34,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     skipped_profiles,
 )
 from ansible_collections.loopbreaker.notion.plugins.module_utils._layout import LAYOUTS, PlatformLayout
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common, shown
 
 # The ladder, least disruptive first (design brief). browser_data's module lands in its own issue.
 RUNGS: tuple[str, ...] = ('app_data', 'browser_data', 'sessions', 'proxy', 'restart', 'firewall', 'reinstall')
@@ -101,13 +103,20 @@ LOG_LINE = re.compile(r'^\[(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.\d+)?\]')
 INCIDENT_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')
 
 
+MAX_LOG_WINDOW_MINUTES = 525600  # a year
+HOST_NAME = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?')
+URL_PATH = re.compile(r'/[\x21-\x7e]{0,2047}')
+
+
 def validate(params: dict[str, t.Any]) -> None:
+    check_common(params, ARGUMENT_SPEC)
     if not 1 <= params['timeout'] <= 60:
         raise RequestError('timeout must be between 1 and 60 seconds')
     if not 1 <= params['port'] <= 65535:
         raise RequestError('port must be between 1 and 65535')
-    if params['log_window_minutes'] < 1:
-        raise RequestError('log_window_minutes must be at least 1')
+    if not 1 <= params['log_window_minutes'] <= MAX_LOG_WINDOW_MINUTES:
+        raise RequestError(f'log_window_minutes must be between 1 and {MAX_LOG_WINDOW_MINUTES} (a year), got '
+                           f"{params['log_window_minutes']}")
     if params.get('since'):
         parse_time(params['since'])
     if params.get('incident') and not INCIDENT_ID.fullmatch(params['incident']):
@@ -115,8 +124,32 @@ def validate(params: dict[str, t.Any]) -> None:
                            '(at most 128, starting with a letter or digit)')
     if params.get('endpoints') is not None and not params['endpoints']:
         raise RequestError('endpoints must not be empty: leave it out for Notion\'s hosts')
+    for endpoint in params.get('endpoints') or []:
+        check_endpoint(endpoint)
+    for name, address in (params.get('resolve') or {}).items():
+        if not isinstance(name, str) or not HOST_NAME.fullmatch(name) or len(name) > 253:
+            raise RequestError(f'resolve keys must be host names, got {shown(name)}')
+        try:
+            ipaddress.ip_address(str(address))
+        except ValueError:
+            raise RequestError(f'resolve maps {name} to {shown(address)}, which is no IP address') from None
     for setting in params.get('expect_proxies') or []:
         check_proxy_setting(setting)
+
+
+def check_endpoint(endpoint: dict[str, t.Any]) -> None:
+    """An endpoints entry: a host name or IP address, a port, and a path that cannot smuggle a header in."""
+    host = endpoint['host']
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOST_NAME.fullmatch(host) or len(host) > 253:
+            raise RequestError(f'endpoints host must be a host name or an IP address, got {shown(host)}') from None
+    if endpoint.get('port') is not None and not 1 <= endpoint['port'] <= 65535:
+        raise RequestError(f"endpoints port must be between 1 and 65535, got {endpoint['port']}")
+    if endpoint.get('path') is not None and not URL_PATH.fullmatch(endpoint['path']):
+        raise RequestError(f"endpoints path must start with '/' and hold no spaces or control characters (at most "
+                           f"2048), got {shown(endpoint['path'])}")
 
 
 PROXY_MODES = ('direct', 'manual', 'pac', 'auto')

@@ -129,7 +129,20 @@ def test_posix_proxy_from_the_environment() -> None:
     ({'since': 'yesterday'}, 'since must be an ISO 8601 time'),
     ({'incident': '../etc'}, 'incident'),
     ({'endpoints': []}, 'endpoints must not be empty'),
-    ({'log_window_minutes': 0}, 'log_window_minutes must be at least 1'),
+    ({'log_window_minutes': 0}, 'log_window_minutes must be between 1 and 525600'),
+    # a minute count beyond any date ended in an OverflowError traceback
+    ({'log_window_minutes': 10 ** 12}, 'log_window_minutes must be between 1 and 525600'),
+    ({'users': ['a\x00b']}, 'users must not contain NUL characters'),
+    ({'ca_bundle': 'a\x00b'}, 'ca_bundle must not contain NUL characters'),
+    ({'ca_bundle': 'x' * 5000}, 'ca_bundle is too long'),
+    ({'endpoints': [{'host': 'a\x00b', 'port': None, 'path': None}]}, 'endpoints host must be a host name or an IP'),
+    ({'endpoints': [{'host': 'evil.example/x', 'port': None, 'path': None}]}, 'endpoints host must be a host name'),
+    # a path with CR/LF would have written a header of its own into the probe's request
+    ({'endpoints': [{'host': '127.0.0.1', 'port': None, 'path': '/\r\nX-Injected: 1'}]}, 'endpoints path must start'),
+    ({'endpoints': [{'host': '127.0.0.1', 'port': None, 'path': 'no-slash'}]}, 'endpoints path must start'),
+    ({'endpoints': [{'host': '127.0.0.1', 'port': 70000, 'path': None}]}, 'endpoints port must be between 1 and 65535'),
+    ({'resolve': {'www.notion.so': 'not an ip'}}, 'resolve maps www.notion.so to .not an ip., which is no IP'),
+    ({'resolve': {'a b': '127.0.0.1'}}, 'resolve keys must be host names'),
 ])
 def test_bad_input(changes: dict[str, t.Any], message: str) -> None:
     params = {'timeout': 5, 'port': 443, 'log_window_minutes': 60, 'since': None, 'incident': None, 'endpoints': None}
