@@ -33,6 +33,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._host import (
     skipped_profiles,
     stop_operation,
 )
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_common, check_seconds
 from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine import (
     Manifest,
     QuarantinedItem,
@@ -44,6 +45,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._quarantine imp
 MODULE = 'browser_data'
 REASON = "clear Notion's site data in browsers"
 LIST_MAX_BYTES = 8 * 1048576
+MAX_STOP_TIMEOUT = 3600
 ARGUMENT_SPEC: dict[str, t.Any] = {
     'browsers': {'type': 'list', 'elements': 'str', 'default': ['all'], 'choices': ['all'] + list(bp.BROWSER_NAMES)},
     'sites': {'type': 'list', 'elements': 'str', 'default': list(bp.DEFAULT_SITES)},
@@ -86,11 +88,8 @@ class Request:
             sites = bp.validate_sites(list(params.get('sites') or bp.DEFAULT_SITES))
         except ValueError as error:
             raise RequestError(str(error)) from None
-        if params.get('stop_timeout', 30) < 1:
-            raise RequestError(f"stop_timeout must be at least 1 second, got {params['stop_timeout']}")
-        for option in ('users', 'exclude_users'):
-            if params.get(option) is not None and not all(name.strip() for name in params[option]):
-                raise RequestError(f'{option} must not contain empty names')
+        check_common(params, ARGUMENT_SPEC)
+        check_seconds({'stop_timeout': 30, **params}, 'stop_timeout', MAX_STOP_TIMEOUT)
         return cls(browsers=browsers, sites=sites, scopes=scopes, users=params.get('users'),
                    exclude_users=params.get('exclude_users'), stop_browser=bool(params.get('stop_browser')),
                    stop_timeout=int(params.get('stop_timeout', 30)), quarantine=params.get('quarantine', True))

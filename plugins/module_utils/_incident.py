@@ -23,6 +23,7 @@ import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._diagnose import INCIDENT_ID, INCIDENT_NAMESPACE, RUNGS
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import Host, RequestError, operation_data
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import check_text_options
 
 STATES = ('listed', 'opened', 'escalated', 'resolved')
 ARGUMENT_SPEC: dict[str, t.Any] = {
@@ -42,12 +43,20 @@ REQUIRED_IF: list[t.Any] = [['state', 'opened', ['id']], ['state', 'escalated', 
 TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 
 
+MAX_EXPIRE_DAYS = 3650
+# previous is a whole record (every user's attempts), not a short text: bounded apart.
+MAX_PREVIOUS = 1_000_000
+
+
 def validate(params: dict[str, t.Any]) -> None:
+    check_text_options(params, {name: spec for name, spec in ARGUMENT_SPEC.items() if name != 'previous'})
+    if params.get('previous') is not None and len(params['previous']) > MAX_PREVIOUS:
+        raise RequestError(f"previous is too long: {len(params['previous'])} characters, at most {MAX_PREVIOUS}")
     if params.get('id') is not None and not INCIDENT_ID.fullmatch(params['id']):
         raise RequestError(f"id {params['id']!r} must be letters, digits, '.', '_' or '-' (at most 128, starting "
                            'with a letter or digit), such as a ticket number')
-    if params['expire_days'] < 1:
-        raise RequestError('expire_days must be at least 1')
+    if not 1 <= params['expire_days'] <= MAX_EXPIRE_DAYS:
+        raise RequestError(f"expire_days must be between 1 and {MAX_EXPIRE_DAYS} (ten years), got {params['expire_days']}")
     if params['state'] in ('listed', 'opened') and (params.get('rung') or params['before'] or params['after']):
         raise RequestError(f"rung, before and after record an attempt: they apply to escalated and resolved, not "
                            f"{params['state']}")

@@ -87,6 +87,10 @@ def test_origin_spellings(name: str, spelled: str, host: str) -> None:
     ({'sites': ['10.0.0.1']}, 'not a host name'),
     ({'sites': ['notion.so/path']}, 'not a host name'),
     ({'stop_timeout': 0}, 'stop_timeout'),
+    ({'stop_timeout': 10 ** 20}, 'stop_timeout must be at most 3600 seconds'),
+    ({'users': ['a\x00b']}, 'users must not contain NUL characters'),
+    ({'users': []}, 'users must name at least one user'),
+    ({'exclude_users': [' ']}, 'exclude_users must not contain empty names'),
 ])
 def test_bad_input_is_refused_before_anything_is_read(args: dict[str, t.Any], message: str) -> None:
     params = {name: spec.get('default') for name, spec in _browser_data.ARGUMENT_SPEC.items()}

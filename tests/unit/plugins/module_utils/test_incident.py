@@ -54,7 +54,12 @@ def test_an_incident_expires_and_opening_it_again_starts_afresh() -> None:
     ({'id': '../../etc/passwd', 'state': 'opened'}, 'such as a ticket number'),
     ({'state': 'opened', 'rung': 'proxy'}, 'they apply to escalated and resolved'),
     ({'state': 'resolved', 'rung': 'proxy'}, 'needs the users'),
-    ({'expire_days': 0}, 'expire_days must be at least 1'),
+    ({'expire_days': 0}, 'expire_days must be between 1 and 3650'),
+    # a day count beyond any date ended in an OverflowError traceback
+    ({'expire_days': 10 ** 20}, 'expire_days must be between 1 and 3650'),
+    ({'state': 'opened', 'users': ['a\x00b']}, 'users must not contain NUL characters'),
+    ({'state': 'resolved', 'rung': 'proxy', 'users': ['a'], 'after': ['line\nbreak']}, 'after must not contain control'),
+    ({'state': 'resolved', 'rung': 'proxy', 'users': ['a'], 'previous': 'x' * 1_000_001}, 'previous is too long'),
     ({'state': 'resolved', 'rung': 'proxy', 'users': ['a'], 'before': ['rm -rf']}, 'not codes'),
 ])
 def test_bad_input(changes: dict[str, t.Any], message: str) -> None:
