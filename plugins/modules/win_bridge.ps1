@@ -241,13 +241,33 @@ function Get-BridgeUserHive {
     $mount = $HiveMountPrefix + $Sid
     # A mount left behind by an interrupted run is adopted, so this batch unloads it.
     if (-not (Test-BridgeRegistryKey -Root $RegistryUsers -Path $mount)) {
-        $hiveFile = Join-Path -Path (Get-BridgeProfileImagePath -Sid $Sid) -ChildPath 'NTUSER.DAT'
-        if (-not [System.IO.File]::Exists($hiveFile)) {
-            throw "Cannot load the hive of '$Sid': '$hiveFile' does not exist."
+        $profilePath = Get-BridgeProfileImagePath -Sid $Sid
+        $hiveFile = Join-Path -Path $profilePath -ChildPath 'NTUSER.DAT'
+        # The file lies in a folder the user controls: a link or a second hard link would make us load (and
+        # the rungs write) another user's hive as this user's. The profile folder is held meanwhile.
+        $lease = [LoopbreakerSafePath]::Lease($hiveFile, $profilePath)
+        try {
+            $info = [LoopbreakerSafePath]::Inspect($hiveFile, $lease)
+            if (-not $info.Exists) {
+                throw "Cannot load the hive of '$Sid': '$hiveFile' does not exist."
+            }
+            $owner = $info.OwnerSid
+            if (-not $owner) { $owner = $Sid }
+            $problem = $null
+            if ($info.IsLink) { $problem = 'is a junction or symbolic link' }
+            elseif ($info.IsDirectory) { $problem = 'is a directory' }
+            elseif ($info.Links -ne 1) { $problem = "has $($info.Links) hard links" }
+            elseif (@($Sid, $SystemSid, $AdministratorsSid) -notcontains $owner) { $problem = "is owned by $owner, not by the user" }
+            if ($problem) {
+                throw "Refusing to load the hive of '$Sid': '$hiveFile' $problem."
+            }
+            $reg = Invoke-BridgeReg -Arguments @('load', "HKU\$mount", $hiveFile)
+            if ($reg.ExitCode -ne 0) {
+                throw "Cannot load the hive of '$Sid' from '$hiveFile': $($reg.Output)"
+            }
         }
-        $reg = Invoke-BridgeReg -Arguments @('load', "HKU\$mount", $hiveFile)
-        if ($reg.ExitCode -ne 0) {
-            throw "Cannot load the hive of '$Sid' from '$hiveFile': $($reg.Output)"
+        finally {
+            $lease.Dispose()
         }
     }
     $Context.Mounts[$Sid] = $mount

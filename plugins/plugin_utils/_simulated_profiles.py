@@ -30,6 +30,9 @@ import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils._batch import BridgeOperationError
 
+# Who may own a hive file besides its user: SYSTEM and Administrators (profiles Windows created).
+HIVE_OWNERS = ('S-1-5-18', 'S-1-5-32-544')
+
 REAL_USER_PREFIXES = ('S-1-5-21-', 'S-1-12-1-')
 PROFILE_TEMPORARY = 0x0800  # ProfileList State: "Temporary profile loaded"
 SID_PATTERN = re.compile(r'S-1-\d+(-\d+)+')
@@ -163,11 +166,35 @@ class SimulatedProfiles:
         if not profile['loaded'] and sid not in self.state['mounted_hives']:
             if profile.get('hive_error'):
                 raise BridgeOperationError(f"Cannot load hive of '{profile['username']}': {profile['hive_error']}")
+            self._check_hive_file(sid, profile['profile_path'])
             self.state['mounted_hives'].append(sid)
             self.hive_load_counts[sid] = self.hive_load_counts.get(sid, 0) + 1
             self._op_hives.append(sid)
             self._batch_hives.append(sid)
         return t.cast(dict[str, t.Any], self.state['hives'].setdefault(sid, {}))
+
+    def _check_hive_file(self, sid: str, profile_path: str) -> None:
+        """What reg load would open, as the bridge checks it first: the user's own file, no link, one name.
+
+        The file lies in a folder the user controls: a link or a second hard link would make the
+        administrator load (and the rungs write) another user's hive as this user's.
+        """
+        hive_file = ntpath.join(profile_path, 'NTUSER.DAT')
+        # The profile folder resolves as Windows resolves it (a relocated C:\Users); the file itself is not followed.
+        real = self._real(hive_file, follow_last=False)  # type: ignore[attr-defined]
+        entry = self.state['files'].get(real.strip('\\').lower())  # type: ignore[attr-defined]
+        if entry is None:
+            raise BridgeOperationError(f"Cannot load the hive of '{sid}': '{hive_file}' does not exist.")
+        owner = entry.get('owner') or sid
+        if entry['type'] != 'file':
+            problem = 'is a junction or symbolic link' if entry['type'] == 'junction' else 'is a directory'
+        elif int(entry.get('links', 1)) != 1:
+            problem = f"has {entry.get('links')} hard links"
+        elif owner not in (sid, HIVE_OWNERS[0], HIVE_OWNERS[1]):
+            problem = f'is owned by {owner}, not by the user'
+        else:
+            return
+        raise BridgeOperationError(f"Refusing to load the hive of '{sid}': '{hive_file}' {problem}.")
 
     def _unload_op_hives(self) -> None:
         """Unload what the operation loaded; a failed unload is an error (of that user, for an each_profile op)."""

@@ -306,3 +306,35 @@ def test_a_failed_unload_fails_the_operation_that_loaded_the_hive() -> None:
     assert 'Could not unload the hive' in envelope['results'][0]['error']
     assert sid(2) in envelope['hives_loaded'] and sid(2) not in envelope['hives_unloaded']
     assert machine.state['mounted_hives'] == [sid(2)]
+
+
+# ------------------------------------------------------------- a hive file the user swapped
+
+
+@pytest.mark.parametrize('swap, problem', [
+    (lambda m: m.add_junction('C:\\Users\\alice\\NTUSER.DAT', 'C:\\Users\\bob\\NTUSER.DAT', owner=sid(1)),
+     'is a junction or symbolic link'),
+    (lambda m: m.write('C:\\Users\\alice\\NTUSER.DAT', 'hive', owner=sid(1), links=2), 'has 2 hard links'),
+    (lambda m: m.write('C:\\Users\\alice\\NTUSER.DAT', 'hive', owner=sid(2)), f'is owned by {sid(2)}, not by the user'),
+])
+def test_a_hive_file_the_user_swapped_is_never_loaded(swap: t.Callable[[SimulatedWindows], None], problem: str) -> None:
+    """alice's NTUSER.DAT lies in her own folder: pointed at bob's hive, the administrator would load bob's
+    hive as alice's and her rungs would write into it."""
+    machine = twin(['alice', 'bob'])
+    swap(machine)
+    users = users_of(app_data(machine))
+    assert users['alice']['status'] == 'failed'
+    assert any(f"Refusing to load the hive of '{sid(1)}': 'C:\\Users\\alice\\NTUSER.DAT' {problem}." in error
+               for error in users['alice']['errors']), users['alice']
+    assert users['bob']['status'] == 'cleared'
+    assert machine.hive_loads().get(sid(1), 0) == 0 and sid(1) not in machine.state['mounted_hives']
+
+
+def test_the_bridge_checks_the_hive_file_the_same_way_before_reg_load() -> None:
+    from ansible_collections.loopbreaker.notion.tests.unit import bridge_ps1
+
+    body = bridge_ps1.function_text(bridge_ps1.bridge_text(), 'Get-BridgeUserHive')
+    inspect = body.index('[LoopbreakerSafePath]::Inspect($hiveFile, $lease)')
+    assert inspect < body.index("Invoke-BridgeReg -Arguments @('load'")
+    for check in ('$info.IsLink', '$info.Links -ne 1', '-notcontains $owner', 'is owned by $owner, not by the user'):
+        assert check in body
