@@ -186,6 +186,20 @@ def _firefox_ls_archive(path: str, sites: tuple[str, ...]) -> Edit:
 SERVICE_WORKER_TERMINATOR = b'#'
 
 
+def _ends_record(lines: list[bytes], index: int, scope_line: int) -> bool:
+    """Whether the ``#`` line at index ends a registration: the file ends, or a record starts after it.
+
+    A page chooses its navigation preload header value, which may be ``#``; Firefox reads a fixed number
+    of lines per version, so a ``#`` only ends a record where the next lines are origin attributes
+    (empty or ``^...``) and a scope URL.
+    """
+    rest = lines[index + 1:-1]
+    if not rest:
+        return True
+    return (len(rest) > scope_line and (rest[0] == b'' or rest[0].startswith(b'^'))
+            and bp.origin_host(rest[scope_line].decode('utf-8', 'replace')) is not None)
+
+
 def _firefox_service_workers(path: str, sites: tuple[str, ...]) -> Edit:
     """Drop the site's registrations from ServiceWorkerRegistrar's file, keeping every other byte."""
     with open(path, 'rb') as handle:
@@ -201,9 +215,9 @@ def _firefox_service_workers(path: str, sites: tuple[str, ...]) -> Edit:
     if lines[-1] != b'':
         raise StoreError('unknown format: the last registration is not terminated')
     kept, record, result = [version + b'\n'], [], Edit()
-    for line in lines[:-1]:
+    for index, line in enumerate(lines[:-1]):
         record.append(line + b'\n')
-        if line != SERVICE_WORKER_TERMINATOR:
+        if line != SERVICE_WORKER_TERMINATOR or not _ends_record(lines, index, scope_line):
             continue
         if len(record) <= scope_line + 1:
             raise StoreError('unknown format: a registration record is too short')
