@@ -128,7 +128,8 @@ def test_firefox_service_worker_registrations_lose_notion_records_only_byte_for_
     # Version 12 (Firefox 153) adds fields after the header value; a page may set that header to '#'.
     hostile = ('\nhttps://example.org/\nhttps://example.org/sw.js\ntrue\n{c}\n0\n1\n2\n3\n1\n#\n'
                '0\n1\n0\n-1\n0\n#\n')
-    notion = '\nhttps://www.notion.so/\nhttps://www.notion.so/sw.js\ntrue\n{c}\n0\n1\n2\n3\n0\ntrue\n0\n1\n0\n-1\n0\n#\n'
+    notion = ('\nhttps://www.notion.so/\nhttps://www.notion.so/sw.js\ntrue\n{c}\n0\n1\n2\n3\n0\ntrue\n'
+              '0\n1\n0\n-1\n0\n#\n')
     result = _service_workers('12\n' + hostile + notion)
     assert result.removed == {'notion.so': 1}
     assert base64.b64decode(result.files[0]['data']).decode() == '12\n' + hostile
