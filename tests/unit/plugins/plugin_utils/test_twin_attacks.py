@@ -344,6 +344,7 @@ def test_the_bridge_opens_what_it_verifies_without_following_a_link_and_keeps_th
 # ---------------------------------------- browser stores: read_trees and write_tree
 
 CHROME_DEFAULT = PROFILE + '\\AppData\\Local\\Google\\Chrome\\User Data\\Default'
+STASH = PROFILE + '\\AppData\\Local\\Stash\\Local Storage'
 
 
 @pytest.mark.parametrize('within', [PROFILE, None])
@@ -351,20 +352,20 @@ def test_junction_swapped_in_before_read_trees_reads_nothing_through_it(twin: Si
                                                                        within: str | None) -> None:
     """browser_data reads stores per profile without within: the profile folder is the anchor then."""
     twin.write(CHROME_DEFAULT + '\\Cookies', b'alice cookies')
-    twin.mkdir(PROFILE + '\\AppData\\Local\\Stash\\Local Storage')
+    twin.mkdir(STASH)
     swap(twin, 'read_trees', CHROME_DEFAULT, MALLORY_PROFILE)
     twin.write(MALLORY_PROFILE + '\\Cookies', b'mallory cookies')
-    swap(twin, 'read_trees', PROFILE + '\\AppData\\Local\\Stash\\Local Storage\\leveldb', MALLORY_PROFILE + '\\Documents')
+    swap(twin, 'read_trees', STASH + '\\leveldb', MALLORY_PROFILE + '\\Documents')
     before = outside(twin)
     operation: dict[str, t.Any] = {'op': 'read_trees', 'patterns': [
-        CHROME_DEFAULT + '\\Cookies', CHROME_DEFAULT + '\\*', PROFILE + '\\AppData\\Local\\Stash\\Local Storage\\leveldb']}
+        CHROME_DEFAULT + '\\Cookies', CHROME_DEFAULT + '\\*', STASH + '\\leveldb']}
     if within:
         operation['within'] = within
     [result] = twin.run_batch([operation])['results']
     assert result['status'] == 'ok'
     # Nothing of Mallory's is read: the swapped folder is not walked, the swapped store is refused as a link.
     assert [(tree['path'], tree['files'], tree['error']) for tree in result['data']['trees']] == [
-        (PROFILE + '\\AppData\\Local\\Stash\\Local Storage\\leveldb', None,
+        (STASH + '\\leveldb', None,
          'it is a junction or symbolic link; not followed')]
     assert outside(twin) == before
 
