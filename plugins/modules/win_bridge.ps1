@@ -2335,8 +2335,8 @@ function Invoke-BridgeOp_read_trees {
     if ($null -ne $Params.max_bytes) { $maxBytes = [int64]$Params.max_bytes }
     $trees = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
-        foreach ($match in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $within)) {
-            $path = [LoopbreakerSafePath]::Normalize([string]$match)
+        foreach ($matched in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $within)) {
+            $path = [LoopbreakerSafePath]::Normalize([string]$matched)
             $tree = [ordered]@{ pattern = [string]$pattern; path = $path; type = 'file'; owner_sid = $null; files = $null; error = $null }
             $lease = $null
             try {
@@ -2386,6 +2386,29 @@ function Write-BridgeHeldFile {
     }
 }
 
+function Set-BridgeInheritedOwner {
+    # Item's owner set and its ACL inherited from the lease's held folder. The lease's anchor is held for
+    # existence only (no READ_CONTROL), so when it is that folder its ACL is read through a handle of its own.
+    param(
+        $Item,
+        $Lease,
+        [string]$OwnerSid
+    )
+    $parent = $Lease.Parent
+    $opened = $null
+    try {
+        if ($Lease.Count -eq 0) {
+            $opened = [LoopbreakerSafePath]::OpenDirectory($parent.Path, $false)
+            if ($null -eq $opened) { throw "Cannot read the security of '$($parent.Path)': it no longer exists." }
+            $parent = $opened
+        }
+        $Item.SetOwnerInherited($OwnerSid, $parent)
+    }
+    finally {
+        if ($null -ne $opened) { $opened.Dispose() }
+    }
+}
+
 function Set-BridgeHeldOwner {
     # write_tree's owner for an entry it created: set through a handle opened without following links and
     # checked to be inside the lease's held folder. An entry replaced meanwhile (a link, or a hard link to
@@ -2402,7 +2425,7 @@ function Set-BridgeHeldOwner {
         if ($item.Info.IsLink -or ($item.Info.Type -eq 'file' -and $item.Info.Links -ne 1)) {
             throw "Refusing '$Path': it was replaced while it was written."
         }
-        $item.SetOwnerInherited($OwnerSid, $Lease.Parent)
+        Set-BridgeInheritedOwner -Item $item -Lease $Lease -OwnerSid $OwnerSid
     }
     finally {
         $item.Dispose()
@@ -2504,7 +2527,7 @@ function Invoke-BridgeOp_write_tree {
             if ($item.Info.IsLink -or $item.Info.Type -ne $expected -or ($single -and $item.Info.Links -ne 1)) {
                 throw "Refusing '$temporary': it was replaced while it was written."
             }
-            if ($null -ne $ownerSid) { $item.SetOwnerInherited($ownerSid, $lease.Parent) }
+            if ($null -ne $ownerSid) { Set-BridgeInheritedOwner -Item $item -Lease $lease -OwnerSid $ownerSid }
             $item.RenameInto($lease.Parent, $leaf, $false)
         }
         finally {

@@ -396,7 +396,7 @@ def test_read_trees_and_write_tree_hold_safe_path_handles_like_the_other_path_op
     assert '[LoopbreakerSafePath]::Lease(' in reading or 'Open-BridgeHeldLease' in reading
     assert '[LoopbreakerSafePath]::ReadFile(' in reading and '[LoopbreakerSafePath]::Inspect(' in reading
     writing = ''.join(bridge_ps1.function_text(text, name) for name in (
-        'Invoke-BridgeOp_write_tree', 'Write-BridgeHeldFile', 'Set-BridgeHeldOwner'))
+        'Invoke-BridgeOp_write_tree', 'Write-BridgeHeldFile', 'Set-BridgeHeldOwner', 'Set-BridgeInheritedOwner'))
     assert 'Open-BridgeHeldLease' in writing
     assert '[LoopbreakerSafePath]::CreateInside(' in writing and '.RenameInto(' in writing
     assert '.SetOwnerInherited(' in writing and '[LoopbreakerSafePath]::OpenForMove(' in writing
