@@ -1,10 +1,10 @@
 # Build/test entry points for the loopbreaker.notion collection.
 #
 #   make venv      create/refresh .venv from pyproject.toml (dependency group "test")
-#   make browsers  install Debian's chromium for the real-browser test if missing (root only; idempotent)
+#   make browser   install Debian's chromium and firefox-esr for the browser tests if missing (root; idempotent)
 #   make test      everything CI runs (scripts/run-tests: unit, sanity, lint, molecule)
-#   make unit      pytest: tests/unit and tests/integration (first makes sure a headless Chromium is
-#                  there for the fleet report's browser test: scripts/ensure-chromium)
+#   make unit      pytest: tests/unit and tests/integration (first makes sure the headless browsers are
+#                  there for the fleet report's and browser_data's browser tests: scripts/ensure-browsers)
 #   make sanity    ansible-test sanity, offline (scripts/sanity)
 #   make lint      ansible-lint (production profile, .ansible-lint), antsibull-docs
 #                  lint-collection-docs (plugin docs and references) and antsibull-changelog lint
@@ -77,7 +77,7 @@ test: venv
 	scripts/run-tests
 
 browser:
-	scripts/ensure-chromium
+	scripts/ensure-browsers
 
 unit: venv browser lab-deps
 	pytest $(wildcard tests/unit tests/security tests/integration tests/benchmarks) --benchmark-disable $(PYTEST_ARGS)

@@ -95,8 +95,11 @@ CHROMIUM_READ_ONLY = ('WebStorage/QuotaManager', 'Service Worker/CacheStorage/*/
 FIREFOX_EDITED: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
     'cookies': (('cookies.sqlite', 'firefox_cookies', ('cookies.sqlite-wal', 'cookies.sqlite-shm', 'cookies.sqlite-journal')),),
     'storage': (('webappsstore.sqlite', 'firefox_webappsstore',
-                 ('webappsstore.sqlite-wal', 'webappsstore.sqlite-shm', 'webappsstore.sqlite-journal')),),
-    'service_workers': (),
+                 ('webappsstore.sqlite-wal', 'webappsstore.sqlite-shm', 'webappsstore.sqlite-journal')),
+                ('storage/ls-archive.sqlite', 'firefox_ls_archive',
+                 ('storage/ls-archive.sqlite-wal', 'storage/ls-archive.sqlite-shm',
+                  'storage/ls-archive.sqlite-journal'))),
+    'service_workers': (('serviceworker.txt', 'firefox_service_workers', ()),),
     'cache': (),
 }
 FIREFOX_ORIGIN_FOLDERS: dict[str, tuple[str, ...]] = {'storage': ('storage/default',), 'service_workers': (), 'cache': ()}

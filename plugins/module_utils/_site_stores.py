@@ -10,10 +10,17 @@ a maintained library and returns the bytes of the edited store. Nothing here
 touches a user's files: the caller quarantines the original and puts the
 edited copy in its place through the host's link-safe operations.
 
-* SQLite (Chromium ``Cookies``, Firefox ``cookies.sqlite`` and
-  ``webappsstore.sqlite``): Python's ``sqlite3``; rows are deleted by host only
+* SQLite (Chromium ``Cookies``, Firefox ``cookies.sqlite``,
+  ``webappsstore.sqlite`` and ``storage/ls-archive.sqlite``): Python's ``sqlite3``; rows are deleted by host only
   (cookie values stay encrypted and are never read), then ``VACUUM`` so the
   deleted rows leave no trace in free pages.
+* Firefox ``storage/ls-archive.sqlite`` (the LocalStorage archive Firefox imports
+  an origin's data from when it first opens that origin's ``ls/`` database) has
+  webappsstore's table and is edited like it.
+* Firefox ``serviceworker.txt`` (ServiceWorkerRegistrar's text file): a version
+  line, then one record per registration ending with a ``#`` line; a record's
+  second line is its scope (third in version 2). Whole records of the site are
+  dropped, every other byte is kept as it was.
 * LevelDB (Local Storage, Session Storage, the Service Worker database,
   ``File System/Origins``): ``plyvel`` (a maintained binding of Google's
   LevelDB), keys deleted in one write batch, then a full compaction so old
@@ -168,6 +175,67 @@ def _firefox_cookies(path: str, sites: tuple[str, ...]) -> Edit:
 
 def _firefox_webappsstore(path: str, sites: tuple[str, ...]) -> Edit:
     return _sqlite_edit(path, 'webappsstore2', 'originKey', bp.firefox_origin_key_host, sites)
+
+
+def _firefox_ls_archive(path: str, sites: tuple[str, ...]) -> Edit:
+    return _sqlite_edit(path, 'webappsstore2', 'originKey', bp.firefox_origin_key_host, sites)
+
+
+# ------------------------------------------------------- serviceworker.txt
+
+SERVICE_WORKER_TERMINATOR = b'#'
+
+
+def _ends_record(lines: list[bytes], index: int, scope_line: int) -> bool:
+    """Whether the ``#`` line at index ends a registration: the file ends, or a record starts after it.
+
+    A page chooses its navigation preload header value, which may be ``#``; Firefox reads a fixed number
+    of lines per version, so a ``#`` only ends a record where the next lines are origin attributes
+    (empty or ``^...``) and a scope URL.
+    """
+    rest = lines[index + 1:-1]
+    if not rest:
+        return True
+    return (len(rest) > scope_line and (rest[0] == b'' or rest[0].startswith(b'^'))
+            and bp.origin_host(rest[scope_line].decode('utf-8', 'replace')) is not None)
+
+
+def _firefox_service_workers(path: str, sites: tuple[str, ...]) -> Edit:
+    """Drop the site's registrations from ServiceWorkerRegistrar's file, keeping every other byte."""
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    version, newline, body = data.partition(b'\n')
+    if not newline:
+        raise StoreError('unknown format: no registrar version line')
+    if not version.isdigit() or int(version) < 2:
+        raise StoreError(f'unknown format: registrar version {version[:20]!r}')
+    # Version 2 wrote the principal's spec between the origin attributes and the scope.
+    scope_line = 2 if int(version) == 2 else 1
+    lines = body.split(b'\n')
+    if lines[-1] != b'':
+        raise StoreError('unknown format: the last registration is not terminated')
+    kept, record, result = [version + b'\n'], [], Edit()
+    for index, line in enumerate(lines[:-1]):
+        record.append(line + b'\n')
+        if line != SERVICE_WORKER_TERMINATOR or not _ends_record(lines, index, scope_line):
+            continue
+        if len(record) <= scope_line + 1:
+            raise StoreError('unknown format: a registration record is too short')
+        scope = record[scope_line][:-1].decode('utf-8', 'replace')
+        if bp.origin_host(scope) is None:
+            raise StoreError(f'unknown format: a registration scope is not a URL ({scope[:80]!r})')
+        site = bp.host_matches(bp.origin_host(scope), sites)
+        if site:
+            _count(result.removed, site)
+        else:
+            kept += record
+        record = []
+    if record:
+        raise StoreError('unknown format: the last registration is not terminated')
+    if result.removed:
+        with open(path, 'wb') as handle:
+            handle.write(b''.join(kept))
+    return result
 
 
 # ---------------------------------------------------------------- LevelDB
@@ -353,6 +421,8 @@ _EDITORS: dict[str, t.Callable[[str, tuple[str, ...]], Edit]] = {
     'chromium_cookies': _chromium_cookies,
     'firefox_cookies': _firefox_cookies,
     'firefox_webappsstore': _firefox_webappsstore,
+    'firefox_ls_archive': _firefox_ls_archive,
+    'firefox_service_workers': _firefox_service_workers,
     'local_storage': _local_storage,
     'session_storage': _session_storage,
     'service_worker_database': _service_worker_database,

@@ -18,9 +18,11 @@ description:
   - Per-origin folders (IndexedDB, OPFS under C(File System), storage buckets under C(WebStorage),
     Cache Storage, Firefox C(storage/default/<origin>)) are moved into the user's quarantine. Shared
     databases (Cookies, Local Storage, Session Storage, the Service Worker database,
-    C(File System/Origins), Firefox C(cookies.sqlite) and C(webappsstore.sqlite)) are copied, the copy
-    edited to remove only the matching origins' entries (SQLite with Python's sqlite3, LevelDB with
-    plyvel), the original moved into the quarantine and the edited copy put in its place. So
+    C(File System/Origins), Firefox C(cookies.sqlite), C(webappsstore.sqlite), the LocalStorage archive
+    C(storage/ls-archive.sqlite) and the service worker registrations in C(serviceworker.txt)) are copied,
+    the copy edited to remove only the matching origins' entries (SQLite with Python's sqlite3, LevelDB with
+    plyvel, C(serviceworker.txt) by whole registration records), the original moved into the quarantine
+    and the edited copy put in its place. So
     M(loopbreaker.notion.quarantine) with O(loopbreaker.notion.quarantine#module:state=restored)
     brings every original back byte for byte.
   - A running browser holds its databases and rewrites them on exit, so its profiles are skipped and
@@ -53,9 +55,10 @@ options:
   scopes:
     description:
       - C(cookies); C(storage) (Local Storage, Session Storage, IndexedDB, OPFS and the File System API,
-        storage buckets; Firefox C(webappsstore.sqlite) and C(storage/default)); C(service_workers)
-        (registrations and Cache Storage); C(cache), which cannot be attributed to a site in any of these
-        browsers' HTTP caches and is therefore only reported.
+        storage buckets; Firefox C(webappsstore.sqlite), C(storage/ls-archive.sqlite) and
+        C(storage/default)); C(service_workers) (registrations and Cache Storage; Firefox
+        C(serviceworker.txt), its scripts and caches live in C(storage/default)); C(cache), which cannot
+        be attributed to a site in any of these browsers' HTTP caches and is therefore only reported.
       - C(all) is every scope, like the DevTools button.
     type: list
     elements: str

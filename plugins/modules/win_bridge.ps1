@@ -2272,46 +2272,77 @@ function Invoke-BridgeOp_read_file_tails {
     return [ordered]@{ files = $files }
 }
 
-function Assert-BridgeWithin {
-    # WITHIN of the vocabulary, for the operations that take it here: the path must lie below the anchor.
+function Open-BridgeHeldLease {
+    # A lease (SafePath.cs) for Path in every case: from within; else from the profile folder holding
+    # Path; else from the drive root, so no junction or link anywhere above Path is followed. Unlike
+    # Open-BridgeLease it never returns $null: what is read or created is always checked through handles.
     param(
         [string]$Path,
         $Within
     )
-    if ($null -eq $Within) { return }
-    $anchor = ([string]$Within).TrimEnd('\') + '\'
-    $full = [System.IO.Path]::GetFullPath($Path)
-    if (-not $full.StartsWith($anchor, [System.StringComparison]::OrdinalIgnoreCase)) {
-        throw "Refusing '$Path': it is not inside '$Within'."
-    }
+    if ($null -ne $Within) { return [LoopbreakerSafePath]::Lease($Path, [string]$Within) }
+    $anchor = Get-BridgeProfileAnchor -Path $Path
+    if ($null -eq $anchor) { $anchor = [System.IO.Path]::GetPathRoot($Path) }
+    return [LoopbreakerSafePath]::Lease($Path, $anchor)
 }
 
-function Read-BridgeBytes {
-    # A regular file's bytes with shared access (a running browser's open file can be read).
+function Read-BridgeHeldFile {
+    # A regular file's bytes, read with shared access (a running browser's open file can be read) through a
+    # handle opened without following links and verified, through the lease, to be the entry of its name
+    # inside the held folder. Throws what is wrong instead.
     param(
         [string]$Path,
-        [int64]$Budget
+        $Lease,
+        [int64]$Budget,
+        [int64]$MaxBytes
     )
-    $attributes = [System.IO.File]::GetAttributes($Path)
-    if ($attributes -band [System.IO.FileAttributes]::ReparsePoint) {
-        throw "it holds '$Path', a junction or symbolic link; not followed"
+    $problem = $null
+    $bytes = [LoopbreakerSafePath]::ReadFile($Path, $Budget, $Lease, [ref]$problem)
+    if ($null -eq $bytes) {
+        if ([string]$problem -like 'larger than*') { throw "it is larger than $MaxBytes bytes" }
+        if ([string]$problem -like '*junction*') { throw "it holds '$Path', a junction or symbolic link; not followed" }
+        throw "'$Path' is $problem"
     }
-    $share = [System.IO.FileShare]'ReadWrite, Delete'
-    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
-    try {
-        if ($stream.Length -gt $Budget) { throw "it is larger than the $Budget bytes left to read" }
-        $buffer = New-Object -TypeName byte[] -ArgumentList ([int]$stream.Length)
-        $offset = 0
-        while ($offset -lt $buffer.Length) {
-            $read = $stream.Read($buffer, $offset, $buffer.Length - $offset)
-            if ($read -le 0) { break }
-            $offset += $read
+    return , $bytes
+}
+
+function Read-BridgeTreeFiles {
+    # Every regular file below the directory Root (read_trees). Each entry is inspected and read through a
+    # lease of its own from Anchor (every folder on the way held open, none followed, each verified to be
+    # the entry inside the one before), so a folder swapped for a junction meanwhile is refused, not walked.
+    param(
+        [string]$Root,
+        [string]$Anchor,
+        [int64]$MaxBytes
+    )
+    $files = New-BridgeList
+    $budget = $MaxBytes
+    $pending = New-Object -TypeName System.Collections.Generic.Stack[string]
+    $pending.Push($Root)
+    while ($pending.Count -gt 0) {
+        $directory = $pending.Pop()
+        foreach ($name in (Get-BridgeChildName -Path $directory)) {
+            $child = [System.IO.Path]::Combine($directory, $name)
+            $lease = [LoopbreakerSafePath]::Lease($child, $Anchor)
+            try {
+                $info = [LoopbreakerSafePath]::Inspect($child, $lease)
+                if (-not $info.Exists) { continue }  # removed by the browser since it was listed
+                if ($info.IsLink) { throw "it holds '$child', a junction or symbolic link; not followed" }
+                if ($info.IsDirectory) {
+                    $pending.Push($child)
+                    continue
+                }
+                $bytes = Read-BridgeHeldFile -Path $child -Lease $lease -Budget $budget -MaxBytes $MaxBytes
+                $budget -= $bytes.Length
+                $relative = $child.Substring($Root.Length + 1).Replace('\', '/')
+                $files.Add([ordered]@{ name = $relative; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
+            }
+            finally {
+                $lease.Dispose()
+            }
         }
-        return , $buffer
     }
-    finally {
-        $stream.Dispose()
-    }
+    return , $files
 }
 
 function Invoke-BridgeOp_read_trees {
@@ -2319,50 +2350,38 @@ function Invoke-BridgeOp_read_trees {
         [hashtable]$Params,
         [hashtable]$Context
     )
+    $within = Get-BridgeWithin -Params $Params
     $maxBytes = [int64](64 * 1048576)
     if ($null -ne $Params.max_bytes) { $maxBytes = [int64]$Params.max_bytes }
     $trees = New-BridgeList
     foreach ($pattern in @($Params.patterns)) {
-        Assert-BridgeWithin -Path ([string]$pattern).Replace('*', 'x') -Within $Params.within
-        foreach ($path in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within (Get-BridgeWithin -Params $Params))) {
-            $item = Get-Item -LiteralPath $path -Force -ErrorAction SilentlyContinue
-            if ($null -eq $item) { continue }
-            $type = 'file'
-            if ($item.PSIsContainer) { $type = 'directory' }
-            $owner = $null
-            try { $owner = [string]$item.GetAccessControl().GetOwner([System.Security.Principal.SecurityIdentifier]).Value } catch { $owner = $null }
-            $tree = [ordered]@{ pattern = [string]$pattern; path = [string]$item.FullName; type = $type; owner_sid = $owner; files = $null; error = $null }
+        foreach ($matched in (Resolve-BridgeMatches -Pattern ([string]$pattern) -Within $within)) {
+            $path = [LoopbreakerSafePath]::Normalize([string]$matched)
+            $tree = [ordered]@{ pattern = [string]$pattern; path = $path; type = 'file'; owner_sid = $null; files = $null; error = $null }
+            $lease = $null
             try {
-                $files = New-BridgeList
-                $budget = $maxBytes
-                if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
-                    throw 'it is a junction or symbolic link; not followed'
-                }
-                if ($type -eq 'file') {
-                    $bytes = Read-BridgeBytes -Path $item.FullName -Budget $budget
-                    $files.Add([ordered]@{ name = ''; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
+                $lease = Open-BridgeHeldLease -Path $path -Within $within
+                $info = [LoopbreakerSafePath]::Inspect($path, $lease)
+                if (-not $info.Exists) { continue }  # removed by the browser since it matched
+                $tree.type = Get-BridgeItemType -Info $info
+                $tree.owner_sid = $info.OwnerSid
+                if ($info.IsLink) { throw 'it is a junction or symbolic link; not followed' }
+                if ($info.IsDirectory) {
+                    $tree.files = Read-BridgeTreeFiles -Root $path -Anchor $lease.Within -MaxBytes $maxBytes
                 }
                 else {
-                    $pending = New-Object -TypeName System.Collections.Generic.Stack[string]
-                    $pending.Push($item.FullName)
-                    while ($pending.Count -gt 0) {
-                        $directory = $pending.Pop()
-                        foreach ($child in @(Get-ChildItem -LiteralPath $directory -Force -ErrorAction Stop)) {
-                            if ($child.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
-                                throw "it holds '$($child.FullName)', a junction or symbolic link; not followed"
-                            }
-                            if ($child.PSIsContainer) { $pending.Push($child.FullName); continue }
-                            $bytes = Read-BridgeBytes -Path $child.FullName -Budget $budget
-                            $budget -= $bytes.Length
-                            $relative = $child.FullName.Substring($item.FullName.Length + 1).Replace('\', '/')
-                            $files.Add([ordered]@{ name = $relative; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
-                        }
-                    }
+                    $bytes = Read-BridgeHeldFile -Path $path -Lease $lease -Budget $maxBytes -MaxBytes $maxBytes
+                    $single = New-BridgeList
+                    $single.Add([ordered]@{ name = ''; mode = 384; data = [System.Convert]::ToBase64String($bytes) })
+                    $tree.files = $single
                 }
-                $tree.files = $files
             }
             catch {
+                $tree.files = $null
                 $tree.error = Get-BridgeErrorMessage -ErrorRecord $_
+            }
+            finally {
+                Close-BridgeLease -Lease $lease
             }
             $trees.Add($tree)
         }
@@ -2370,57 +2389,187 @@ function Invoke-BridgeOp_read_trees {
     return [ordered]@{ trees = $trees }
 }
 
+function Write-BridgeHeldFile {
+    # A new file Leaf in the lease's held folder: created there (never through a link), checked to be inside
+    # it, then written through that handle.
+    param(
+        $Lease,
+        [string]$Leaf,
+        [byte[]]$Bytes
+    )
+    $file = [LoopbreakerSafePath]::CreateInside($Lease, $Leaf)
+    try {
+        $file.WriteAll($Bytes)
+    }
+    finally {
+        $file.Dispose()
+    }
+}
+
+function Set-BridgeInheritedOwner {
+    # Item's owner set and its ACL inherited from the lease's held folder. The lease's anchor is held for
+    # existence only (no READ_CONTROL), so when it is that folder its ACL is read through a handle of its own.
+    param(
+        $Item,
+        $Lease,
+        [string]$OwnerSid
+    )
+    $parent = $Lease.Parent
+    $opened = $null
+    try {
+        if ($Lease.Count -eq 0) {
+            $opened = [LoopbreakerSafePath]::OpenDirectory($parent.Path, $false)
+            if ($null -eq $opened) { throw "Cannot read the security of '$($parent.Path)': it no longer exists." }
+            $parent = $opened
+        }
+        $Item.SetOwnerInherited($OwnerSid, $parent)
+    }
+    finally {
+        if ($null -ne $opened) { $opened.Dispose() }
+    }
+}
+
+function Set-BridgeHeldOwner {
+    # write_tree's owner for an entry it created: set through a handle opened without following links and
+    # checked to be inside the lease's held folder. An entry replaced meanwhile (a link, or a hard link to
+    # someone else's file) is refused: it must never be given to the user.
+    param(
+        [string]$Path,
+        $Lease,
+        [string]$OwnerSid
+    )
+    $item = [LoopbreakerSafePath]::OpenForMove($Path, $true)
+    if ($null -eq $item) { throw "Cannot set the owner of '$Path': it no longer exists." }
+    try {
+        $Lease.AssertInside($item)
+        if ($item.Info.IsLink -or ($item.Info.Type -eq 'file' -and $item.Info.Links -ne 1)) {
+            throw "Refusing '$Path': it was replaced while it was written."
+        }
+        Set-BridgeInheritedOwner -Item $item -Lease $Lease -OwnerSid $OwnerSid
+    }
+    finally {
+        $item.Dispose()
+    }
+}
+
 function Invoke-BridgeOp_write_tree {
+    # A store written beside its place under a temporary name and renamed into the free path. Every entry is
+    # created relative to a held folder (SafePath leases), never by a name that could lead through a link.
     param(
         [hashtable]$Params,
         [hashtable]$Context
     )
-    $path = [string]$Params.path
-    Assert-BridgeWithin -Path $path -Within $Params.within
-    Assert-BridgeNoReparseAncestor -Path $path
-    if (Test-BridgePath -Path $path) { throw "Cannot write '$path': it already exists." }
-    $parent = [System.IO.Path]::GetDirectoryName($path.TrimEnd('\'))
-    $temporary = [System.IO.Path]::Combine($parent, '.' + [System.IO.Path]::GetFileName($path) + '.' + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.tmp')
+    $path = [LoopbreakerSafePath]::Normalize([string]$Params.path)
+    $leaf = [System.IO.Path]::GetFileName($path)
     $files = @($Params.files)
     $single = ($files.Count -eq 1 -and [string]$files[0].name -eq '')
+    $relatives = New-Object -TypeName System.Collections.Generic.List[string]
+    if (-not $single) {
+        foreach ($entry in $files) {
+            $name = [string]$entry.name
+            $parts = @($name.Split('/'))
+            if (-not $name -or ($parts | Where-Object { $_ -in @('', '.', '..') -or $_ -match '[\\:*?"<>|]' })) {
+                throw "Refusing the file name '$name' in a tree."
+            }
+            $relatives.Add(($parts -join '\'))
+        }
+    }
+    $ownerSid = $null
+    if ($Params.attributes -is [System.Collections.IDictionary] -and $Params.attributes['owner_sid']) {
+        $ownerSid = [string]$Params.attributes['owner_sid']
+        Assert-BridgeSid -Sid $ownerSid
+    }
+    $within = Get-BridgeWithin -Params $Params
+    $temporaryLeaf = '.{0}.{1}.tmp' -f $leaf, [guid]::NewGuid().ToString('N').Substring(0, 8)
+    $temporary = $null
     $written = [int64]0
+    $lease = $null
+    $enabler = New-BridgePrivilegeEnabler
     try {
+        $lease = Open-BridgeHeldLease -Path $path -Within $within
+        $lease.CreateParents()
+        if ([LoopbreakerSafePath]::Inspect($path, $lease).Exists) { throw "Cannot write '$($Params.path)': it already exists." }
+        $temporary = [System.IO.Path]::Combine($lease.Parent.Path, $temporaryLeaf)
         if ($single) {
             $bytes = [System.Convert]::FromBase64String([string]$files[0].data)
-            [System.IO.File]::WriteAllBytes($temporary, $bytes)
+            Write-BridgeHeldFile -Lease $lease -Leaf $temporaryLeaf -Bytes $bytes
             $written = $bytes.Length
         }
         else {
-            [void][System.IO.Directory]::CreateDirectory($temporary)
-            foreach ($entry in $files) {
-                $name = [string]$entry.name
-                $parts = @($name.Split('/'))
-                if (-not $name -or ($parts | Where-Object { $_ -in @('', '.', '..') -or $_ -match '[\\:]' })) {
-                    throw "Refusing the file name '$name' in a tree."
+            # Each file through a lease of its own from the same anchor: the temporary folder and the folders
+            # below it are created one at a time, each opened and checked as soon as it exists.
+            $folders = New-Object -TypeName System.Collections.Generic.List[string]
+            $folders.Add($temporary)
+            for ($index = 0; $index -lt $files.Count; $index++) {
+                $target = [System.IO.Path]::Combine($temporary, $relatives[$index])
+                $above = [System.IO.Path]::GetDirectoryName($target)
+                while ($above.Length -gt $temporary.Length -and -not $folders.Contains($above)) {
+                    $folders.Add($above)
+                    $above = [System.IO.Path]::GetDirectoryName($above)
                 }
-                $target = [System.IO.Path]::Combine($temporary, ($parts -join '\'))
-                [void][System.IO.Directory]::CreateDirectory([System.IO.Path]::GetDirectoryName($target))
-                $bytes = [System.Convert]::FromBase64String([string]$entry.data)
-                [System.IO.File]::WriteAllBytes($target, $bytes)
-                $written += $bytes.Length
+                $fileLease = [LoopbreakerSafePath]::Lease($target, $lease.Within)
+                try {
+                    $fileLease.CreateParents()
+                    $bytes = [System.Convert]::FromBase64String([string]$files[$index].data)
+                    Write-BridgeHeldFile -Lease $fileLease -Leaf ([System.IO.Path]::GetFileName($target)) -Bytes $bytes
+                    $written += $bytes.Length
+                    if ($null -ne $ownerSid) { Set-BridgeHeldOwner -Path $target -Lease $fileLease -OwnerSid $ownerSid }
+                }
+                finally {
+                    $fileLease.Dispose()
+                }
+            }
+            if ($files.Count -eq 0) {
+                $emptyLease = [LoopbreakerSafePath]::Lease([System.IO.Path]::Combine($temporary, 'none'), $lease.Within)
+                try { $emptyLease.CreateParents() } finally { $emptyLease.Dispose() }
+            }
+            if ($null -ne $ownerSid) {
+                foreach ($folder in $folders) {
+                    if ($folder -eq $temporary) { continue }  # the tree itself is given its owner below
+                    $folderLease = [LoopbreakerSafePath]::Lease($folder, $lease.Within)
+                    try {
+                        Set-BridgeHeldOwner -Path $folder -Lease $folderLease -OwnerSid $ownerSid
+                    }
+                    finally {
+                        $folderLease.Dispose()
+                    }
+                }
             }
         }
-        if ($null -ne $Params.attributes -and $Params.attributes.owner_sid) {
-            $owner = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList ([string]$Params.attributes.owner_sid)
-            $items = @(Get-Item -LiteralPath $temporary -Force)
-            if (-not $single) { $items += @(Get-ChildItem -LiteralPath $temporary -Recurse -Force) }
-            foreach ($created in $items) {
-                $security = $created.GetAccessControl()
-                $security.SetOwner($owner)
-                $created.SetAccessControl($security)
+        # The temporary entry itself, not followed, checked to be inside the held folder, given its owner and
+        # renamed relative to that folder's handle into the free name: readers never see half a store.
+        $item = [LoopbreakerSafePath]::OpenForMove($temporary, ($null -ne $ownerSid))
+        if ($null -eq $item) { throw "Cannot write '$($Params.path)': '$temporary' no longer exists." }
+        try {
+            $lease.AssertInside($item)
+            $expected = 'directory'
+            if ($single) { $expected = 'file' }
+            if ($item.Info.IsLink -or $item.Info.Type -ne $expected -or ($single -and $item.Info.Links -ne 1)) {
+                throw "Refusing '$temporary': it was replaced while it was written."
             }
+            if ($null -ne $ownerSid) { Set-BridgeInheritedOwner -Item $item -Lease $lease -OwnerSid $ownerSid }
+            $item.RenameInto($lease.Parent, $leaf, $false)
         }
-        if ($single) { [System.IO.File]::Move($temporary, $path) } else { [System.IO.Directory]::Move($temporary, $path) }
+        finally {
+            $item.Dispose()
+        }
+        $temporary = $null
+        $lease.Recheck()
     }
     catch {
-        if ([System.IO.Directory]::Exists($temporary)) { Remove-BridgeTree -Path $temporary }
-        elseif ([System.IO.File]::Exists($temporary)) { [System.IO.File]::Delete($temporary) }
+        if ($null -ne $temporary -and $null -ne $lease) {
+            try {
+                [LoopbreakerSafePath]::RemoveTree($temporary, $lease)
+            }
+            catch {
+                $Context.Warnings.Add("Could not delete '$temporary': $(Get-BridgeErrorMessage -ErrorRecord $_)")
+            }
+        }
         throw
+    }
+    finally {
+        Close-BridgeLease -Lease $lease
+        $enabler.Dispose()
     }
     return [ordered]@{ created = $true; bytes = $written }
 }

@@ -244,10 +244,13 @@ notes:
   - "C(read_trees) (patterns, within, max_bytes): each match as bytes, read with shared access: a file as one
     entry named C(''), a directory as every file below it (relative names with C(/)). Returns C({trees: [{pattern,
     path, type, owner_sid, files: [{name, mode, data}], error}]}), data base64; a match that is or holds a
-    junction or symbolic link, or exceeds max_bytes (default 64 MiB), has C(files) null and an C(error)."
+    junction or symbolic link, or exceeds max_bytes (default 64 MiB), has C(files) null and an C(error). Every
+    entry is opened without following links through held handles of the folders above it (from C(within), else
+    the profile folder, else the drive root), so a folder turned into a junction meanwhile is refused."
   - "C(write_tree)* (path, files, within, attributes): creates the file (one entry named C('')) or directory of
-    files under a temporary name beside path, sets the owner from C(attributes.owner_sid), then renames it to
-    path. An existing path is an error. Returns C({created, bytes})."
+    files under a temporary name beside path, each entry created relative to a held, verified folder, sets the
+    owner from C(attributes.owner_sid) through the entry's own handle (inherited ACL), then renames it, relative
+    to the held folder, to path. An existing path is an error. Returns C({created, bytes})."
   - "C(read_records) (namespace): the REG_SZ values of C(HKLM\\SOFTWARE\\loopbreaker\\notion\\records\\<namespace>)
     as C({records: [{key, content}], store}), ordered by name; a missing namespace has none; a store owned by
     or writable by anyone but Administrators and SYSTEM is an error. Names match

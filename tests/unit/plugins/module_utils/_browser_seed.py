@@ -110,21 +110,38 @@ def firefox_profile(root: Path, origins: t.Sequence[str] = NOTION + OTHERS) -> N
     cookies.execute('PRAGMA journal_mode=WAL')
     cookies.execute('CREATE TABLE moz_cookies (id INTEGER PRIMARY KEY, originAttributes TEXT NOT NULL DEFAULT "", '
                     'name TEXT, value TEXT, host TEXT, path TEXT)')
-    store = sqlite3.connect(root / 'webappsstore.sqlite')
-    store.execute('CREATE TABLE webappsstore2 (originAttributes TEXT, originKey TEXT, scope TEXT, key TEXT, '
-                  'value TEXT)')
+    (root / 'storage').mkdir()
+    stores = [sqlite3.connect(root / 'webappsstore.sqlite'), sqlite3.connect(root / 'storage' / 'ls-archive.sqlite')]
+    for store in stores:
+        store.execute('CREATE TABLE webappsstore2 (originAttributes TEXT, originKey TEXT, scope TEXT, key TEXT, '
+                      'value TEXT)')
     for origin in origins:
         scheme, host = origin.split('://')
         cookies.execute('INSERT INTO moz_cookies (name, value, host, path) VALUES ("c", "secret", ?, "/")', ('.' + host,))
-        store.execute('INSERT INTO webappsstore2 VALUES ("", ?, "", "k", "v")', (f'{host[::-1]}.:{scheme}:443',))
+        for store in stores:
+            store.execute('INSERT INTO webappsstore2 VALUES ("", ?, "", "k", "v")', (f'{host[::-1]}.:{scheme}:443',))
         folder = root / 'storage' / 'default' / f'{scheme}+++{host}'
         (folder / 'idb').mkdir(parents=True)
         (folder / 'idb' / 'data.sqlite').write_bytes(b'idb ' + origin.encode())
     cookies.commit()
     cookies.close()
-    store.commit()
-    store.close()
+    for store in stores:
+        store.commit()
+        store.close()
+    (root / 'serviceworker.txt').write_bytes(service_worker_registrations(origins))
     (root / 'prefs.js').write_text('// prefs\n')
+
+
+def service_worker_registration(scope: str, suffix: str = '') -> str:
+    """One record of Firefox's ``serviceworker.txt`` as ServiceWorkerRegistrar::WriteData writes it (version 9)."""
+    return (f'{suffix}\n{scope}\n{scope}sw.js\ntrue\n{{6d1a0b7e-35c4-4f1c-9e0b-2a4d8c6f1e33}}\n0\n'
+            f'1764590000000\n1764590000100\n1764590000200\n0\ntrue\n#\n')
+
+
+def service_worker_registrations(origins: t.Sequence[str], version: str = '9') -> bytes:
+    # Registrations in a container tab carry the container in their origin attributes.
+    return (version + '\n' + ''.join(service_worker_registration(f'{o}/', '^userContextId=1' if 'app.' in o else '')
+                                     for o in origins)).encode()
 
 
 def profiles_ini(paths: t.Sequence[str]) -> str:

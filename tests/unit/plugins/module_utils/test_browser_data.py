@@ -107,6 +107,50 @@ def test_a_corrupt_sqlite_store_raises_store_error() -> None:
         _site_stores.edit('local_storage', [{'name': 'x', 'mode': 0o600, 'data': ''}], {}, ('notion.so',))
 
 
+def _service_workers(text: str) -> t.Any:
+    data = base64.b64encode(text.encode()).decode()
+    return _site_stores.edit('firefox_service_workers', [{'name': '', 'mode': 0o600, 'data': data}], {},
+                             ('notion.so', 'notion.com'))
+
+
+def test_firefox_service_worker_registrations_lose_notion_records_only_byte_for_byte() -> None:
+    original = seed.service_worker_registrations(seed.NOTION + seed.OTHERS).decode()
+    result = _service_workers(original)
+    assert result.removed == {'notion.so': 2, 'notion.com': 1}
+    [edited] = result.files
+    kept = seed.service_worker_registration('https://evilnotion.so/') + seed.service_worker_registration(
+        'https://example.org/')
+    assert base64.b64decode(edited['data']).decode() == '9\n' + kept
+    # An older registrar version (2) keeps the principal's spec before the scope; records are still whole.
+    old = '2\n' + ''.join(f'\nhttps://{h}/\nhttps://{h}/\nhttps://{h}/sw.js\ntrue\ncache\n#\n'
+                          for h in ('www.notion.so', 'example.org'))
+    result = _service_workers(old)
+    assert result.removed == {'notion.so': 1}
+    assert base64.b64decode(result.files[0]['data']).decode() == (
+        '2\n\nhttps://example.org/\nhttps://example.org/\nhttps://example.org/sw.js\ntrue\ncache\n#\n')
+    assert _service_workers('9\n' + kept).files is None  # nothing of Notion's: nothing rewritten
+    # Version 12 (Firefox 153) adds fields after the header value; a page may set that header to '#'.
+    hostile = ('\nhttps://example.org/\nhttps://example.org/sw.js\ntrue\n{c}\n0\n1\n2\n3\n1\n#\n'
+               '0\n1\n0\n-1\n0\n#\n')
+    notion = ('\nhttps://www.notion.so/\nhttps://www.notion.so/sw.js\ntrue\n{c}\n0\n1\n2\n3\n0\ntrue\n'
+              '0\n1\n0\n-1\n0\n#\n')
+    result = _service_workers('12\n' + hostile + notion)
+    assert result.removed == {'notion.so': 1}
+    assert base64.b64decode(result.files[0]['data']).decode() == '12\n' + hostile
+
+
+@pytest.mark.parametrize('text, message', [
+    ('', 'no registrar version'),
+    ('x\n#\n', 'version'),
+    ('9\n\nhttps://www.notion.so/\nsw.js\n', 'not terminated'),
+    ('9\n#\n', 'too short'),
+    ('9\n\nnot a url\n#\n', 'scope'),
+])
+def test_a_service_worker_file_of_unknown_format_is_left_untouched(text: str, message: str) -> None:
+    with pytest.raises(_site_stores.StoreError, match=message):
+        _service_workers(text)
+
+
 # ------------------------------------------------------------- Linux, natively
 
 class Homes:
@@ -171,8 +215,10 @@ def assert_only_others_left(homes: Homes) -> None:
         assert purgeable == {b'PRES:100', b'PRES:101', b'PRES:102'}
     firefox = homes.firefox / 'abcd.default-release'
     assert _hosts(firefox / 'cookies.sqlite', 'SELECT host FROM moz_cookies') == OTHER_HOSTS
-    assert {k.split(':')[0][::-1].strip('.') for k in seed.sqlite_column(
-        firefox / 'webappsstore.sqlite', 'SELECT originKey FROM webappsstore2')} == OTHER_HOSTS
+    for archive in ('webappsstore.sqlite', 'storage/ls-archive.sqlite'):
+        assert {k.split(':')[0][::-1].strip('.') for k in seed.sqlite_column(
+            firefox / archive, 'SELECT originKey FROM webappsstore2')} == OTHER_HOSTS, archive
+    assert (firefox / 'serviceworker.txt').read_bytes() == seed.service_worker_registrations(seed.OTHERS)
     assert {p.name for p in (firefox / 'storage' / 'default').iterdir()} == {'https+++evilnotion.so', 'https+++example.org'}
 
 
@@ -305,6 +351,35 @@ def test_windows_twin_edits_on_the_controller_in_two_calls_and_restores() -> Non
     assert restored['changed'] and not restored.get('failed'), restored.get('msg')
     assert machine.tree_snapshot(CHROME_WINDOWS) == before
     assert sid(1)  # alice's SID is the one the record is kept under
+
+
+FIREFOX_WINDOWS = 'C:\\Users\\alice\\AppData\\Roaming\\Mozilla\\Firefox'
+
+
+def test_windows_twin_clears_firefox_registrations_and_archive_and_restores() -> None:
+    machine = twin(['alice'])
+    profile = ntpath.join(FIREFOX_WINDOWS, 'Profiles', 'x1y2.default-release')
+    for relative, data in seed.built(seed.firefox_profile).items():
+        machine.write(ntpath.join(profile, relative.replace('/', '\\')), data)
+    machine.write(ntpath.join(FIREFOX_WINDOWS, 'profiles.ini'), seed.profiles_ini(['Profiles/x1y2.default-release']))
+    before = machine.tree_snapshot(FIREFOX_WINDOWS)
+    result = run(machine, WINDOWS, browsers=['firefox'])
+    assert result['changed'] and not result.get('failed'), result.get('msg')
+    [firefox] = result['users'][0]['profiles']
+    assert {r['store'] for r in firefox['removed']} == {
+        'firefox_cookies', 'firefox_webappsstore', 'firefox_ls_archive', 'firefox_service_workers', 'storage/default'}
+    assert machine.read(ntpath.join(profile, 'serviceworker.txt')) == seed.service_worker_registrations(seed.OTHERS)
+    work = Path(tempfile.mkdtemp(prefix='lb-twin-'))
+    try:
+        (work / 'archive').write_bytes(machine.read(ntpath.join(profile, 'storage', 'ls-archive.sqlite')))
+        assert {k.split(':')[0][::-1].strip('.') for k in seed.sqlite_column(
+            work / 'archive', 'SELECT originKey FROM webappsstore2')} == OTHER_HOSTS
+    finally:
+        shutil.rmtree(work)
+    assert not run(machine, WINDOWS, browsers=['firefox'], token='d0d0d0')['changed']
+    restored = restore(machine, WINDOWS)
+    assert restored['changed'] and not restored.get('failed'), restored.get('msg')
+    assert machine.tree_snapshot(FIREFOX_WINDOWS) == before
 
 
 # ------------------------------------------------------------ macOS paths, natively

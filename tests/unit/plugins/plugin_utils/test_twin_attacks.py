@@ -339,3 +339,71 @@ def test_the_bridge_opens_what_it_verifies_without_following_a_link_and_keeps_th
         assert 'System.IO.FileStream' not in body and '::Inspect(' not in body, function
     source = SAFE_PATH.read_text(encoding='utf-8')
     assert 'public static FileStream OpenHeldFile(string path, PathLease lease)' in source
+
+
+# ---------------------------------------- browser stores: read_trees and write_tree
+
+CHROME_DEFAULT = PROFILE + '\\AppData\\Local\\Google\\Chrome\\User Data\\Default'
+STASH = PROFILE + '\\AppData\\Local\\Stash\\Local Storage'
+
+
+@pytest.mark.parametrize('within', [PROFILE, None])
+def test_junction_swapped_in_before_read_trees_reads_nothing_through_it(twin: SimulatedWindows,
+                                                                       within: str | None) -> None:
+    """browser_data reads stores per profile without within: the profile folder is the anchor then."""
+    twin.write(CHROME_DEFAULT + '\\Cookies', b'alice cookies')
+    twin.mkdir(STASH)
+    swap(twin, 'read_trees', CHROME_DEFAULT, MALLORY_PROFILE)
+    twin.write(MALLORY_PROFILE + '\\Cookies', b'mallory cookies')
+    swap(twin, 'read_trees', STASH + '\\leveldb', MALLORY_PROFILE + '\\Documents')
+    before = outside(twin)
+    operation: dict[str, t.Any] = {'op': 'read_trees', 'patterns': [
+        CHROME_DEFAULT + '\\Cookies', CHROME_DEFAULT + '\\*', STASH + '\\leveldb']}
+    if within:
+        operation['within'] = within
+    [result] = twin.run_batch([operation])['results']
+    assert result['status'] == 'ok'
+    # Nothing of Mallory's is read: the swapped folder is not walked, the swapped store is refused as a link.
+    assert [(tree['path'], tree['files'], tree['error']) for tree in result['data']['trees']] == [
+        (STASH + '\\leveldb', None,
+         'it is a junction or symbolic link; not followed')]
+    assert outside(twin) == before
+
+
+@pytest.mark.parametrize('within', [PROFILE, None])
+def test_junction_swapped_in_before_write_tree_writes_nowhere(twin: SimulatedWindows, within: str | None) -> None:
+    twin.mkdir(CHROME_DEFAULT + '\\Local Storage')
+    swap(twin, 'write_tree', CHROME_DEFAULT + '\\Local Storage', SYSTEM32)
+    before = outside(twin)
+    operation: dict[str, t.Any] = {'op': 'write_tree', 'path': CHROME_DEFAULT + '\\Local Storage\\config',
+                                   'files': [{'name': 'SAM', 'mode': 384, 'data': 'ZXZpbA=='}]}
+    if within:
+        operation['within'] = within
+    assert results(twin, [operation]) == [
+        ('error', f"Refusing '{CHROME_DEFAULT}\\Local Storage\\config': '{CHROME_DEFAULT}\\Local Storage' is a "
+                  f"junction or symbolic link below '{PROFILE}'.")]
+    assert twin.read(SYSTEM32 + '\\config\\SAM') == b'sam'
+    assert outside(twin) == before
+
+
+def test_read_trees_and_write_tree_hold_safe_path_handles_like_the_other_path_operations() -> None:
+    """Checked by name (Assert-BridgeWithin, Get-Item) and then read or created by name, a folder the user
+    turns into a junction in between was followed: the administrator read another user's files into the
+    controller, or wrote a store's bytes (and gave them the user as owner) wherever the junction pointed."""
+    text = bridge_ps1.bridge_text()
+    reading = ''.join(bridge_ps1.function_text(text, name) for name in (
+        'Invoke-BridgeOp_read_trees', 'Read-BridgeTreeFiles', 'Read-BridgeHeldFile'))
+    assert '[LoopbreakerSafePath]::Lease(' in reading or 'Open-BridgeHeldLease' in reading
+    assert '[LoopbreakerSafePath]::ReadFile(' in reading and '[LoopbreakerSafePath]::Inspect(' in reading
+    writing = ''.join(bridge_ps1.function_text(text, name) for name in (
+        'Invoke-BridgeOp_write_tree', 'Write-BridgeHeldFile', 'Set-BridgeHeldOwner', 'Set-BridgeInheritedOwner'))
+    assert 'Open-BridgeHeldLease' in writing
+    assert '[LoopbreakerSafePath]::CreateInside(' in writing and '.RenameInto(' in writing
+    assert '.SetOwnerInherited(' in writing and '[LoopbreakerSafePath]::OpenForMove(' in writing
+    for body in (reading, writing):
+        for by_name in ('Assert-BridgeWithin', 'Get-Item', 'Get-ChildItem', 'System.IO.FileStream', 'WriteAllBytes',
+                        '[System.IO.File]::Move', '[System.IO.Directory]::Move', 'GetAccessControl', 'SetAccessControl',
+                        'CreateDirectory('):
+            assert by_name not in body, by_name
+    helper = bridge_ps1.function_text(text, 'Open-BridgeHeldLease')
+    assert '[LoopbreakerSafePath]::Lease(' in helper and 'Get-BridgeProfileAnchor' in helper
