@@ -555,14 +555,18 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
 PAC_OPTION = re.compile(r'pac\+((?:https?|file)://\S+)', re.IGNORECASE)
 
 
-def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str]) -> dict[str, t.Any]:
-    """On macOS/Linux: the proxy option (host:port, or pac+URL), else https_proxy of the environment, else direct."""
+def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str],
+                     system_pac: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+    """On macOS/Linux: the proxy option (host:port, or pac+URL), else the system's PAC setting
+    (_posix_proxy.read_pac_setting), else https_proxy of the environment, else direct."""
     option = params.get('proxy') or ''
     pac = PAC_OPTION.fullmatch(option.strip())
     if pac:
         return {'mode': 'pac', 'pac_url': pac.group(1)}
     if option.lower().startswith('pac+'):
         raise RequestError(f'proxy {option!r}: a PAC file is given as pac+http://, pac+https:// or pac+file:// and a URL')
+    if not option and system_pac:
+        return dict(system_pac)
     server = option or environ.get('https_proxy') or environ.get('HTTPS_PROXY') or ''
     bypass = params.get('no_proxy') if params.get('no_proxy') is not None else (
         environ.get('no_proxy') or environ.get('NO_PROXY') or '')

@@ -201,11 +201,12 @@ elapsed_ms:
 import datetime
 import os
 import platform
+import shutil
 import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _posix_proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
 
 
@@ -240,13 +241,27 @@ def main() -> None:
     module = AnsibleModule(argument_spec=_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
 
+    def runner(argv: list[str]) -> tuple[int, str, str]:
+        if shutil.which(argv[0]) is None:  # run_command would fail the module; a missing tool is "not set"
+            return 127, '', f'{argv[0]} is not installed'
+        return module.run_command(argv)
+
     def act() -> dict:
         _diagnose.validate(module.params)
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,
                                       state_dir=module.params['state_dir'])
-        return _diagnose.run(host, module.params, platform=layout.name,
-                             now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-                             posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ), annotate=annotate)
+        system_pac, source = None, 'the proxy option'
+        if not module.params.get('proxy'):
+            system_pac, why = _posix_proxy.read_pac_setting(
+                layout.name, runner, bool(os.environ.get('DBUS_SESSION_BUS_ADDRESS'))) if module.params['network'] \
+                else (None, 'not read (network is false)')
+            source = why if system_pac else f'https_proxy of the environment, else direct (system PAC: {why})'
+        result = _diagnose.run(host, module.params, platform=layout.name,
+                               now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
+                               posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ, system_pac),
+                               annotate=annotate)
+        result['facts']['proxy_source'] = source
+        return result
 
     succeeded, result = native_outcome(act, diff=False)
     if succeeded:
