@@ -24,14 +24,33 @@ description:
     msgstore hosts, then the WebSocket upgrade. All probes run in parallel on the host, each step with
     O(timeout)."
   - Proxies on Windows are chosen per URL as WinHTTP would (manual server and bypass list; PAC and
-    auto-detect through WinHTTP's auto-proxy). On macOS/Linux the proxy is O(proxy), else the
-    C(https_proxy) environment of the module; PAC is not evaluated there (probes go direct and say so).
+    auto-detect through WinHTTP's auto-proxy).
+  - "What we support on macOS/Linux: the proxy is O(proxy) (C(host:port), or a PAC file as
+    C(pac+http://...), C(pac+https://...) or C(pac+file:///path)); else the system's PAC setting
+    (macOS: the automatic proxy configuration URL of the first enabled network service,
+    C(networksetup -getautoproxyurl); Linux: GNOME's C(org.gnome.system.proxy) C(mode 'auto') with
+    C(autoconfig-url), read only when the module has the user's D-Bus session, since C(gsettings) run
+    as root reads root's settings); else C(https_proxy) of the module's environment; else direct.
+    RV(facts.proxy_source) says which. Auto-detect (WPAD) and manual proxies set in networksetup or
+    GNOME are not read: give them as O(proxy)."
+  - "PAC files (every platform but Windows, where WinHTTP does it) are fetched direct, never through a
+    proxy they define, at most 1 MiB within O(timeout), and evaluated with L(pypac,https://pypi.org/project/pypac/)
+    (dukpy's QuickJS engine) in a child Python process limited in time and memory. C(FindProxyForURL)
+    is called with each endpoint's C(https://host/) URL; the probe goes through the first C(PROXY host:port)
+    (or C(HTTP)) or C(DIRECT) entry. C(SOCKS), C(SOCKS4), C(SOCKS5) and C(HTTPS) entries are skipped (the
+    probes speak HTTP CONNECT only); the entries after the one followed are listed as C(fallbacks) and not
+    probed (a browser tries them only when the first proxy cannot be reached). Each probe's C(pac) says
+    the URL, what C(FindProxyForURL) returned, the entry followed and those skipped. A PAC file that
+    cannot be fetched or run is reported in the probe's C(pac.error) and C(note), and the probe goes
+    direct, as the OS does. Without pypac on the host, or with only entries the probes cannot follow,
+    nothing is probed and the user gets C(proxy_not_evaluated)."
   - "Returns a verdict (C(healthy) or C(unhealthy)) and findings, each with a stable code, the user, the
     evidence and the rung it points to: C(dns_failure) (none: manual), C(proxy_unreachable),
     C(notion_host_blocked), C(tls_intercepted), C(websocket_blocked), C(http_error) (proxy),
     C(block_rule) (firewall), C(install_missing), C(install_unsigned) (reinstall), C(renderer_crashed)
     (restart), C(load_failed), C(cache_corrupt) (app_data), C(user_unreadable) (none: manual; the user's
-    profile or data could not be read, for example access denied, so they are never reported healthy)."
+    profile or data could not be read, for example access denied, so they are never reported healthy),
+    C(proxy_not_evaluated) (none: manual; the user's PAC file could not be evaluated on the host)."
   - At most two bridge calls per run, whatever the number of users.
 version_added: 0.2.0
 author: loopbreaker.notion contributors (@loopbreaker)
@@ -94,7 +113,10 @@ options:
     type: int
     default: 60
   proxy:
-    description: macOS/Linux only; the proxy (C(host:port)) to probe through. Default C(https_proxy) of the environment.
+    description:
+      - macOS/Linux only; the proxy (C(host:port)) to probe through, or a PAC file (C(pac+http://host/proxy.pac),
+        C(pac+https://...), C(pac+file:///etc/proxy.pac)) to evaluate.
+      - Default the system's PAC setting, else C(https_proxy) of the environment (see the description).
     type: str
   no_proxy:
     description: macOS/Linux only; hosts that bypass O(proxy) (comma separated).
@@ -181,9 +203,16 @@ rungs:
   type: list
   elements: str
 facts:
-  description: The evidence (per-user facts, every probe with its steps, the proxy settings probed, the log cut-off).
+  description:
+    - The evidence (per-user facts, every probe with its steps, the proxy settings probed, the log cut-off).
+    - A probe through a PAC setting has C(pac) C({url, evaluated, engine, returned, entry, skipped, fallbacks})
+      or C({url, evaluated, error}); on macOS/Linux C(proxy_source) says where the proxy setting came from.
   returned: always
   type: dict
+  sample: {probes: [{host: msgstore.www.notion.so, proxy: '10.0.0.8:3128', failed_step: connect,
+                     pac: {url: 'http://wpad.corp.example/proxy.pac', evaluated: true, engine: 'pypac 0.19.0, dukpy 0.6.0',
+                           returned: 'PROXY 10.0.0.8:3128; DIRECT', entry: 'PROXY 10.0.0.8:3128', skipped: [],
+                           fallbacks: [DIRECT]}}]}
 incident:
   description: The incident record named by O(incident), or null.
   returned: always
