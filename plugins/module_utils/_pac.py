@@ -228,13 +228,13 @@ def evaluate(script: str, targets: list[tuple[str, str]], *, resolve: dict[str, 
         done = subprocess.run([sys.executable, '-I', '-c', ENGINE_PROGRAM], input=json.dumps(request).encode(),
                               capture_output=True, timeout=timeout + 5, check=False)
     except subprocess.TimeoutExpired:
-        raise PacError(f'the PAC file did not finish within {timeout + 5:g} s') from None
+        raise PacError(f'the PAC engine was stopped: the PAC file did not finish within {timeout + 5:g} s') from None
     except OSError as error:
         raise PacError(f'the PAC engine could not start: {error}') from None
     try:
         answer = json.loads(done.stdout.decode('utf-8', 'replace').strip().splitlines()[-1])
     except (ValueError, IndexError):
-        reason = 'was stopped at its time or memory limit' if done.returncode < 0 else f'exited {done.returncode}'
+        reason = 'was stopped at its CPU time or memory limit' if done.returncode < 0 else f'exited {done.returncode}'
         raise PacError(f'the PAC engine {reason} without an answer') from None
     if answer.get('error'):
         raise PacError(answer['error'])

@@ -42,7 +42,8 @@ def test_the_engine_uses_the_resolve_map_and_looks_nothing_else_up() -> None:
 
 
 @pytest.mark.parametrize(('script', 'message'), [
-    ('function FindProxyForURL(url, host) { while (true) {} }', 'stopped at its time or memory limit'),
+    # killed at its CPU limit, or, on a busy machine, at the wall-clock limit first
+    ('function FindProxyForURL(url, host) { while (true) {} }', 'the PAC engine was stopped'),
     ('this is not javascript', 'not a usable PAC file'),
     ('var x = 1;', 'not a usable PAC file'),
 ])
@@ -51,7 +52,7 @@ def test_a_hostile_or_broken_pac_file_is_an_error_in_bounded_time(script: str, m
     with pytest.raises(_pac.PacError, match=message):
         _pac.evaluate(script, [('https://www.notion.so/', 'www.notion.so')], resolve={}, loopback_only=True,
                       timeout=1)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 1 + 5 + 10  # the wall-clock kill, and slack for a loaded machine
 
 
 def test_a_runtime_error_or_a_non_string_is_reported_per_url() -> None:
