@@ -564,7 +564,8 @@ def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str],
     if pac:
         return {'mode': 'pac', 'pac_url': pac.group(1)}
     if option.lower().startswith('pac+'):
-        raise RequestError(f'proxy {option!r}: a PAC file is given as pac+http://, pac+https:// or pac+file:// and a URL')
+        raise RequestError(f'proxy {option!r}: a PAC file is given as pac+http://, pac+https:// or pac+file:// '
+                           'and a URL')
     if not option and system_pac:
         return dict(system_pac)
     server = option or environ.get('https_proxy') or environ.get('HTTPS_PROXY') or ''

@@ -42,8 +42,17 @@ class PacError(Exception):
 # The child: reads {script, targets, resolve, loopback_only} as JSON on stdin, writes JSON on stdout.
 # It imports nothing of this collection (an AnsiballZ payload cannot be imported by a child).
 ENGINE_PROGRAM = r'''
-import json, socket, sys
+import json, os, socket, sys
 request = json.loads(sys.stdin.read())
+# Only the answer reaches the parent: whatever the script prints (console.log) goes nowhere.
+answer_stream = os.fdopen(os.dup(1), 'w')
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+sys.stdout = open(os.devnull, 'w')
+
+def answer(outcome):
+    answer_stream.write(json.dumps(outcome))
+    answer_stream.flush()
+    answer_stream.flush()
 try:
     import resource
     resource.setrlimit(resource.RLIMIT_AS, (request['memory'], request['memory']))
@@ -74,11 +83,17 @@ def _lookup(host):
         raise socket.gaierror(socket.EAI_NONAME, 'not among the names given to resolve: not looked up here')
     return sorted({info[4][0] for info in real_getaddrinfo(host, None, type=socket.SOCK_STREAM)})
 
+def _ipv4(host):
+    found = [a for a in _lookup(host) if ':' not in a]
+    if not found:
+        raise socket.gaierror(socket.EAI_NONAME, 'no IPv4 address')
+    return found
+
 def gethostbyname(host):
-    return next(a for a in _lookup(host) if ':' not in a)
+    return _ipv4(host)[0]
 
 def gethostbyname_ex(host):
-    return host, [], [a for a in _lookup(host) if ':' not in a]
+    return host, [], _ipv4(host)
 
 def getaddrinfo(host, port, *args, **kwargs):
     family = lambda a: socket.AF_INET6 if ':' in a else socket.AF_INET
@@ -90,22 +105,23 @@ try:
     from pypac.parser import PACFile
     engine = 'pypac %s, dukpy %s' % (metadata.version('pypac'), metadata.version('dukpy'))
 except Exception as error:
-    print(json.dumps({'engine': None, 'error': 'no PAC engine (pip install pypac): %s' % error}))
+    answer({'engine': None, 'error': 'no PAC engine (pip install pypac): %s' % error})
     sys.exit(0)
 try:
     pac = PACFile(request['script'])
 except Exception as error:
-    print(json.dumps({'engine': engine, 'error': ('not a usable PAC file: %s' % error)[:300]}))
+    answer({'engine': engine, 'error': ('not a usable PAC file: %s' % error)[:300]})
     sys.exit(0)
 answers = []
 for url, host in request['targets']:
     try:
         value = pac.find_proxy_for_url(url, host)
-        answers.append({'value': value if isinstance(value, str) else None,
-                        'error': None if isinstance(value, str) else 'FindProxyForURL returned %r' % type(value).__name__})
+        text = isinstance(value, str)
+        answers.append({'value': value if text else None,
+                        'error': None if text else 'FindProxyForURL returned %r' % type(value).__name__})
     except Exception as error:
         answers.append({'value': None, 'error': ('FindProxyForURL failed: %s' % error)[:300]})
-print(json.dumps({'engine': engine, 'answers': answers}))
+answer({'engine': engine, 'answers': answers})
 '''
 
 
@@ -226,11 +242,11 @@ def evaluate(script: str, targets: list[tuple[str, str]], *, resolve: dict[str, 
     try:
         # -I: the child ignores the environment's PYTHONPATH and the current directory, which a user may own.
         done = subprocess.run([sys.executable, '-I', '-c', ENGINE_PROGRAM], input=json.dumps(request).encode(),
-                              capture_output=True, timeout=timeout + 5, check=False)
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout + 5, check=False)
     except subprocess.TimeoutExpired:
         raise PacError(f'the PAC engine was stopped: the PAC file did not finish within {timeout + 5:g} s') from None
     except OSError as error:
-        raise PacError(f'the PAC engine could not start: {error}') from None
+        raise PacError(f'no PAC engine: the Python that runs it could not start: {error}') from None
     try:
         answer = json.loads(done.stdout.decode('utf-8', 'replace').strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -259,7 +275,8 @@ def choose(value: str) -> dict[str, t.Any]:
     entries = parse_entries(value)
     skipped = []
     for index, entry in enumerate(entries):
-        usable = entry['keyword'] == 'DIRECT' or (entry['keyword'] in USABLE and entry['proxy'] and ':' in entry['proxy'])
+        proxy = entry['proxy'] or ''
+        usable = entry['keyword'] == 'DIRECT' or (entry['keyword'] in USABLE and ':' in proxy)
         if usable:
             return {'entry': entry['text'], 'proxy': None if entry['keyword'] == 'DIRECT' else entry['proxy'],
                     'skipped': skipped, 'fallbacks': [e['text'] for e in entries[index + 1:]]}
@@ -284,7 +301,8 @@ def choose_routes(setting: dict[str, t.Any], urls: list[str], *, resolve: dict[s
     routes = {}
     for target, answer in zip(urls, answers):
         if answer['error']:
-            routes[target] = {'proxy': None, 'usable': True, 'pac': {**base, 'engine': engine, 'error': answer['error']}}
+            routes[target] = {'proxy': None, 'usable': True,
+                              'pac': {**base, 'engine': engine, 'error': answer['error']}}
             continue
         chosen = choose(answer['value'])
         pac = {**base, 'evaluated': True, 'engine': engine, 'returned': answer['value'][:500], **chosen}

@@ -46,7 +46,8 @@ class SimulatedNetwork:
             if setting.get('mode') in ('auto', 'auto_detect'):
                 result['note'] = f"{setting['mode']} not evaluated by the simulated host: probed direct"
             elif result.get('pac', {}).get('error') and result['failed_step'] != 'pac':
-                result['note'] = f"PAC not used ({result['pac']['error']}): probed direct, as WinHTTP's clients fall back"
+                result['note'] = (f"PAC not used ({result['pac']['error']}): probed direct, "
+                                  "as WinHTTP's clients fall back")
         return outcome
 
     def op_read_file_tails(self, patterns: list[str], max_bytes: int = 65536, head_bytes: int = 0) -> dict[str, t.Any]:

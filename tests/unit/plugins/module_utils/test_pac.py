@@ -55,8 +55,16 @@ def test_a_hostile_or_broken_pac_file_is_an_error_in_bounded_time(script: str, m
     assert time.monotonic() - started < 1 + 5 + 10  # the wall-clock kill, and slack for a loaded machine
 
 
+def test_what_the_script_prints_never_reaches_the_answer() -> None:
+    script = ('function FindProxyForURL(url, host) {'
+              ' for (var i = 0; i < 20000; i++) console.log("x".repeat(1000)); return "DIRECT"; }')
+    _engine, answers = _pac.evaluate(script, [('https://a/', 'a')], resolve={}, loopback_only=True, timeout=5)
+    assert answers == [{'value': 'DIRECT', 'error': None}]
+
+
 def test_a_runtime_error_or_a_non_string_is_reported_per_url() -> None:
-    script = 'function FindProxyForURL(url, host) { if (host == "a") throw "boom"; if (host == "b") return 7; return "DIRECT"; }'
+    script = ('function FindProxyForURL(url, host) {'
+              ' if (host == "a") throw "boom"; if (host == "b") return 7; return "DIRECT"; }')
     _engine, answers = _pac.evaluate(script, [('https://a/', 'a'), ('https://b/', 'b')], resolve={},
                                      loopback_only=True, timeout=5)
     assert [a['value'] for a in answers] == [None, None]
@@ -65,7 +73,8 @@ def test_a_runtime_error_or_a_non_string_is_reported_per_url() -> None:
 
 def test_without_the_engine_the_setting_is_not_evaluated_and_nothing_is_probed(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_pac, 'ENGINE_PROGRAM', _pac.ENGINE_PROGRAM.replace('from pypac.parser', 'from pypac_gone.parser'))
+    monkeypatch.setattr(_pac, 'ENGINE_PROGRAM',
+                        _pac.ENGINE_PROGRAM.replace('from pypac.parser', 'from pypac_gone.parser'))
     pac = tmp_path / 'proxy.pac'
     pac.write_text('function FindProxyForURL(url, host) { return "DIRECT"; }')
     outcome = _netprobe.probe_all(ENDPOINTS, [{'mode': 'pac', 'pac_url': f'file://{pac}'}], resolve={},
