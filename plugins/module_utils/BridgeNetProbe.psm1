@@ -48,6 +48,38 @@ public static class BridgeWinHttpProxy {
 }
 '@
 
+function Get-BridgePacDecision {
+    # WinHTTP's auto-proxy for one URL with the user's PAC file, as the probes report it: the entry
+    # followed (the first of WinHTTP's list) and the rest as fallbacks; when WinHTTP cannot fetch or
+    # run the PAC file, direct (as WinHTTP's clients fall back) with the error.
+    param([string]$PacUrl, [string]$Url)
+    $pac = [ordered]@{ url = $PacUrl; evaluated = $false }
+    try {
+        if (-not ('BridgeWinHttpProxy' -as [type])) { Add-Type -TypeDefinition $BridgeWinHttpProxySource }
+        $chosen = [string][BridgeWinHttpProxy]::ForUrl($Url, $PacUrl)
+    }
+    catch {
+        $reason = $_.Exception
+        if ($reason.InnerException) { $reason = $reason.InnerException }  # the Win32Exception inside the method call's
+        $pac.error = "WinHTTP could not use the PAC file: $($reason.Message)"
+        return @{ proxy = $null; pac = $pac }
+    }
+    $entries = @($chosen -split '[;\s]+' | Where-Object { $_ })
+    $pac.evaluated = $true
+    $pac.engine = 'WinHTTP'
+    $pac.returned = $chosen
+    $pac.skipped = @()
+    if ($entries.Count -eq 0) {
+        $pac.entry = 'DIRECT'
+        $pac.fallbacks = @()
+        return @{ proxy = $null; pac = $pac }
+    }
+    $first = $entries[0] -replace '^[a-z]+=', ''
+    $pac.entry = "PROXY $first"
+    $pac.fallbacks = @($entries | Select-Object -Skip 1)
+    return @{ proxy = $first; pac = $pac }
+}
+
 function Get-BridgeProxyForUrl {
     # The proxy (host:port) a setting gives for an https URL, $null for direct; manual settings follow
     # WinINET's bypass rules, PAC and auto-detect are evaluated by WinHTTP's auto-proxy.
@@ -185,7 +217,16 @@ function Invoke-BridgeOp_probe_network {
             $result = [ordered]@{ proxy_index = $index; name = $(if ($endpoint.name) { [string]$endpoint.name } else { $hostName })
                 host = $hostName; port = $port; kind = $kind; proxy = $null; ok = $false; failed_step = $null; error = $null; steps = $steps }
             try {
-                $proxy = Get-BridgeProxyForUrl -Setting ([hashtable]$proxies[$index]) -Url "https://$hostName/" -HostName $hostName
+                $setting = [hashtable]$proxies[$index]
+                if ([string]$setting.mode -eq 'pac') {
+                    $decision = Get-BridgePacDecision -PacUrl ([string]$setting.pac_url) -Url "https://$hostName/"
+                    $result.pac = $decision.pac
+                    if ($decision.pac.error) { $result.note = "PAC not used ($($decision.pac.error)): probed direct, as WinHTTP's clients fall back" }
+                    $proxy = $decision.proxy
+                }
+                else {
+                    $proxy = Get-BridgeProxyForUrl -Setting $setting -Url "https://$hostName/" -HostName $hostName
+                }
                 $result.proxy = $proxy
                 $tls = Open-BridgeTlsStream -HostName $hostName -Port $port -Proxy $proxy -Resolve $resolve -Steps $steps -TimeoutMs $timeoutMs -Verify $true -Trusted $trusted
                 Send-BridgeHttpRequest -Stream $tls -HostName $hostName -Path $path -Extra @{}
@@ -225,6 +266,7 @@ function Invoke-BridgeOp_probe_network {
 }
 
 Export-ModuleMember -Function @(
+    'Get-BridgePacDecision'
     'Get-BridgeProxyForUrl'
     'Read-BridgeHttpResponse'
     'Send-BridgeHttpRequest'

@@ -202,7 +202,8 @@ _OPERATIONS: tuple[Operation, ...] = (
               '({mode direct|manual|pac|auto_detect, server, bypass, pac_url}, the proxy chosen per URL as WinHTTP '
               'would) in parallel, each step with the timeout: DNS (resolve overrides names), TCP or proxy '
               'CONNECT, TLS against the machine store (or ca_bundle) with the issuer, HTTP, and for engineio the '
-              'polling handshake then the WebSocket upgrade. Returns each step of each probe and the elapsed time.'),
+              'polling handshake then the WebSocket upgrade. Returns each step of each probe and the elapsed time; '
+              'a pac setting\'s results say the PAC entry followed (pac), or why the PAC file was not used.'),
     Operation('read_file_tails', ('patterns',), ('max_bytes', 'head_bytes'), False,
               'Expand wildcard patterns; for each regular file return its size, modified time, the last max_bytes '
               '(default 65536) as text (invalid UTF-8 replaced) and the first head_bytes (default 0) as base64, '

@@ -47,6 +47,9 @@ FINDINGS: dict[str, tuple[str | None, str]] = {
     'tls_intercepted': ('proxy', "TLS to Notion is intercepted: the certificate comes from a CA that is not trusted"),
     'websocket_blocked': ('proxy', 'Engine.IO polling works but the WebSocket upgrade fails (the article\'s proxy cause)'),
     'http_error': ('proxy', 'a Notion host answers with an HTTP error'),
+    'proxy_not_evaluated': (None, "the user's PAC file could not be evaluated here (no PAC engine on the host, or it "
+                                  'names only SOCKS or HTTPS proxies, which the probes do not speak): the route the '
+                                  'app takes is unknown, so the user is not reported healthy (manual)'),
     'block_rule': ('firewall', 'an enabled firewall block rule names the user\'s Notion.exe'),
     'install_missing': ('reinstall', 'the user has Notion data but no Notion install'),
     'install_unsigned': ('reinstall', 'Notion.exe is not validly signed by Notion Labs'),
@@ -152,7 +155,7 @@ def check_endpoint(endpoint: dict[str, t.Any]) -> None:
                            f"2048), got {shown(endpoint['path'])}")
 
 
-PROXY_MODES = ('direct', 'manual', 'pac', 'auto')
+PROXY_MODES = ('direct', 'manual', 'pac', 'auto_detect')
 PROXY_SETTING_KEYS = ('mode', 'server', 'bypass', 'pac_url')
 
 
@@ -467,7 +470,14 @@ def network_findings(fact: dict[str, t.Any], probes: list[dict[str, t.Any]]) -> 
             continue
         step, steps, where = probe['failed_step'], probe['steps'], f"{probe['host']}:{probe['port']}"
         via = f" via {probe['proxy']}" if probe.get('proxy') else ' direct'
-        if step == 'dns':
+        pac = probe.get('pac') or {}
+        if pac.get('entry'):
+            via += f" (PAC {pac['url']}: {pac['entry']})"
+        elif pac.get('error') and step != 'pac':
+            via += f" (PAC {pac['url']} not used: {pac['error']})"
+        if step == 'pac':
+            add('proxy_not_evaluated', f'{where}: PAC {pac.get("url")}: {probe["error"]}')
+        elif step == 'dns':
             add('dns_failure', f'{where}{via}: {probe["error"]}')
         elif step == 'proxy':
             add('proxy_unreachable', f'{where}{via}: {probe["error"]}')
@@ -577,9 +587,23 @@ def run(host: Host, params: dict[str, t.Any], *, platform: str, now: datetime.da
     }
 
 
-def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str]) -> dict[str, t.Any]:
-    """On macOS/Linux: the proxy option, else https_proxy from the module's environment, else direct."""
-    server = params.get('proxy') or environ.get('https_proxy') or environ.get('HTTPS_PROXY') or ''
+PAC_OPTION = re.compile(r'pac\+((?:https?|file)://\S+)', re.IGNORECASE)
+
+
+def posix_proxy_from(params: dict[str, t.Any], environ: t.Mapping[str, str],
+                     system_pac: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+    """On macOS/Linux: the proxy option (host:port, or pac+URL), else the system's PAC setting
+    (_posix_proxy.read_pac_setting), else https_proxy of the environment, else direct."""
+    option = params.get('proxy') or ''
+    pac = PAC_OPTION.fullmatch(option.strip())
+    if pac:
+        return {'mode': 'pac', 'pac_url': pac.group(1)}
+    if option.lower().startswith('pac+'):
+        raise RequestError(f'proxy {option!r}: a PAC file is given as pac+http://, pac+https:// or pac+file:// '
+                           'and a URL')
+    if not option and system_pac:
+        return dict(system_pac)
+    server = option or environ.get('https_proxy') or environ.get('HTTPS_PROXY') or ''
     bypass = params.get('no_proxy') if params.get('no_proxy') is not None else (
         environ.get('no_proxy') or environ.get('NO_PROXY') or '')
     if not server:

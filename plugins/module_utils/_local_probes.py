@@ -4,8 +4,9 @@
 
 Private to this collection. ``probe_network`` runs the standard-library probes of
 _netprobe; on POSIX a proxy setting is used as given (``manual`` with server and
-bypass, from the diagnose options or the environment); PAC is not evaluated and
-is reported. ``read_file_tails`` walks like every LocalHost read (no links
+bypass, or ``pac`` with its URL, from the diagnose options or the environment); a
+PAC file is fetched and evaluated with pypac (_pac, http/https/file URLs); auto-detect
+(WPAD) is not evaluated and is reported. ``read_file_tails`` walks like every LocalHost read (no links
 followed below the profiles root) and reads only the bounded head and tail.
 """
 from __future__ import annotations
@@ -35,8 +36,10 @@ class LocalProbes:
         outcome = _netprobe.probe_all(endpoints, settings, resolve=resolve, ca_bundle=ca_bundle,
                                       timeout_seconds=timeout_seconds, proxy_for=_netprobe.proxy_for)
         for result in outcome['results']:
-            if settings[result['proxy_index']].get('mode') in ('pac', 'auto_detect'):
-                result['note'] = 'PAC and auto-detect are not evaluated on macOS/Linux: probed direct'
+            if settings[result['proxy_index']].get('mode') in ('auto', 'auto_detect'):
+                result['note'] = 'auto-detect (WPAD) is not evaluated on macOS/Linux: probed direct'
+            elif result.get('pac', {}).get('error') and result['failed_step'] != 'pac':
+                result['note'] = f"PAC not used ({result['pac']['error']}): probed direct, as the OS falls back"
         return outcome
 
     def op_read_file_tails(self, patterns: list[str], max_bytes: int = 65536, head_bytes: int = 0) -> dict[str, t.Any]:

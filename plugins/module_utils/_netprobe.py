@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import fnmatch
+import functools
 import hashlib
 import ipaddress
 import json
@@ -27,6 +28,8 @@ import ssl
 import tempfile
 import time
 import typing as t
+
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _pac
 
 WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 MAX_RESPONSE = 65536
@@ -342,30 +345,52 @@ def _behind_interception(route: Route, host: str, port: int, path: str, deadline
 def probe_all(endpoints: list[dict[str, t.Any]], proxies: list[dict[str, t.Any]], *,
               resolve: dict[str, str] | None = None, ca_bundle: str | None = None,
               timeout_seconds: float = 5, proxy_for: t.Callable[[dict[str, t.Any], str], str | None],
-              loopback_only: bool = False) -> dict[str, t.Any]:
+              loopback_only: bool = False, pac_rules: str = 'posix') -> dict[str, t.Any]:
     """Every endpoint through every proxy setting, in parallel; results keep the input order.
 
     ``loopback_only`` (or LOOPBREAKER_LOOPBACK_ONLY in the environment, which the Makefile sets for
-    every test and the lab) refuses to reach anything but loopback addresses.
+    every test and the lab) refuses to reach anything but loopback addresses, the PAC URL included.
+    A ``pac`` setting is fetched and evaluated once (see _pac; ``pac_rules`` posix or winhttp) and
+    each endpoint is probed through the first PROXY or DIRECT entry its URL gets; the result's
+    ``pac`` says which entry that was.
     """
     started = time.monotonic()
+    loopback_only = loopback_only or bool(os.environ.get(LOOPBACK_ONLY_VARIABLE))
+    urls = [f'https://{endpoint["host"]}/' for endpoint in endpoints]
     jobs = []
     for index, setting in enumerate(proxies):
-        for endpoint in endpoints:
-            proxy = proxy_for(setting, f'https://{endpoint["host"]}/')
-            route: Route | str
-            try:
-                route = Route(proxy, resolve or {}, ca_bundle, float(timeout_seconds), loopback_only=loopback_only)
-            except ValueError as error:
-                route = str(error)
-            jobs.append((index, endpoint, route))
+        pac_routes = _pac.choose_routes(setting, urls, resolve=resolve or {}, cafile=ca_bundle,
+                                        timeout=float(timeout_seconds), loopback_only=loopback_only,
+                                        rules=pac_rules) if setting.get('mode') == 'pac' else {}
+        for endpoint, url in zip(endpoints, urls):
+            pac_route = pac_routes.get(url)
+            proxy = pac_route['proxy'] if pac_route else proxy_for(setting, url)
+            route: Route | t.Callable[[], dict[str, t.Any]]
+            if pac_route and not pac_route['usable']:
+                route = functools.partial(_not_evaluated, endpoint, pac_route['pac']['error'])
+            else:
+                try:
+                    route = Route(proxy, resolve or {}, ca_bundle, float(timeout_seconds), loopback_only=loopback_only)
+                except ValueError as error:
+                    route = functools.partial(_refused, endpoint, str(error))
+            jobs.append((index, endpoint, route, pac_route['pac'] if pac_route else None))
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, max(1, len(jobs)))) as pool:
-        futures = [pool.submit(probe_endpoint, endpoint, route) if isinstance(route, Route)
-                   else pool.submit(_refused, endpoint, route) for _index, endpoint, route in jobs]
+        futures = [pool.submit(probe_endpoint, endpoint, route) if isinstance(route, Route) else pool.submit(route)
+                   for _index, endpoint, route, _pac_info in jobs]
         results = []
-        for (index, _endpoint, _route), future in zip(jobs, futures):
-            results.append({'proxy_index': index, **future.result()})
+        for (index, _endpoint, _route, pac_info), future in zip(jobs, futures):
+            result = {'proxy_index': index, **future.result()}
+            if pac_info is not None:
+                result['pac'] = pac_info
+            results.append(result)
     return {'results': results, 'elapsed_ms': int((time.monotonic() - started) * 1000)}
+
+
+def _not_evaluated(endpoint: dict[str, t.Any], reason: str) -> dict[str, t.Any]:
+    """The result of a probe that was not sent: the PAC file gave no route the probes can follow."""
+    result = _refused(endpoint, reason)
+    result.update(failed_step='pac', error=f'not probed: {reason}', steps={'pac': {'ok': False, 'error': reason}})
+    return result
 
 
 def proxy_for(setting: dict[str, t.Any], url: str) -> str | None:
@@ -373,8 +398,8 @@ def proxy_for(setting: dict[str, t.Any], url: str) -> str | None:
 
     ``setting``: mode (direct, manual, pac, auto_detect), server ("host:port" or
     "http=h:p;https=h:p"), bypass (";"- or ","-separated host patterns with ``*``, and
-    ``<local>`` for names without a dot). PAC and auto-detect are not evaluated here
-    (the Windows bridge asks WinHTTP); a probe through them goes direct and says so.
+    ``<local>`` for names without a dot). PAC settings are evaluated by probe_all (_pac);
+    auto-detect (WPAD) is not evaluated here (the Windows bridge asks WinHTTP).
     """
     if setting.get('mode') != 'manual' or not setting.get('server'):
         return None

@@ -220,3 +220,35 @@ def plan_native(system: str, runner: Runner, params: dict[str, t.Any], hosts: li
         return {'not_applicable': f'no {GNOME_SCHEMA} schema: this Linux host has no GNOME proxy settings to change'}
     commands = {'gnome': plan_gnome(state, params['mode'], disable, hosts, (record or {}).get('gnome'))}
     return {'scope': 'user', 'targets': {'gnome': state}, 'commands': commands}
+
+
+def read_pac_setting(system: str, runner: Runner, has_session_bus: bool) -> tuple[dict[str, t.Any] | None, str]:
+    """The system's PAC setting for diagnose, as a probe_network proxy setting, and where it came from.
+
+    macOS: the first enabled network service (in networksetup's order) whose automatic proxy
+    configuration is on with a URL. Linux: GNOME's ``mode 'auto'`` with ``autoconfig-url``, readable
+    only with the user's D-Bus session (run as root, gsettings would read root's settings, not the
+    user's). (None, why) when there is none or it cannot be read: diagnose then uses the environment.
+    """
+    try:
+        if system == 'darwin':
+            for service in parse_services(run_checked(runner, COMMANDS['list_services']())):
+                if not service['enabled']:
+                    continue
+                auto = parse_auto_url(run_checked(runner, COMMANDS['get_auto_url'](service['name'])))
+                if auto['enabled'] and auto['url']:
+                    return {'mode': 'pac', 'pac_url': auto['url']}, f"networksetup -getautoproxyurl {service['name']}"
+            return None, 'no network service has an automatic proxy configuration URL'
+        if not has_session_bus:
+            return None, 'GNOME proxy settings need the user\'s D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)'
+        rc, out, _err = runner(COMMANDS['gnome_schemas']())
+        if rc != 0 or GNOME_SCHEMA not in out.split():
+            return None, f'no {GNOME_SCHEMA} schema'
+        if parse_gnome_value(run_checked(runner, COMMANDS['gnome_get']('mode'))) != 'auto':
+            return None, f'{GNOME_SCHEMA} mode is not auto'
+        url = parse_gnome_value(run_checked(runner, COMMANDS['gnome_get']('autoconfig-url')))
+        if not isinstance(url, str) or not url:
+            return None, f'{GNOME_SCHEMA} mode is auto without an autoconfig-url (WPAD is not evaluated)'
+        return {'mode': 'pac', 'pac_url': url}, f'gsettings {GNOME_SCHEMA} autoconfig-url'
+    except (CommandOutputError, NativeProxyError, OSError) as error:
+        return None, f'proxy settings not read: {error}'

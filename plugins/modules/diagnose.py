@@ -29,14 +29,33 @@ description:
     msgstore hosts, then the WebSocket upgrade. All probes run in parallel on the host, each step with
     O(timeout)."
   - Proxies on Windows are chosen per URL as WinHTTP would (manual server and bypass list; PAC and
-    auto-detect through WinHTTP's auto-proxy). On macOS/Linux the proxy is O(proxy), else the
-    C(https_proxy) environment of the module; PAC is not evaluated there (probes go direct and say so).
+    auto-detect through WinHTTP's auto-proxy).
+  - "What we support on macOS/Linux: the proxy is O(proxy) (C(host:port), or a PAC file as
+    C(pac+http://...), C(pac+https://...) or C(pac+file:///path)); else the system's PAC setting
+    (macOS: the automatic proxy configuration URL of the first enabled network service,
+    C(networksetup -getautoproxyurl); Linux: GNOME's C(org.gnome.system.proxy) C(mode 'auto') with
+    C(autoconfig-url), read only when the module has the user's D-Bus session, since C(gsettings) run
+    as root reads root's settings); else C(https_proxy) of the module's environment; else direct.
+    RV(facts.proxy_source) says which. Auto-detect (WPAD) and manual proxies set in networksetup or
+    GNOME are not read: give them as O(proxy)."
+  - "PAC files (every platform but Windows, where WinHTTP does it) are fetched direct, never through a
+    proxy they define, at most 1 MiB within O(timeout), and evaluated with L(pypac,https://pypi.org/project/pypac/)
+    (dukpy's QuickJS engine) in a child Python process limited in time and memory. C(FindProxyForURL)
+    is called with each endpoint's C(https://host/) URL; the probe goes through the first C(PROXY host:port)
+    (or C(HTTP)) or C(DIRECT) entry. C(SOCKS), C(SOCKS4), C(SOCKS5) and C(HTTPS) entries are skipped (the
+    probes speak HTTP CONNECT only); the entries after the one followed are listed as C(fallbacks) and not
+    probed (a browser tries them only when the first proxy cannot be reached). Each probe's C(pac) says
+    the URL, what C(FindProxyForURL) returned, the entry followed and those skipped. A PAC file that
+    cannot be fetched or run is reported in the probe's C(pac.error) and C(note), and the probe goes
+    direct, as the OS does. Without pypac on the host, or with only entries the probes cannot follow,
+    nothing is probed and the user gets C(proxy_not_evaluated)."
   - "Returns a verdict (C(healthy) or C(unhealthy)) and findings, each with a stable code, the user, the
     evidence and the rung it points to: C(dns_failure) (none: manual), C(proxy_unreachable),
     C(notion_host_blocked), C(tls_intercepted), C(websocket_blocked), C(http_error) (proxy),
     C(block_rule) (firewall), C(install_missing), C(install_unsigned) (reinstall), C(renderer_crashed)
     (restart), C(load_failed), C(cache_corrupt) (app_data), C(user_unreadable) (none: manual; the user's
-    profile or data could not be read, for example access denied, so they are never reported healthy)."
+    profile or data could not be read, for example access denied, so they are never reported healthy),
+    C(proxy_not_evaluated) (none: manual; the user's PAC file could not be evaluated on the host)."
   - At most two bridge calls per run, whatever the number of users.
 version_added: 0.2.0
 author: loopbreaker.notion contributors (@loopbreaker)
@@ -99,7 +118,10 @@ options:
     type: int
     default: 60
   proxy:
-    description: macOS/Linux only; the proxy (C(host:port)) to probe through. Default C(https_proxy) of the environment.
+    description:
+      - macOS/Linux only; the proxy (C(host:port)) to probe through, or a PAC file (C(pac+http://host/proxy.pac),
+        C(pac+https://...), C(pac+file:///etc/proxy.pac)) to evaluate.
+      - Default the system's PAC setting, else C(https_proxy) of the environment (see the description).
     type: str
   no_proxy:
     description: macOS/Linux only; hosts that bypass O(proxy) (comma separated).
@@ -118,7 +140,7 @@ options:
         settings as they were costs one host call instead of two. If a user's settings are no longer among
         them (the proxy rung changed them), a second call probes what the users have now; the result is
         the same either way.
-      - Each entry has C(mode) (V(direct), V(manual), V(pac) or V(auto)) and, as the facts list them,
+      - Each entry has C(mode) (V(direct), V(manual), V(pac) or V(auto_detect)) and, as the facts list them,
         C(server), C(bypass) or C(pac_url). The ladder role passes them for its re-diagnosis.
     type: list
     elements: dict
@@ -186,9 +208,16 @@ rungs:
   type: list
   elements: str
 facts:
-  description: The evidence (per-user facts, every probe with its steps, the proxy settings probed, the log cut-off).
+  description:
+    - The evidence (per-user facts, every probe with its steps, the proxy settings probed, the log cut-off).
+    - A probe through a PAC setting has C(pac) C({url, evaluated, engine, returned, entry, skipped, fallbacks})
+      or C({url, evaluated, error}); on macOS/Linux C(proxy_source) says where the proxy setting came from.
   returned: always
   type: dict
+  sample: {probes: [{host: msgstore.www.notion.so, proxy: '10.0.0.8:3128', failed_step: connect,
+                     pac: {url: 'http://wpad.corp.example/proxy.pac', evaluated: true, engine: 'pypac 0.19.0, dukpy 0.6.0',
+                           returned: 'PROXY 10.0.0.8:3128; DIRECT', entry: 'PROXY 10.0.0.8:3128', skipped: [],
+                           fallbacks: [DIRECT]}}]}
 incident:
   description: The incident record named by O(incident), or null.
   returned: always
@@ -206,12 +235,13 @@ elapsed_ms:
 import datetime
 import os
 import platform
+import shutil
 import sqlite3
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _diagnose_macos
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _diagnose_macos, _posix_proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
 
 
@@ -242,12 +272,8 @@ def annotate(facts: dict) -> None:
                 db['quick_check'] = quick_check(db['path'])
 
 
-def annotate_darwin(module: AnsibleModule) -> t.Callable[[dict], None]:
+def annotate_darwin(runner: t.Callable[[list[str]], tuple[int, str, str]]) -> t.Callable[[dict], None]:
     """On macOS also each Notion.app's version and code signature (read-only codesign, _macos_app.COMMANDS)."""
-    def runner(argv: list) -> tuple:
-        rc, out, err = module.run_command(argv)
-        return rc, out, err
-
     def both(facts: dict) -> None:
         annotate(facts)
         _diagnose_macos.install_facts(facts, runner, os.path.isdir)
@@ -258,14 +284,27 @@ def main() -> None:
     module = AnsibleModule(argument_spec=_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
 
+    def runner(argv: list[str]) -> tuple[int, str, str]:
+        if shutil.which(argv[0]) is None:  # run_command would fail the module; a missing tool is "not set"
+            return 127, '', f'{argv[0]} is not installed'
+        return module.run_command(argv)
+
     def act() -> dict:
         _diagnose.validate(module.params)
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,
                                       state_dir=module.params['state_dir'])
-        return _diagnose.run(host, module.params, platform=layout.name,
-                             now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-                             posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ),
-                             annotate=annotate_darwin(module) if layout.name == 'darwin' else annotate)
+        system_pac, source = None, 'the proxy option'
+        if not module.params.get('proxy'):
+            system_pac, why = _posix_proxy.read_pac_setting(
+                layout.name, runner, bool(os.environ.get('DBUS_SESSION_BUS_ADDRESS'))) if module.params['network'] \
+                else (None, 'not read (network is false)')
+            source = why if system_pac else f'https_proxy of the environment, else direct (system PAC: {why})'
+        result = _diagnose.run(host, module.params, platform=layout.name,
+                               now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
+                               posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ, system_pac),
+                               annotate=annotate_darwin(runner) if layout.name == 'darwin' else annotate)
+        result['facts']['proxy_source'] = source
+        return result
 
     succeeded, result = native_outcome(act, diff=False)
     if succeeded:

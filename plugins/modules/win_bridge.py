@@ -237,7 +237,10 @@ notes:
     WinINET's bypass rules; PAC and auto-detect: C(WinHttpGetProxyForUrl)), DNS (C(resolve) overrides names), TCP or
     proxy CONNECT, TLS with the issuer (machine store, or chains ending in C(ca_bundle)), HTTP, and for C(engineio) the
     polling handshake then the WebSocket upgrade. Returns C({results: [{proxy_index, name, host, port, kind, proxy, ok,
-    failed_step, error, steps, elapsed_ms}], elapsed_ms}). Each step has the timeout."
+    failed_step, error, steps, elapsed_ms}], elapsed_ms}). Each step has the timeout. A C(pac) setting's results
+    also have C(pac) C({url, evaluated, engine, returned, entry, skipped, fallbacks}) (the entry followed is the
+    first of WinHTTP's list) or, when WinHTTP cannot fetch or run the PAC file, C({url, evaluated: false, error})
+    and a C(note): the probe goes direct, as WinHTTP's clients fall back."
   - "C(read_file_tails) (patterns, max_bytes, head_bytes): read-only. For each matching regular file: C({path, bytes,
     modified, tail, head, error}), the last C(max_bytes) as text and the first C(head_bytes) as base64, opened with
     read/write/delete sharing (Notion keeps its log open); reparse points are listed with an error, not followed."

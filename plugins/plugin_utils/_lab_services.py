@@ -10,7 +10,10 @@ Private to this collection (controller side). ``LabServices`` starts, on loopbac
 * Debian's squid as a corporate proxy that tunnels ``www``/``app`` but refuses CONNECT to every
   ``msgstore`` host (the article's proxy cause);
 * an intercepting ("SSL inspection") proxy that answers every CONNECT itself with a certificate
-  from a foreign CA, lets Engine.IO polling through and refuses the WebSocket upgrade.
+  from a foreign CA, lets Engine.IO polling through and refuses the WebSocket upgrade;
+* a web server with a PAC file (``pac_url``, plain HTTP, served as
+  ``application/x-ns-proxy-autoconfig`` as WinHTTP wants) that sends the msgstore hosts to squid,
+  which refuses them, and everything else DIRECT: the article's proxy cause, through PAC.
 
 Certificates are made with the ``openssl`` command. Everything lives in one directory and stops
 with ``stop()``; ``services.json`` there says where each service listens.
@@ -79,6 +82,25 @@ def _read_request(stream: t.Any) -> tuple[str, str, dict[str, str]]:
 def _respond(stream: t.Any, status: str, body: bytes, content_type: str = 'text/plain; charset=UTF-8') -> None:
     stream.sendall(f'HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n'
                    'Connection: close\r\n\r\n'.encode() + body)
+
+
+def pac_script(squid_proxy: str) -> str:
+    """The lab's PAC file: msgstore to squid (refused there), the rest direct; uses the PAC helpers."""
+    return ('function FindProxyForURL(url, host) {\n'
+            '    if (isPlainHostName(host) || isInNet(dnsResolve(host), "10.0.0.0", "255.0.0.0"))\n'
+            '        return "DIRECT";\n'
+            '    if (shExpMatch(host, "msgstore*.notion.so") || shExpMatch(host, "msgstore*.notion.com"))\n'
+            f'        return "PROXY {squid_proxy}";\n'
+            '    return "DIRECT";\n'
+            '}\n')
+
+
+def serve_pac(stream: t.Any, script: str) -> None:
+    method, path, _headers = _read_request(stream)
+    if method == 'GET' and path.split('?', 1)[0] == '/proxy.pac':
+        _respond(stream, '200 OK', script.encode(), 'application/x-ns-proxy-autoconfig')
+    else:
+        _respond(stream, '404 Not Found', b'')
 
 
 def serve_notion(stream: t.Any, *, allow_websocket: bool = True) -> None:
@@ -169,8 +191,11 @@ class LabServices:
         self.info = {'address': '127.0.0.1', 'notion_port': port, 'ca_bundle': str(lab_ca[1]),
                      'foreign_ca': FOREIGN_CA_NAME, 'intercepting_proxy': f'127.0.0.1:{self._listen(intercepting)}',
                      'names': list(NOTION_NAMES), 'squid_proxy': None}
+        self.info['pac_url'] = None
         if with_squid:
             self.info['squid_proxy'] = self._start_squid(port)
+            script = pac_script(self.info['squid_proxy'])
+            self.info['pac_url'] = f'http://127.0.0.1:{self._listen(lambda sock: serve_pac(sock, script))}/proxy.pac'
         (self.directory / 'services.json').write_text(json.dumps(self.info, indent=1))
         return self.info
 

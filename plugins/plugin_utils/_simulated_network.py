@@ -9,9 +9,10 @@ any other name or address is refused, never looked up) and through the proxy
 each setting gives, so the lab's real local services (a Notion stand-in, squid,
 an intercepting proxy) decide the outcome. The proxy for a URL is chosen as
 WinHTTP does for a manual setting (server per scheme, bypass list with
-``<local>``); PAC and auto-detect settings are probed direct by the twin and say
-so (the real bridge asks WinHTTP's auto-proxy). ``read_file_tails`` reads the
-simulated file system.
+``<local>``); a PAC setting is fetched and evaluated for real with pypac (_pac,
+with WinHTTP's rules: http/https only, the PAC MIME type or file suffix), where the
+real bridge asks WinHTTP's auto-proxy; auto-detect (WPAD) is probed direct and says
+so. ``read_file_tails`` reads the simulated file system.
 """
 from __future__ import annotations
 
@@ -39,11 +40,14 @@ class SimulatedNetwork:
             raise BridgeOperationError('probe_network needs at least one endpoint')
         outcome = _netprobe.probe_all(endpoints, proxies or [{'mode': 'direct'}], resolve=resolve,
                                       ca_bundle=ca_bundle, timeout_seconds=timeout_seconds, proxy_for=twin_proxy_for,
-                                      loopback_only=True)
+                                      loopback_only=True, pac_rules='winhttp')
         for result in outcome['results']:
             setting = (proxies or [{'mode': 'direct'}])[result['proxy_index']]
-            if setting.get('mode') in ('pac', 'auto_detect'):
+            if setting.get('mode') in ('auto', 'auto_detect'):
                 result['note'] = f"{setting['mode']} not evaluated by the simulated host: probed direct"
+            elif result.get('pac', {}).get('error') and result['failed_step'] != 'pac':
+                result['note'] = (f"PAC not used ({result['pac']['error']}): probed direct, "
+                                  "as WinHTTP's clients fall back")
         return outcome
 
     def op_read_file_tails(self, patterns: list[str], max_bytes: int = 65536, head_bytes: int = 0) -> dict[str, t.Any]:

@@ -133,7 +133,7 @@ def test_a_re_diagnosis_after_the_proxy_changed_probes_what_the_users_have_now(s
 
 
 @pytest.mark.parametrize('setting, message', [
-    ({'mode': 'socks'}, 'expect_proxies mode must be one of direct, manual, pac, auto'),
+    ({'mode': 'socks'}, 'expect_proxies mode must be one of direct, manual, pac, auto_detect'),
     ({'mode': 'manual', 'server': 'p:8080', 'user': 'x'}, 'expect_proxies entries take mode, server, bypass, pac_url'),
     ({'mode': 'manual', 'server': 'p:8080\r\nX-Injected: 1'}, 'expect_proxies server must be text without control'),
 ])
@@ -143,3 +143,66 @@ def test_expect_proxies_is_checked_before_the_host_is_read(
     with pytest.raises(_diagnose.RequestError, match=message.replace('(', r'\(')):
         _diagnose.run(twin, params(services, expect_proxies=[setting]), platform='windows', now=NOW)
     assert twin.state['calls'] == []
+
+
+# ------------------------------------------------------------------ PAC, evaluated as the OS would
+def test_a_pac_user_finds_the_msgstore_hosts_refused_through_the_pac_file(services: dict[str, t.Any]) -> None:
+    pytest.importorskip('pypac')
+    twin = SimulatedWindows(empty_state())
+    _lab.seed_windows_user(twin, 'carol', 'S-1-5-21-7-7-7-1001', loaded=True)
+    _lab.seed_user_proxy(twin, 'S-1-5-21-7-7-7-1001', pac_url=services['pac_url'])
+    result = _diagnose.run(twin, params(services), platform='windows', now=NOW)
+    assert result['facts']['proxies'] == [{'mode': 'pac', 'pac_url': services['pac_url']}]
+    assert by_user(result) == {'carol': {'notion_host_blocked'}} and result['rungs'] == ['proxy']
+    [finding] = result['findings']
+    squid = services['squid_proxy']
+    assert all('msgstore' in line and f'(PAC {services["pac_url"]}: PROXY {squid})' in line and 'HTTP 403' in line
+               for line in finding['evidence'])
+    entries = {p['host']: (p['proxy'], p['pac']['entry']) for p in result['facts']['probes']}
+    assert entries['www.notion.so'] == (None, 'DIRECT') and entries['msgstore.www.notion.so'] == (squid, f'PROXY {squid}')
+    assert result['bridge_calls'] == 2
+
+
+def test_the_linux_workstation_through_a_pac_option(services: dict[str, t.Any], tmp_path: Path) -> None:
+    pytest.importorskip('pypac')
+    homes = tmp_path / 'home'
+    seed_linux_lab(str(homes))
+    host = LocalHost(str(homes), 'linux', str(tmp_path / 'state'))
+    setting = _diagnose.posix_proxy_from({'proxy': f'pac+{services["pac_url"]}', 'no_proxy': None}, {})
+    assert setting == {'mode': 'pac', 'pac_url': services['pac_url']}
+    result = _diagnose.run(host, params(services), platform='linux', now=NOW, posix_proxy=setting)
+    assert by_user(result) == {'grace': {'cache_corrupt', 'notion_host_blocked'}}
+    assert all(p['pac']['evaluated'] for p in result['facts']['probes'])
+
+
+def test_a_pac_file_winhttp_would_not_read_is_probed_direct_and_says_so(
+        services: dict[str, t.Any], tmp_path: Path) -> None:
+    pytest.importorskip('pypac')
+    pac = tmp_path / 'local.pac'
+    pac.write_text('function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:9"; }')
+    twin = SimulatedWindows(empty_state())
+    _lab.seed_windows_user(twin, 'carol', 'S-1-5-21-7-7-7-1001', loaded=True)
+    # WinHTTP reads no file:// PAC (KB 4025058): the app goes direct, and so does the probe.
+    _lab.seed_user_proxy(twin, 'S-1-5-21-7-7-7-1001', pac_url=f'file://{pac}')
+    result = _diagnose.run(twin, params(services), platform='windows', now=NOW)
+    assert by_user(result) == {'carol': set()}
+    assert all('WinHTTP reads PAC files over http and https only' in p['note'] and p['proxy'] is None
+               for p in result['facts']['probes'])
+
+
+def test_without_a_pac_engine_the_user_is_not_reported_healthy(
+        services: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.loopbreaker.notion.plugins.module_utils import _pac
+    monkeypatch.setattr(_pac, 'ENGINE_PROGRAM', _pac.ENGINE_PROGRAM.replace('from pypac.parser', 'from pypac_gone.parser'))
+    twin = SimulatedWindows(empty_state())
+    _lab.seed_windows_user(twin, 'carol', 'S-1-5-21-7-7-7-1001', loaded=True)
+    _lab.seed_user_proxy(twin, 'S-1-5-21-7-7-7-1001', pac_url=services['pac_url'])
+    result = _diagnose.run(twin, params(services), platform='windows', now=NOW)
+    assert by_user(result) == {'carol': {'proxy_not_evaluated'}}
+    assert result['rungs'] == [] and result['manual_actions']
+    assert all('no PAC engine' in line for line in result['findings'][0]['evidence'])
+
+
+def test_a_pac_option_that_names_no_url_is_refused() -> None:
+    with pytest.raises(_diagnose.RequestError, match='pac\\+http://'):
+        _diagnose.posix_proxy_from({'proxy': 'pac+wpad.corp.example', 'no_proxy': None}, {})

@@ -123,6 +123,18 @@ def test_posix_proxy_from_the_environment() -> None:
         {'mode': 'manual', 'server': 'p:3128', 'bypass': '*.notion.so;localhost'}
 
 
+def test_posix_proxy_the_option_then_the_system_pac_then_the_environment() -> None:
+    system = {'mode': 'pac', 'pac_url': 'http://wpad.corp.example/proxy.pac'}
+    environ = {'https_proxy': 'http://p:3128/'}
+    assert _diagnose.posix_proxy_from({'proxy': 'pac+file:///etc/proxy.pac', 'no_proxy': None}, environ, system) == \
+        {'mode': 'pac', 'pac_url': 'file:///etc/proxy.pac'}
+    assert _diagnose.posix_proxy_from({'proxy': 'q:8080', 'no_proxy': None}, environ, system)['server'] == 'q:8080'
+    assert _diagnose.posix_proxy_from({'proxy': None, 'no_proxy': None}, environ, system) == system
+    assert _diagnose.posix_proxy_from({'proxy': None, 'no_proxy': None}, environ, None)['server'] == 'p:3128'
+    with pytest.raises(_diagnose.RequestError, match='pac\\+http://'):
+        _diagnose.posix_proxy_from({'proxy': 'pac+ftp://x/p.pac', 'no_proxy': None}, {}, None)
+
+
 @pytest.mark.parametrize('changes, message', [
     ({'timeout': 0}, 'timeout must be between 1 and 60'),
     ({'port': 70000}, 'port must be between'),

@@ -32,3 +32,13 @@ def test_nothing_off_loopback_is_looked_up_or_connected(resolve, proxies, error:
                                   proxy_for=_netprobe.proxy_for, loopback_only=True)
     [result] = outcome['results']
     assert (result['ok'], result['error']) == (False, error)
+
+
+@pytest.mark.parametrize('pac_url', ['http://wpad.corp.example/proxy.pac', 'https://203.0.113.7/proxy.pac'])
+def test_the_environment_alone_keeps_the_pac_url_on_loopback(monkeypatch: pytest.MonkeyPatch, pac_url: str) -> None:
+    monkeypatch.setenv(_netprobe.LOOPBACK_ONLY_VARIABLE, '1')
+    outcome = _netprobe.probe_all([ENDPOINT], [{'mode': 'pac', 'pac_url': pac_url}], resolve={}, timeout_seconds=1,
+                                  proxy_for=_netprobe.proxy_for)
+    [result] = outcome['results']
+    assert result['pac']['evaluated'] is False and 'not fetched' in result['pac']['error']
+    assert result['error'] == 'www.notion.so is not among the names given to resolve: not probed here'

@@ -452,3 +452,47 @@ def test_real_gsettings_accepts_the_commands_and_converges(tmp_path) -> None:
     for argv in restore['commands']['gnome']:
         pp.run_checked(runner, argv)
     assert pp.read_gnome(runner) == original
+
+
+# ============================================================ read_pac_setting (diagnose)
+PAC = 'http://wpad.corp.example:8082/proxy.pac'
+
+
+def test_darwin_pac_is_the_first_enabled_service_with_an_auto_url() -> None:
+    runner = mac_runner({'Wi-Fi': {'-getautoproxyurl': AUTO_URL_OFF},
+                         'USB 10/100/1000 LAN': {'-getautoproxyurl': AUTO_URL_ON}})
+    assert pp.read_pac_setting('darwin', runner, False) == (
+        {'mode': 'pac', 'pac_url': PAC}, 'networksetup -getautoproxyurl USB 10/100/1000 LAN')
+    assert [call[1] for call in runner.calls] == ['-listallnetworkservices', '-getautoproxyurl', '-getautoproxyurl']
+
+
+def test_darwin_without_an_auto_url_or_with_odd_output_gives_none() -> None:
+    runner = mac_runner({name: {'-getautoproxyurl': 'URL: http://x/p.pac\nEnabled: No\n'} for name in ENABLED})
+    assert pp.read_pac_setting('darwin', runner, False) == (
+        None, 'no network service has an automatic proxy configuration URL')
+    odd = mac_runner({}, listing='You must run this tool as root.\n')
+    setting, why = pp.read_pac_setting('darwin', odd, False)
+    assert setting is None and why.startswith('proxy settings not read: unexpected networksetup')
+
+
+def gnome_pac_runner(mode: str, url: str) -> FakeRunner:
+    return FakeRunner({
+        ('gsettings', 'list-schemas'): SCHEMAS,
+        ('gsettings', 'get', 'org.gnome.system.proxy', 'mode'): (0, mode, ''),
+        ('gsettings', 'get', 'org.gnome.system.proxy', 'autoconfig-url'): (0, url, ''),
+    })
+
+
+@pytest.mark.parametrize(('mode', 'url', 'bus', 'expected', 'why'), [
+    ("'auto'\n", f"'{PAC}'\n", True, {'mode': 'pac', 'pac_url': PAC}, 'gsettings org.gnome.system.proxy autoconfig-url'),
+    ("'auto'\n", "''\n", True, None, 'org.gnome.system.proxy mode is auto without an autoconfig-url (WPAD is not evaluated)'),
+    ("'manual'\n", f"'{PAC}'\n", True, None, 'org.gnome.system.proxy mode is not auto'),
+    ("'auto'\n", f"'{PAC}'\n", False, None,
+     "GNOME proxy settings need the user's D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)"),
+])
+def test_gnome_pac_needs_mode_auto_a_url_and_the_session(mode: str, url: str, bus: bool, expected: t.Any,
+                                                         why: str) -> None:
+    runner = gnome_pac_runner(mode, url)
+    assert pp.read_pac_setting('linux', runner, bus) == (expected, why)
+    if not bus:
+        assert runner.calls == []
