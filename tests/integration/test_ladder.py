@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,9 +99,51 @@ def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: 
                                 str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all', '-e', json.dumps(variables)],
                                env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
     assert completed.returncode == 0, completed.stdout[-6000:]
+    # issue 11's cost: the climb is one task (loopbreaker.notion.ladder), not ~25 of bookkeeping per host
+    tasks = re.findall(r'^TASK \[(.*)\]', completed.stdout, re.M)
+    assert len(tasks) <= 7, tasks
     report = json.loads((reports / 'win.json').read_text())
     assert report['before']['codes'] == ['cache_corrupt'] and report['stopped_at'] == 'app_data'
     assert report['after']['verdict'] == 'healthy'
     after = json.loads(state.read_text())
     assert any(p['name'] == 'Notion.exe' for p in after['processes']), 'Notion is not running again'
     assert any(c['operations'][0] == 'stop_processes' or 'stop_processes' in c['operations'] for c in after['calls'])
+
+
+ACTION_BAD_INPUT = [
+    ({'max_steps': 0}, 'max_steps must be at least 1'),
+    ({'settle_seconds': -1}, 'settle_seconds must be between 0 and 3600'),
+    ({'escalate': True}, 'escalate needs incident'),
+    ({'skip': ['wipe_disk']}, 'wipe_disk'),
+    ({'max_rung': 'top'}, 'max_rung'),
+    ({'incident': '../../etc'}, "incident '../../etc' must be letters"),
+    ({'diagnose': {'bogus': 1}}, 'diagnose: unsupported option(s) bogus'),
+    ({'diagnose': {'port': 'https'}}, 'diagnose: '),
+    ({'proxy_mode': 'off'}, 'proxy_mode'),
+    ({'app_data_scopes': ['everything']}, 'app_data_scopes'),
+    ({'max_steps': '9' * 5000}, 'max_steps'),
+    ({'wipe': True}, 'Unsupported parameters for (loopbreaker.notion.ladder) module: wipe'),
+]
+
+
+def test_the_ladder_action_refuses_bad_input_before_any_bridge_call(tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    state = tmp_path / 'win.json'
+    state.write_text(json.dumps(empty_state()))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(state)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    tasks = [{'name': f'case {n}', 'loopbreaker.notion.ladder': args, 'register': f'case_{n}', 'ignore_errors': True}
+             for n, (args, _message) in enumerate(ACTION_BAD_INPUT)]
+    tasks.append({'name': 'keep the results', 'delegate_to': 'localhost', 'ansible.builtin.copy': {
+        'dest': str(tmp_path / 'results.json'),
+        'content': '{{ [' + ', '.join(f'case_{n}' for n in range(len(ACTION_BAD_INPUT))) + '] | to_json }}'}})
+    (tmp_path / 'play.yml').write_text(json.dumps([{'hosts': 'all', 'gather_facts': False, 'tasks': tasks}]))
+    completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'), str(tmp_path / 'play.yml')],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-6000:]
+    assert 'Traceback' not in completed.stdout + completed.stderr
+    results = json.loads((tmp_path / 'results.json').read_text())
+    for (args, message), result in zip(ACTION_BAD_INPUT, results):
+        assert result['failed'] and message in result['msg'], (args, result['msg'])
+        assert 'steps' not in result, args
+    assert json.loads(state.read_text())['calls'] == [], 'refused before the first bridge call'
