@@ -21,7 +21,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _ladder
 from ansible_collections.loopbreaker.notion.plugins.module_utils._diagnose import INCIDENT_ID
 from ansible_collections.loopbreaker.notion.plugins.module_utils._incident import tried_rungs
-from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import raw_int_problem
+from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import raw_int_problem, redact, url_secrets
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import omitted_module_defaults
 
 COLLECTION = 'loopbreaker.notion.'
@@ -86,12 +86,15 @@ class ActionModule(ActionBase):
         # module the ladder runs gets its own module_defaults, so here they are not the ladder's to refuse.
         # The role's variables say "not set" with an empty string.
         args = {k: (None if v == '' else v) for k, v in args.items() if k in _ladder.ARGUMENT_SPEC or k not in defaults}
+        # A proxy URL in diagnose: may carry a password: never in the result (the modules redact theirs).
+        nested = args.get('diagnose') if isinstance(args.get('diagnose'), dict) else {}
+        hidden = url_secrets(args) | url_secrets(nested)
         problem, params = spec_problem(_ladder.ARGUMENT_SPEC, args)
         if problem is None:
             problem = self._input_problem(params)
         if problem:
             result.update(failed=True, changed=False, msg=problem)
-            return result
+            return redact(result, hidden)
         result['invocation'] = {'module_args': params}
         climb = Climb(self, params, task_vars, check_mode=bool(self._task.check_mode))
         try:
@@ -99,7 +102,7 @@ class ActionModule(ActionBase):
         except LadderFailed as error:
             result.update(failed=True, msg=str(error))
         result.update(climb.result())
-        return result
+        return redact(result, hidden)
 
     @staticmethod
     def _input_problem(params: dict[str, t.Any]) -> str | None:

@@ -123,6 +123,8 @@ ACTION_BAD_INPUT = [
     ({'app_data_scopes': ['everything']}, 'app_data_scopes'),
     ({'max_steps': '9' * 5000}, 'max_steps'),
     ({'wipe': True}, 'Unsupported parameters for (loopbreaker.notion.ladder) module: wipe'),
+    # the password of a proxy URL is never shown, not even in the refusal
+    ({'diagnose': {'proxy': 'http://ops:s3cr3t-Pa55@proxy:3128', 'bogus': 1}}, 'diagnose: unsupported option(s) bogus'),
 ]
 
 
@@ -142,6 +144,7 @@ def test_the_ladder_action_refuses_bad_input_before_any_bridge_call(tmp_path: Pa
                                env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
     assert completed.returncode == 0, completed.stdout[-6000:]
     assert 'Traceback' not in completed.stdout + completed.stderr
+    assert 's3cr3t-Pa55' not in completed.stdout + completed.stderr + (tmp_path / 'results.json').read_text()
     results = json.loads((tmp_path / 'results.json').read_text())
     for (args, message), result in zip(ACTION_BAD_INPUT, results):
         assert result['failed'] and message in result['msg'], (args, result['msg'])
