@@ -110,6 +110,34 @@ def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: 
     assert any(c['operations'][0] == 'stop_processes' or 'stop_processes' in c['operations'] for c in after['calls'])
 
 
+def test_tags_of_rungs_become_skips_of_the_others(tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    """One task cannot be split by tags: --tags ladder_rung_restart means "no rung but restart"."""
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
+    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
+
+    twin = SimulatedWindows(empty_state())
+    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
+    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'  # cache_corrupt: points to app_data
+    state = tmp_path / 'win.json'
+    state.write_text(json.dumps(twin.state))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(state)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    reports = tmp_path / 'reports'
+    reports.mkdir()
+    variables = {'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}, 'ladder_report_dir': str(reports)}
+    completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'), '--tags', 'ladder_rung_restart',
+                                str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all', '-e', json.dumps(variables)],
+                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-6000:]
+    report = json.loads((reports / 'win.json').read_text())
+    assert report['stopped_at'] is None
+    assert 'app_data: skipped (ladder_skip)' in report['steps'][0]['notes']
+    assert report['steps'][0]['reason'] == 'findings point to app_data but app_data not available here'
+    calls = json.loads(state.read_text())['calls']
+    assert all(not any(op in ('write_record', 'move_path', 'stop_processes') for op in c['operations']) for c in calls)
+
+
 ACTION_BAD_INPUT = [
     ({'max_steps': 0}, 'max_steps must be at least 1'),
     ({'settle_seconds': -1}, 'settle_seconds must be between 0 and 3600'),

@@ -137,3 +137,18 @@ def test_reinstall_is_skipped_without_an_installer() -> None:
     assert _ladder.effective_skip(params(skip=['proxy'])) == ['proxy', 'reinstall']
     assert _ladder.effective_skip(params(app_installer='C:\\i.exe')) == []
     assert _ladder.stopped_at([{'rung': 'app_data'}, {'rung': 'proxy'}, {'rung': None}]) == 'proxy'
+
+
+def test_the_module_docs_describe_the_action_spec() -> None:
+    """ansible-doc renders plugins/modules/ladder.py; the action validates with _ladder.ARGUMENT_SPEC: the same options."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.loopbreaker.notion.plugins.modules import ladder as docs  # pylint: disable=import-outside-toplevel
+    options = yaml.safe_load(docs.DOCUMENTATION)['options']
+    assert sorted(options) == sorted(_ladder.ARGUMENT_SPEC)
+    for name, spec in _ladder.ARGUMENT_SPEC.items():
+        documented = options[name]
+        assert documented['type'] == spec['type'], name
+        assert documented.get('default') == spec.get('default'), name
+        assert documented.get('choices') == spec.get('choices'), name
+        assert documented.get('elements') == spec.get('elements'), name
