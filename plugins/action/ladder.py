@@ -23,6 +23,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._diagnose impor
 from ansible_collections.loopbreaker.notion.plugins.module_utils._incident import tried_rungs
 from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import raw_int_problem, redact, url_secrets
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import omitted_module_defaults
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._fleet_report import rung_record
 
 COLLECTION = 'loopbreaker.notion.'
 TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
@@ -35,7 +36,8 @@ class LadderFailed(Exception):
 def module_specs() -> dict[str, tuple[dict[str, t.Any], list[list[str]], list[t.Any]]]:
     """Each rung module's (argument spec, mutually exclusive, required_if), to refuse bad options up front."""
     # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.loopbreaker.notion.plugins.module_utils import _app, _app_data, _diagnose, _firewall, _proxy
+    from ansible_collections.loopbreaker.notion.plugins.module_utils import (
+        _app, _app_data, _diagnose, _firewall, _proxy)
     return {'diagnose': (_diagnose.ARGUMENT_SPEC, _diagnose.MUTUALLY_EXCLUSIVE, []),
             'app_data': (_app_data.ARGUMENT_SPEC, _app_data.MUTUALLY_EXCLUSIVE, []),
             'proxy': (_proxy.ARGUMENT_SPEC, _proxy.MUTUALLY_EXCLUSIVE, []),
@@ -213,6 +215,9 @@ class Climb:
         outcome = self.module(step['module'], _ladder.rung_args(rung, self.params, users, self.current))
         step['result'] = outcome
         step['changed'] = bool(outcome.get('changed'))
+        # detection and remediation named as in the fleet report (for set_stats and the report file)
+        graded = rung_record(rung, step['module'], outcome, check_mode=self.check_mode)
+        step['outcome'] = {'detection': graded['detection'], 'remediation': graded['remediation']}
         if outcome.get('failed'):
             step['summary'] = f'{rung} failed'
             raise LadderFailed(f"rung {rung} failed: {outcome.get('msg') or 'see steps[].result'}")

@@ -134,7 +134,8 @@ def validate(params: dict[str, t.Any]) -> None:
         raise ValueError('escalate needs incident: escalating means the rung after the ones tried for it')
     unknown = sorted(set(params.get('diagnose') or {}) - set(DIAGNOSE_OPTIONS))
     if unknown:
-        raise ValueError(f'diagnose: unsupported option(s) {", ".join(unknown)}; supported: {", ".join(DIAGNOSE_OPTIONS)}')
+        raise ValueError(f'diagnose: unsupported option(s) {", ".join(unknown)}; '
+                         f'supported: {", ".join(DIAGNOSE_OPTIONS)}')
     available_rungs(effective_skip(params), params.get('max_rung'))
 
 

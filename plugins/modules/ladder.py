@@ -56,13 +56,15 @@ options:
     type: int
     default: 3
   settle_seconds:
-    description: Seconds to wait on the controller after a rung before re-diagnosing, for fresh log evidence (0 to 3600).
+    description: Seconds to wait on the controller after a rung before re-diagnosing, for fresh log evidence
+      (0 to 3600).
     type: int
     default: 10
   diagnose:
     description:
       - Options of M(loopbreaker.notion.diagnose) for every diagnosis of the climb.
-      - C(endpoints), C(port), C(resolve), C(ca_bundle), C(timeout), C(log_window_minutes), C(proxy), C(no_proxy), C(network).
+      - C(endpoints), C(port), C(resolve), C(ca_bundle), C(timeout), C(log_window_minutes), C(proxy), C(no_proxy),
+        C(network).
     type: dict
     default: {}
   app_data_scopes:
@@ -166,7 +168,8 @@ record:
   returned: success
   type: dict
 diagnosis:
-  description: The full results of M(loopbreaker.notion.diagnose), C(before) (the first) and C(after) (the last re-diagnosis, or null).
+  description: The full results of M(loopbreaker.notion.diagnose), C(before) (the first) and C(after) (the last
+    re-diagnosis, or null).
   returned: success
   type: dict
 """

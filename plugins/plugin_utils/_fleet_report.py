@@ -304,6 +304,7 @@ class FleetReport:
             if isinstance(relaunch, dict) and relaunch.get('failed'):
                 record['failures'].append({'subject': None, 'message': 'relaunching Notion failed: '
                                            + str(relaunch.get('msg') or 'the task failed')})
+                record['detection'], record['remediation'] = worst([(record['detection'], record['remediation']), FAILED])
                 reported = True
             if isinstance(step.get('incident_result'), dict):
                 reported = reported or bool(step['incident_result'].get('failed'))

@@ -97,11 +97,15 @@ def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: 
                  'ladder_report_dir': str(reports)}
     completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'),
                                 str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all', '-e', json.dumps(variables)],
-                               env=ansible_env, capture_output=True, text=True, check=False, timeout=300)
+                               env=dict(ansible_env, ANSIBLE_SHOW_CUSTOM_STATS='true'), capture_output=True, text=True,
+                               check=False, timeout=300)
     assert completed.returncode == 0, completed.stdout[-6000:]
     # issue 11's cost: the climb is one task (loopbreaker.notion.ladder), not ~25 of bookkeeping per host
     tasks = re.findall(r'^TASK \[(.*)\]', completed.stdout, re.M)
     assert len(tasks) <= 7, tasks
+    stats = json.loads(re.search(r'^\tRUN: (.*)$', completed.stdout, re.M).group(1))['loopbreaker_notion']
+    assert stats['win'] == {'rung_reached': 'app_data', 'before': 'unhealthy', 'after': 'healthy',
+                            'rungs': {'app_data': {'detection': 'issue', 'remediation': 'fixed'}}}
     report = json.loads((reports / 'win.json').read_text())
     assert report['before']['codes'] == ['cache_corrupt'] and report['stopped_at'] == 'app_data'
     assert report['after']['verdict'] == 'healthy'

@@ -283,6 +283,7 @@ def test_a_failed_ladder_reports_the_failure_once() -> None:
                       check_mode=False)
     hosts = {h['host']: h for h in report.document(ended='2026-12-01T10:05:00Z')['hosts']}
     assert [f['message'] for f in hosts['ws']['failures']] == ['relaunching Notion failed: no session']
+    assert (hosts['ws']['rungs'][0]['remediation'], hosts['ws']['remediation']) == ('failed', 'failed')
     assert hosts['ws2']['failures'] == [{'rung': None, 'subject': 'ladder',
                                          'message': 'diagnose failed: users lists unknown user(s): x'}]
     assert hosts['ws2']['detection'] == 'error'
