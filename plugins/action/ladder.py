@@ -120,6 +120,8 @@ class ActionModule(ActionBase):
         checks = [('diagnose', _ladder.diagnose_args(params, since='2000-01-01T00:00:00Z'))]
         usable, _notes = _ladder.available_rungs(_ladder.effective_skip(params), params.get('max_rung'))
         for rung in usable:
+            if _ladder.RUNG_MODULES[rung] not in specs:  # a rung this version cannot apply: refused when chosen
+                continue
             checks.append((_ladder.RUNG_MODULES[rung], _ladder.rung_args(rung, params, ['-'], {'platform': 'windows'})))
         for module, module_args in checks:
             spec, exclusive, required = specs[module]
@@ -212,7 +214,12 @@ class Climb:
         step: dict[str, t.Any] = {'rung': rung, 'reason': chosen['reason'], 'climb': chosen['climb'], 'users': users,
                                   'changed': False, 'summary': '', 'after': None, 'module': _ladder.RUNG_MODULES[rung]}
         self.steps.append(step)
-        outcome = self.module(step['module'], _ladder.rung_args(rung, self.params, users, self.current))
+        try:
+            rung_args = _ladder.rung_args(rung, self.params, users, self.current)
+        except ValueError as error:
+            step['summary'] = f'{rung} not applied'
+            raise LadderFailed(str(error)) from None
+        outcome = self.module(step['module'], rung_args)
         step['result'] = outcome
         step['changed'] = bool(outcome.get('changed'))
         # detection and remediation named as in the fleet report (for set_stats and the report file)

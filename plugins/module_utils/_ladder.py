@@ -127,11 +127,14 @@ def plan(diagnosis: dict[str, t.Any], tried: list[str], *, incident: str | None 
 def validate(params: dict[str, t.Any]) -> None:
     """Refuse what the spec cannot say is wrong, before anything runs (raises ValueError)."""
     if not 1 <= params['max_steps'] <= MAX_STEPS:
-        raise ValueError(f'max_steps must be at least 1 (and at most {MAX_STEPS}), not {params["max_steps"]}')
+        raise ValueError(f'max_steps (the role\'s ladder_max_steps) must be at least 1 (and at most {MAX_STEPS}), '
+                         f'not {params["max_steps"]}')
     if not 0 <= params['settle_seconds'] <= MAX_SETTLE_SECONDS:
-        raise ValueError(f'settle_seconds must be between 0 and {MAX_SETTLE_SECONDS}, not {params["settle_seconds"]}')
+        raise ValueError(f'settle_seconds (the role\'s ladder_settle_seconds) must be between 0 and {MAX_SETTLE_SECONDS}, '
+                         f'not {params["settle_seconds"]}')
     if params['escalate'] and not params.get('incident'):
-        raise ValueError('escalate needs incident: escalating means the rung after the ones tried for it')
+        raise ValueError('escalate needs incident (the role\'s ladder_escalate needs ladder_incident): escalating '
+                         'means the rung after the ones tried for it')
     unknown = sorted(set(params.get('diagnose') or {}) - set(DIAGNOSE_OPTIONS))
     if unknown:
         raise ValueError(f'diagnose: unsupported option(s) {", ".join(unknown)}; '

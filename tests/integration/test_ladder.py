@@ -58,7 +58,7 @@ def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_on
 
 @pytest.mark.parametrize('variables, message', [
     ({'ladder_escalate': True}, 'ladder_escalate needs ladder_incident'),
-    ({'ladder_max_steps': 0}, 'ladder_max_steps must be at least 1'),
+    ({'ladder_max_steps': 0}, "the role's ladder_max_steps) must be at least 1"),
     ({'ladder_skip': ['wipe_disk']}, 'wipe_disk'),
     ({'ladder_incident': '../../etc'}, 'incident'),
 ])
@@ -143,8 +143,8 @@ def test_tags_of_rungs_become_skips_of_the_others(tmp_path: Path, ansible_env: d
 
 
 ACTION_BAD_INPUT = [
-    ({'max_steps': 0}, 'max_steps must be at least 1'),
-    ({'settle_seconds': -1}, 'settle_seconds must be between 0 and 3600'),
+    ({'max_steps': 0}, "ladder_max_steps) must be at least 1"),
+    ({'settle_seconds': -1}, "ladder_settle_seconds) must be between 0 and 3600"),
     ({'escalate': True}, 'escalate needs incident'),
     ({'skip': ['wipe_disk']}, 'wipe_disk'),
     ({'max_rung': 'top'}, 'max_rung'),

@@ -122,9 +122,9 @@ def test_a_rediagnosis_probes_what_the_last_diagnosis_found() -> None:
 
 
 @pytest.mark.parametrize('options, message', [
-    ({'max_steps': 0}, 'max_steps must be at least 1'),
+    ({'max_steps': 0}, "ladder_max_steps) must be at least 1"),
     ({'max_steps': 101}, 'at most 100'),
-    ({'settle_seconds': 3601}, 'settle_seconds must be between 0 and 3600'),
+    ({'settle_seconds': 3601}, 'must be between 0 and 3600, not 3601'),
     ({'escalate': True}, 'escalate needs incident'),
     ({'diagnose': {'users': ['x']}}, 'diagnose: unsupported option(s) users'),
 ])
