@@ -31,10 +31,7 @@ def ladder_verdict(diagnosis: dict[str, t.Any]) -> dict[str, t.Any]:
     """A diagnose result condensed for reports: verdict, codes, and per user verdict and codes."""
     if not isinstance(diagnosis, dict) or 'findings' not in diagnosis:
         raise AnsibleFilterError('ladder_verdict expects the result of loopbreaker.notion.diagnose')
-    return {'verdict': diagnosis['verdict'],
-            'codes': sorted({f['code'] for f in diagnosis['findings']}),
-            'users': [{'user': u['user'], 'verdict': u['verdict'], 'codes': sorted({f['code'] for f in u['findings']})}
-                      for u in diagnosis.get('users') or []]}
+    return _ladder.verdict(diagnosis)
 
 
 class FilterModule:

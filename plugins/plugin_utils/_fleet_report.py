@@ -9,6 +9,9 @@ same outcome for ``set_stats``. Each module has one adapter turning its result i
 (a future rung) gets the generic one, which reads ``users`` and ``status`` like the others return
 them. ``diagnose`` and ``incident`` are no rungs: a host's first diagnosis is its state *before*, its
 last one (the ladder's re-diagnosis) the state *after*, and the incident's record is kept beside them.
+A ``ladder`` result (the whole climb in one task) is unpacked into those same results: its first and
+last diagnosis, each step's rung module result, and each step's incident result; the relaunch of
+Notion after a rung is part of that rung, not a rung of its own.
 """
 from __future__ import annotations
 
@@ -178,7 +181,8 @@ def _generic(result: dict[str, t.Any]) -> list[Subject]:
 
 
 ADAPTERS: dict[str, t.Callable[[dict[str, t.Any]], list[Subject]]] = {
-    'app_data': _app_data, 'proxy': _proxy, 'app': _app, 'restart': _app, 'reinstall': _app, 'firewall': _firewall,
+    'app_data': _app_data, 'sessions': _app_data, 'proxy': _proxy, 'app': _app, 'restart': _app, 'reinstall': _app,
+    'firewall': _firewall,
 }
 
 
@@ -253,6 +257,9 @@ class FleetReport:
 
     def add_result(self, host: str, module: str, args: dict[str, t.Any], result: dict[str, t.Any], *,
                    check_mode: bool, task: str = '') -> dict[str, t.Any] | None:
+        if module == 'ladder':
+            self._add_ladder(host, result, check_mode=check_mode, task=task)
+            return None
         if module in OBSERVERS and result.get('failed'):
             self._host(host)['observer_failures'].append({'rung': None, 'subject': module,
                                                           'message': str(result.get('msg') or 'the task failed')})
@@ -268,11 +275,45 @@ class FleetReport:
         rung = rung_of(module, args, result)
         if rung is None:
             return None
+        return self._add_rung(host, rung, module, result, check_mode=check_mode, task=task)
+
+    def _add_rung(self, host: str, rung: str, module: str, result: dict[str, t.Any], *, check_mode: bool,
+                  task: str) -> dict[str, t.Any]:
         if rung not in LADDER and rung not in self._extra_rungs:
             self._extra_rungs.append(rung)
         record = rung_record(rung, module, result, check_mode=check_mode, task=task)
         self._host(host)['rungs'].append(record)
         return record
+
+    def _add_ladder(self, host: str, result: dict[str, t.Any], *, check_mode: bool, task: str) -> None:
+        """The climb of loopbreaker.notion.ladder, as if each of its modules had been a task of its own."""
+        diagnoses = result.get('diagnosis') if isinstance(result.get('diagnosis'), dict) else {}
+        before, after = diagnoses.get('before'), diagnoses.get('after')
+        self._host(host)
+        if isinstance(before, dict):
+            self.add_result(host, 'diagnose', {}, before, check_mode=check_mode, task=task)
+        reported = False
+        for step in result.get('steps') or []:
+            if not isinstance(step, dict) or not step.get('rung') or not isinstance(step.get('result'), dict):
+                continue
+            module = str(step.get('module') or step['rung'])
+            record = self._add_rung(host, str(step['rung']), module, step['result'], check_mode=check_mode,
+                                    task=f"{task}: {step['rung']}" if task else str(step['rung']))
+            reported = reported or bool(step['result'].get('failed'))
+            relaunch = step.get('relaunch')
+            if isinstance(relaunch, dict) and relaunch.get('failed'):
+                record['failures'].append({'subject': None, 'message': 'relaunching Notion failed: '
+                                           + str(relaunch.get('msg') or 'the task failed')})
+                record['detection'], record['remediation'] = worst([(record['detection'], record['remediation']), FAILED])
+                reported = True
+            if isinstance(step.get('incident_result'), dict):
+                reported = reported or bool(step['incident_result'].get('failed'))
+                self.add_result(host, 'incident', {}, step['incident_result'], check_mode=check_mode, task=task)
+        if isinstance(after, dict):
+            self.add_result(host, 'diagnose', {}, after, check_mode=check_mode, task=task)
+        if result.get('failed') and not reported:
+            self._host(host)['observer_failures'].append({'rung': None, 'subject': 'ladder',
+                                                          'message': str(result.get('msg') or 'the task failed')})
 
     def add_unreachable(self, host: str, message: str) -> None:
         self._host(host)['unreachable'] = message or 'unreachable'

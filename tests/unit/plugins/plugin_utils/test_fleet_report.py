@@ -221,6 +221,74 @@ def test_diagnose_and_incident_are_the_states_around_the_rungs_not_rungs(
     assert ('data-when="after"' in html) == (after is not None)
 
 
+def ladder_result(*, after: dict[str, t.Any] | None, rung: str = 'app_data', relaunch: dict[str, t.Any] | None = None,
+                  failed: str = '') -> dict[str, t.Any]:
+    """A loopbreaker.notion.ladder result: one step at ``rung``, its module result, relaunch and incident."""
+    step: dict[str, t.Any] = {'rung': rung, 'module': 'app_data', 'reason': 'findings point to app_data',
+                              'result': app_data_result('cleared'),
+                              'incident_result': {'changed': True, 'incident': {'id': 'INC1', 'state': 'resolved'}}}
+    if relaunch is not None:
+        step['relaunch'] = relaunch
+    result: dict[str, t.Any] = {'changed': True, 'steps': [step, {'rung': None, 'reason': 'healthy'}],
+                                'diagnosis': {'before': diagnosis('cache_corrupt'), 'after': after}}
+    if failed:
+        result.update(failed=True, msg=failed)
+    return result
+
+
+@pytest.mark.parametrize(('rung', 'after', 'expected'), [
+    ('app_data', diagnosis(), ('app_data', 'issue', 'fixed')),
+    ('app_data', diagnosis('cache_corrupt'), ('app_data', 'issue', 'pending')),
+    # check mode: no re-diagnosis
+    ('app_data', None, ('app_data', 'issue', 'fixed')),
+    # the sessions rung is app_data clearing cookies: reported as the rung it is
+    ('sessions', diagnosis(), ('sessions', 'issue', 'fixed')),
+])
+def test_a_ladder_result_is_its_diagnoses_rungs_and_incident(rung: str, after: dict[str, t.Any] | None,
+                                                             expected: tuple[str, str, str]) -> None:
+    one_task = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
+                           ansible_core_version='2.19.14', incident_id='INC1')
+    one_task.add_result('ws', 'ladder', {}, ladder_result(after=after, rung=rung,
+                                                          relaunch={'changed': True, 'users': [{'user': 'alice',
+                                                                                                'status': 'restarted'}]}),
+                        check_mode=False, task='Climb')
+    (host,) = one_task.document(ended='2026-12-01T10:05:00Z')['hosts']
+    # the relaunch of Notion after app_data is part of that rung, not a restart rung
+    assert [r['rung'] for r in host['rungs']] == [rung]
+    assert host['rungs'][0]['subjects'][0]['moved'], 'the rung module result reaches the adapter'
+    assert (host['rung_reached'], host['detection'], host['remediation']) == expected
+    assert host['before']['codes'] == ['cache_corrupt']
+    assert (host['after'] is None) == (after is None)
+    assert host['incident'] == {'id': 'INC1', 'state': 'resolved'}
+    if rung == 'app_data':  # the same as the role's separate tasks
+        tasks = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
+                            ansible_core_version='2.19.14', incident_id='INC1')
+        tasks.add_result('ws', 'diagnose', {}, diagnosis('cache_corrupt'), check_mode=False)
+        tasks.add_result('ws', 'app_data', {}, app_data_result('cleared'), check_mode=False, task='Climb: app_data')
+        if after is not None:
+            tasks.add_result('ws', 'diagnose', {}, after, check_mode=False)
+        tasks.add_result('ws', 'incident', {}, {'changed': True, 'incident': {'id': 'INC1', 'state': 'resolved'}},
+                         check_mode=False)
+        assert tasks.document(ended='E')['hosts'] == one_task.document(ended='E')['hosts']
+
+
+def test_a_failed_ladder_reports_the_failure_once() -> None:
+    report = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
+                         ansible_core_version='2.19.14')
+    report.add_result('ws', 'ladder', {}, ladder_result(after=None, relaunch={'failed': True, 'msg': 'no session'},
+                                                        failed='relaunching Notion after app_data failed: no session'),
+                      check_mode=False)
+    report.add_result('ws2', 'ladder', {}, {'failed': True, 'msg': 'diagnose failed: users lists unknown user(s): x',
+                                            'steps': [], 'diagnosis': {'before': None, 'after': None}},
+                      check_mode=False)
+    hosts = {h['host']: h for h in report.document(ended='2026-12-01T10:05:00Z')['hosts']}
+    assert [f['message'] for f in hosts['ws']['failures']] == ['relaunching Notion failed: no session']
+    assert (hosts['ws']['rungs'][0]['remediation'], hosts['ws']['remediation']) == ('failed', 'failed')
+    assert hosts['ws2']['failures'] == [{'rung': None, 'subject': 'ladder',
+                                         'message': 'diagnose failed: users lists unknown user(s): x'}]
+    assert hosts['ws2']['detection'] == 'error'
+
+
 def test_a_failed_diagnosis_is_an_error_of_the_host() -> None:
     report = FleetReport(run_id='R1', started='2026-12-01T10:00:00Z', check_mode=False, collection_version='0.1.0',
                          ansible_core_version='2.19.14')
