@@ -14,7 +14,7 @@ proceed only if the loop persists"):
   healthy host means nothing to do.
 * ``escalate`` applies exactly the next rung above the highest tried one.
 * Without an incident only findings lead to a rung.
-* Unavailable rungs (``browser_data`` until its module exists), skipped rungs
+* Unavailable rungs (none now; ``browser_data`` was one until its module existed), skipped rungs
   and rungs above ``max_rung`` are never chosen, and the plan says why.
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'proxy_mode': {'type': 'str', 'default': 'bypass', 'choices': ['direct', 'bypass']},
     'proxy_bypass_hosts': {'type': 'list', 'elements': 'str', 'default': []},
     'firewall_conflicts': {'type': 'str', 'default': 'disable', 'choices': ['remove', 'disable', 'report']},
+    'browser_stop': {'type': 'bool', 'default': False},
     'app_installer': {'type': 'str'},
     'app_checksum': {'type': 'str'},
     'profiles_root': {'type': 'path'},
@@ -53,10 +54,8 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
 RUNG_MODULES: dict[str, str] = {'app_data': 'app_data', 'browser_data': 'browser_data', 'sessions': 'app_data',
                                 'proxy': 'proxy', 'restart': 'app', 'firewall': 'firewall', 'reinstall': 'app'}
 
-# Rungs the collection cannot apply yet, and why.
-UNAVAILABLE: dict[str, str] = {
-    'browser_data': 'browser_data: skipped, the browser_data module is not in this version yet',
-}
+# Rungs the collection cannot apply yet, and why (none today: browser_data has its module now).
+UNAVAILABLE: dict[str, str] = {}
 
 
 def available_rungs(skip: t.Iterable[str] = (), max_rung: str | None = None) -> tuple[list[str], list[str]]:
@@ -182,6 +181,10 @@ def rung_args(rung: str, params: dict[str, t.Any], users: list[str], diagnosis: 
     named = {'users': users} if users else {}
     if rung in ('app_data', 'sessions'):
         return {'scopes': list(params['app_data_scopes']) if rung == 'app_data' else ['cookies'], **named, **sandbox}
+    if rung == 'browser_data':
+        # What DevTools' "Clear site data" does for Notion's origins; a running browser is skipped and reported
+        # unless browser_stop, since it holds its databases and rewrites them on exit.
+        return {'stop_browser': bool(params['browser_stop']), **named, **sandbox}
     if rung == 'proxy':
         args: dict[str, t.Any] = {'mode': params['proxy_mode']}
         if params['proxy_bypass_hosts'] and params['proxy_mode'] == 'bypass':

@@ -88,6 +88,13 @@ options:
     type: str
     default: disable
     choices: [remove, disable, report]
+  browser_stop:
+    description:
+      - Whether the V(browser_data) rung ends a user's running browser first (gracefully, then forced), as
+        M(loopbreaker.notion.browser_data)'s O(loopbreaker.notion.browser_data#module:stop_browser). Without it
+        a running browser's profiles are skipped and reported, never half-edited.
+    type: bool
+    default: false
   app_installer:
     description: Installer of the V(reinstall) rung; without it that rung is skipped.
     type: str

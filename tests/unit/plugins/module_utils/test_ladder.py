@@ -36,12 +36,14 @@ DNS = ('dns_failure', None)
     ((WS,), ['proxy'], {}, None, 'every rung they point to was tried'),
     # escalate: exactly the next rung above those tried, whatever the diagnosis
     ((), ['proxy'], {'incident': 'INC-1', 'escalate': True}, 'restart', 'escalate'),
-    ((), ['app_data'], {'incident': 'INC-1', 'escalate': True}, 'sessions', 'escalate'),
+    ((), ['app_data'], {'incident': 'INC-1', 'escalate': True}, 'browser_data', 'escalate'),
+    ((), ['app_data', 'browser_data'], {'incident': 'INC-1', 'escalate': True}, 'sessions', 'escalate'),
     ((), ['reinstall'], {'incident': 'INC-1', 'escalate': True}, None, 'no rung left'),
     # options
     ((WS,), [], {'skip': ['proxy']}, None, 'proxy not available here'),
     ((WS,), [], {'max_rung': 'app_data'}, None, 'proxy not available here'),
-    ((), [], {'incident': 'INC-1', 'skip': ['app_data']}, 'sessions', 'incident with no finding'),
+    ((), [], {'incident': 'INC-1', 'skip': ['app_data']}, 'browser_data', 'incident with no finding'),
+    ((), [], {'incident': 'INC-1', 'skip': ['app_data', 'browser_data']}, 'sessions', 'incident with no finding'),
     # manual only
     ((DNS,), [], {'incident': 'INC-1'}, None, 'only manual actions'),
 ])
@@ -52,11 +54,12 @@ def test_rung_selection(findings: tuple[tuple[str, str | None], ...], tried: lis
     assert reason in plan['reason']
 
 
-def test_browser_data_has_a_slot_that_is_skipped_and_says_so() -> None:
+def test_browser_data_is_the_second_rung_now_that_its_module_exists() -> None:
     plan = _ladder.plan(diagnosis(('browser_only', 'browser_data')), [], incident='INC-1')
-    assert plan['rung'] is None
-    assert 'browser_data: skipped, the browser_data module is not in this version yet' in plan['notes']
-    assert 'browser_data' not in _ladder.plan(diagnosis(), ['app_data'], incident='I', escalate=True)['rung']
+    assert plan['rung'] == 'browser_data' and not any('browser_data' in note for note in plan['notes'])
+    assert _ladder.plan(diagnosis(), ['app_data'], incident='I', escalate=True)['rung'] == 'browser_data'
+    params = {**{name: spec.get('default') for name, spec in _ladder.ARGUMENT_SPEC.items()}, 'browser_stop': True}
+    assert _ladder.rung_args('browser_data', params, ['alice'], {}) == {'stop_browser': True, 'users': ['alice']}
 
 
 def test_the_climb_lists_what_follows_if_the_loop_persists() -> None:
