@@ -15,7 +15,7 @@ from .conftest import TARGETS, Lab, assert_ok
 
 ALICE = 'S-1-5-21-1-2-3-1001'
 BOB = 'S-1-5-21-1-2-3-1002'
-PUBLIC_MODULES = ['app', 'app_data', 'browser_data', 'diagnose', 'firewall', 'incident', 'proxy', 'quarantine']
+PUBLIC_MODULES = ['app', 'app_data', 'browser_data', 'diagnose', 'firewall', 'incident', 'ladder', 'proxy', 'quarantine']
 DEVELOPER_ONLY = ('Makefile', 'pyproject.toml', 'scripts', 'molecule', 'ee', 'inventories/lab', 'tests/unit',
                   'tests/integration', 'tests/benchmarks', 'tests/conftest.py', '.ci', '.config', '.ansible-lint',
                   'plugins/connection/simulated_windows.py', 'plugins/plugin_utils/_simulated_windows.py',
