@@ -82,7 +82,7 @@ def bench(hosts: int, forks: int, work: Path, info: dict) -> dict:
         data['calls'] = []
         state.write_text(json.dumps(data))
     ladder, tasks = timed([*base, str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all',
-                    '-e', json.dumps({'ladder_incident': 'BENCH-1'})], env)
+                           '-e', json.dumps({'ladder_incident': 'BENCH-1'})], env)
     calls = [len(json.loads((work / f'h{n:03d}.json').read_text())['calls']) for n in range(hosts)]
     return {'hosts': hosts, 'forks': forks, 'floor_s': round(floor, 1), 'ladder_s': round(ladder, 1),
             'ratio': round(ladder / floor, 1), 'bridge_calls_per_host': max(calls), 'tasks': tasks}

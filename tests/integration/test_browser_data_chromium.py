@@ -15,14 +15,11 @@ own throw-away profile, the module never uses DevTools. Then: the real module th
 """
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import queue
 import shutil
-import ssl
 import subprocess
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -30,63 +27,16 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.loopbreaker.notion.tests.integration.conftest import Lab, assert_ok
+from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import IS_ROOT, next_uid
 
 pytestmark = pytest.mark.integration
-PAGE = (Path(__file__).parent / 'chromium' / 'page.html').read_bytes()
-WORKER = b"self.addEventListener('fetch', () => {});"
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 SESSION_SECONDS = 30
 EVERYTHING = {'cookie', 'localStorage', 'indexedDB', 'cacheStorage', 'serviceWorker', 'opfs'}
 
 
-class _Server:
-    def __init__(self, directory: Path) -> None:
-        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-                        '-keyout', str(directory / 'key.pem'), '-out', str(directory / 'cert.pem'),
-                        '-subj', '/CN=loopbreaker-test',
-                        '-addext', 'subjectAltName=DNS:www.notion.so,DNS:other.example'],
-                       check=True, capture_output=True, timeout=60)
-        self.reports: queue.Queue[tuple[str, dict[str, t.Any]]] = queue.Queue()
-        reports = self.reports
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body, kind = (WORKER, 'text/javascript') if self.path.startswith('/sw.js') else (PAGE, 'text/html')
-                self.send_response(200)
-                self.send_header('Content-Type', kind)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:  # noqa: N802
-                data = self.rfile.read(int(self.headers['Content-Length']))
-                reports.put((self.path.split('host=', 1)[-1], json.loads(data)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_args: t.Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(directory / 'cert.pem'), str(directory / 'key.pem'))
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, host: str, mode: str, then: str | None = None) -> str:
-        from urllib.parse import quote
-        base = f'https://{host}:{self.port}/?mode={mode}'
-        return base + (f'&next={quote(then, safe="")}' if then else '')
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def browse(server: _Server, user_data_dir: Path, mode: str) -> dict[str, dict[str, t.Any]]:
+def browse(server: PageServer, user_data_dir: Path, mode: str) -> dict[str, dict[str, t.Any]]:
     """One Chromium session over both origins; what each page reported. Quits Chromium cleanly."""
     url = server.url('www.notion.so', mode, server.url('other.example', mode))
     commands_read, commands_write = os.pipe()
@@ -124,15 +74,15 @@ def browse(server: _Server, user_data_dir: Path, mode: str) -> dict[str, dict[st
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> t.Iterator[_Server]:
+def server(tmp_path: Path) -> t.Iterator[PageServer]:
     if CHROMIUM is None or shutil.which('openssl') is None:
         pytest.skip('chromium or openssl is not installed (the .ci/run installs Debian\'s chromium)')
-    made = _Server(tmp_path)
+    made = PageServer(tmp_path)
     yield made
     made.close()
 
 
-def test_a_real_chromium_profile_loses_notion_data_only_and_gets_it_back(lab: Lab, server: _Server) -> None:
+def test_a_real_chromium_profile_loses_notion_data_only_and_gets_it_back(lab: Lab, server: PageServer) -> None:
     profile = lab.homes / 'alice' / '.config' / 'chromium'
     profile.mkdir(parents=True)
     written = browse(server, profile, 'write')

@@ -15,28 +15,24 @@ what they find; ``quarantine state=restored``; the pages again. Every Firefox se
 """
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import queue
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import typing as t
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from ansible_collections.loopbreaker.notion.tests.integration.conftest import Lab, assert_ok
+from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._browser_seed import profiles_ini
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import IS_ROOT, next_uid
 
 pytestmark = pytest.mark.integration
-PAGE = (Path(__file__).parent / 'chromium' / 'page.html').read_bytes()
-WORKER = b"self.addEventListener('fetch', () => {});"
 FIREFOX = shutil.which('firefox-esr') or shutil.which('firefox')
 SESSION_SECONDS = 30
 HOSTS = ('www.notion.so', 'other.example')
@@ -56,43 +52,6 @@ PREFERENCES = {
     'toolkit.telemetry.reportingpolicy.firstRun': False,
     'app.update.enabled': False,
 }
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.reports: queue.Queue[tuple[str, dict[str, t.Any]]] = queue.Queue()
-        reports = self.reports
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body, kind = (WORKER, 'text/javascript') if self.path.startswith('/sw.js') else (PAGE, 'text/html')
-                self.send_response(200)
-                self.send_header('Content-Type', kind)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:  # noqa: N802
-                data = self.rfile.read(int(self.headers['Content-Length']))
-                reports.put((self.path.split('host=', 1)[-1], json.loads(data)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_args: t.Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, host: str, mode: str, then: str | None = None) -> str:
-        base = f'http://{host}:{self.port}/?mode={mode}'
-        return base + (f'&next={quote(then, safe="")}' if then else '')
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _marionette_quit(profile: Path, deadline: float) -> None:
@@ -121,7 +80,7 @@ def _marionette_quit(profile: Path, deadline: float) -> None:
         send(2, 'Marionette:Quit')
 
 
-def browse(server: _Server, profile: Path, mode: str) -> dict[str, dict[str, t.Any]]:
+def browse(server: PageServer, profile: Path, mode: str) -> dict[str, dict[str, t.Any]]:
     """One Firefox session over both origins; what each page reported. Quits Firefox cleanly."""
     (profile / 'MarionetteActivePort').unlink(missing_ok=True)
     url = server.url(HOSTS[0], mode, server.url(HOSTS[1], mode))
@@ -149,15 +108,15 @@ def browse(server: _Server, profile: Path, mode: str) -> dict[str, dict[str, t.A
 
 
 @pytest.fixture
-def server() -> t.Iterator[_Server]:
+def server() -> t.Iterator[PageServer]:
     if FIREFOX is None:
         pytest.skip("firefox-esr is not installed (scripts/ensure-browsers, run by make unit, installs Debian's)")
-    made = _Server()
+    made = PageServer()
     yield made
     made.close()
 
 
-def test_a_real_firefox_profile_loses_notion_data_only_and_gets_it_back(lab: Lab, server: _Server) -> None:
+def test_a_real_firefox_profile_loses_notion_data_only_and_gets_it_back(lab: Lab, server: PageServer) -> None:
     firefox = lab.homes / 'alice' / '.mozilla' / 'firefox'
     profile = firefox / 'lbtest.default-esr'
     profile.mkdir(parents=True)

@@ -348,8 +348,8 @@ STASH = PROFILE + '\\AppData\\Local\\Stash\\Local Storage'
 
 
 @pytest.mark.parametrize('within', [PROFILE, None])
-def test_junction_swapped_in_before_read_trees_reads_nothing_through_it(twin: SimulatedWindows,
-                                                                       within: str | None) -> None:
+def test_junction_swapped_in_before_read_trees_reads_nothing_through_it(
+        twin: SimulatedWindows, within: str | None) -> None:
     """browser_data reads stores per profile without within: the profile folder is the anchor then."""
     twin.write(CHROME_DEFAULT + '\\Cookies', b'alice cookies')
     twin.mkdir(STASH)
