@@ -185,7 +185,8 @@ class Climb:
         return outcome
 
     def plan(self) -> dict[str, t.Any]:
-        assert self.current is not None
+        if self.current is None:
+            raise LadderFailed('no diagnosis to plan from')
         tried = tried_rungs(self.record)
         tried += [rung for rung in self.applied if rung not in tried]
         return _ladder.plan(self.current, tried, incident=self.params.get('incident'),
@@ -202,7 +203,8 @@ class Climb:
 
     def step(self) -> bool:
         """One rung and its re-diagnosis; True when the climb is over."""
-        assert self.current is not None
+        if self.current is None:
+            raise LadderFailed('no diagnosis to climb from')
         chosen = self.plan()
         since = datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
         rung = chosen['rung']

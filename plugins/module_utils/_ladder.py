@@ -42,7 +42,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     'app_data_scopes': {'type': 'list', 'elements': 'str', 'default': ['cache', 'service_workers', 'storage'],
                         'choices': ['all', 'cache', 'service_workers', 'storage', 'cookies']},
     'proxy_mode': {'type': 'str', 'default': 'bypass', 'choices': ['direct', 'bypass']},
-    'proxy_bypass_hosts': {'type': 'list', 'elements': 'str', 'default': []},
+    'proxy_bypass_hosts': {'type': 'list', 'elements': 'str', 'default': [], 'no_log': False},
     'firewall_conflicts': {'type': 'str', 'default': 'disable', 'choices': ['remove', 'disable', 'report']},
     'browser_stop': {'type': 'bool', 'default': False},
     'app_installer': {'type': 'str'},

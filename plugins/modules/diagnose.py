@@ -36,7 +36,7 @@ description:
     C(networksetup -getautoproxyurl); Linux: GNOME's C(org.gnome.system.proxy) C(mode 'auto') with
     C(autoconfig-url), read only when the module has the user's D-Bus session, since C(gsettings) run
     as root reads root's settings); else C(https_proxy) of the module's environment; else direct.
-    RV(facts.proxy_source) says which. Auto-detect (WPAD) and manual proxies set in networksetup or
+    C(facts.proxy_source) says which. Auto-detect (WPAD) and manual proxies set in networksetup or
     GNOME are not read: give them as O(proxy)."
   - "PAC files (every platform but Windows, where WinHTTP does it) are fetched direct, never through a
     proxy they define, at most 1 MiB within O(timeout), and evaluated with L(pypac,https://pypi.org/project/pypac/)

@@ -110,9 +110,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Diagnoses for real (read-only), then runs the chosen rung in check mode and stops with the climb it
+      would make.
   diff_mode:
     support: full
-    details: The diffs of the rung modules, in order.
+    description: The diffs of the rung modules, in order.
+  platform:
+    platforms: [windows, darwin, linux]
+    support: full
+    description: Windows through the bridge; macOS and Linux through each module's native implementation.
 notes:
   - Runs on the controller as an action plugin; there is no module to run on the host by itself.
 seealso:
@@ -183,9 +189,12 @@ diagnosis:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.loopbreaker.notion.plugins.module_utils import _ladder
+
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    # The spec is the action's, so a direct run refuses bad input as the action would; it never climbs here.
+    module = AnsibleModule(argument_spec=_ladder.ARGUMENT_SPEC, supports_check_mode=True)
     module.fail_json(msg='loopbreaker.notion.ladder runs on the controller as an action plugin, not on the host')
 
 
