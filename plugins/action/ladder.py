@@ -22,7 +22,10 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils import _ladder
 from ansible_collections.loopbreaker.notion.plugins.module_utils._diagnose import INCIDENT_ID
 from ansible_collections.loopbreaker.notion.plugins.module_utils._incident import tried_rungs
 from ansible_collections.loopbreaker.notion.plugins.module_utils._validation import raw_int_problem, redact, url_secrets
-from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import omitted_module_defaults
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._bridge_action import (
+    omitted_module_defaults,
+    task_module_defaults,
+)
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._fleet_report import rung_record
 
 COLLECTION = 'loopbreaker.notion.'
@@ -61,20 +64,6 @@ def spec_problem(spec: dict[str, t.Any], args: dict[str, t.Any], *, mutually_exc
     return None, validated.validated_parameters
 
 
-def group_defaults(action: ActionBase) -> dict[str, t.Any]:
-    """This task's module_defaults (group/loopbreaker.notion.all and its own), as ansible-core merges them."""
-    try:
-        from ansible.executor.module_common import _get_action_arg_defaults  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return {}
-    task = action._task  # pylint: disable=protected-access
-    engine = getattr(action._templar, '_engine', action._templar)  # pylint: disable=protected-access
-    try:
-        return dict(_get_action_arg_defaults(task.resolved_action, task, engine))
-    except Exception:  # pylint: disable=broad-exception-caught  # a private API: never fail the task over it
-        return {}
-
-
 class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
@@ -82,7 +71,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        defaults = group_defaults(self)
+        defaults = task_module_defaults(self)
         args = {**omitted_module_defaults(self), **self._task.args}
         # group/loopbreaker.notion.all also holds options of the other modules (exclude_users, ...): each
         # module the ladder runs gets its own module_defaults, so here they are not the ladder's to refuse.

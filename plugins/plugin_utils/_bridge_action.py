@@ -102,14 +102,10 @@ class BridgeAction(ActionBase):
         raise NotImplementedError
 
 
-def omitted_module_defaults(action: ActionBase) -> dict[str, t.Any]:
-    """module_defaults for the task's arguments that are missing, so ``omit`` falls back to them.
+def task_module_defaults(action: ActionBase) -> dict[str, t.Any]:
+    """This task's module_defaults (group/loopbreaker.notion.all and its own entry) as ansible-core merges them.
 
-    Roles pass their optional settings as ``"{{ x if x else omit }}"``. Up to ansible-core 2.18 an
-    omitted argument fell back to the play's module_defaults (``group/loopbreaker.notion.all``);
-    2.19 drops it instead, so a role run under ``module_defaults: {profiles_root: ...}`` silently
-    used the real ``/home``. Where ansible-core has the 2.19 lookup, the defaults are read again here;
-    an argument given explicitly always wins.
+    Uses ansible-core 2.19's lookup (a private function); {} where it is absent or fails, never a failed task.
     """
     try:
         from ansible.executor.module_common import _get_action_arg_defaults  # pylint: disable=import-outside-toplevel
@@ -119,10 +115,21 @@ def omitted_module_defaults(action: ActionBase) -> dict[str, t.Any]:
     engine = getattr(action._templar, '_engine', action._templar)  # pylint: disable=protected-access
     try:
         defaults = _get_action_arg_defaults(task.resolved_action, task, engine)
-        return {key: action._templar.template(value) for key, value in defaults.items()  # pylint: disable=protected-access
-                if key not in task.args}
+        return {key: action._templar.template(value) for key, value in defaults.items()}  # pylint: disable=protected-access
     except Exception:  # pylint: disable=broad-exception-caught  # a private API: never fail the task over it
         return {}
+
+
+def omitted_module_defaults(action: ActionBase) -> dict[str, t.Any]:
+    """module_defaults for the task's arguments that are missing, so ``omit`` falls back to them.
+
+    Roles pass their optional settings as ``"{{ x if x else omit }}"``. Up to ansible-core 2.18 an
+    omitted argument fell back to the play's module_defaults (``group/loopbreaker.notion.all``);
+    2.19 drops it instead, so a role run under ``module_defaults: {profiles_root: ...}`` silently
+    used the real ``/home``. An argument given explicitly always wins.
+    """
+    return {key: value for key, value in task_module_defaults(action).items()
+            if key not in action._task.args}  # pylint: disable=protected-access
 
 
 def _utc_now() -> datetime.datetime:
