@@ -224,14 +224,13 @@ import os
 import platform
 import secrets
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _browser_data
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_browser_data.ARGUMENT_SPEC,
+    module = new_module(_browser_data.ARGUMENT_SPEC,
                            mutually_exclusive=_browser_data.MUTUALLY_EXCLUSIVE, supports_check_mode=True)
 
     def clear() -> dict:

@@ -239,10 +239,9 @@ import shutil
 import sqlite3
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _diagnose_macos, _posix_proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def quick_check(path: str) -> str | None:
@@ -281,7 +280,7 @@ def annotate_darwin(runner: t.Callable[[list[str]], tuple[int, str, str]]) -> t.
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
+    module = new_module(_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
 
     def runner(argv: list[str]) -> tuple[int, str, str]:

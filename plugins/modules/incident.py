@@ -101,14 +101,13 @@ import datetime
 import os
 import platform
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _incident
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_incident.ARGUMENT_SPEC, required_if=_incident.REQUIRED_IF,
+    module = new_module(_incident.ARGUMENT_SPEC, required_if=_incident.REQUIRED_IF,
                            supports_check_mode=True)
 
     def act() -> dict:

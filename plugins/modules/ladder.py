@@ -187,14 +187,13 @@ diagnosis:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _ladder
+from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
 def main() -> None:
     # The spec is the action's, so a direct run refuses bad input as the action would; it never climbs here.
-    module = AnsibleModule(argument_spec=_ladder.ARGUMENT_SPEC, supports_check_mode=True)
+    module = new_module(_ladder.ARGUMENT_SPEC, supports_check_mode=True)
     module.fail_json(msg='loopbreaker.notion.ladder runs on the controller as an action plugin, not on the host')
 
 

@@ -92,3 +92,45 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab: Lab, host: str, fake_n
     else:
         assert posix_tree(lab.homes) == before
         assert fake_notion.running(), 'the running Notion was left alone'
+
+
+SECRET = 's3cr3t-Pa55'
+# (module, key, arguments, the message; None: must not fail). Windows takes no profiles_root/state_dir.
+NATIVE_ENTRY = [
+    ('diagnose', 'timeout inf', {'timeout': 'inf'}, "timeout must be a whole number of at most 18 digits, got 'inf'"),
+    ('incident', 'expire_days 1e400', {'id': 'T-1', 'state': 'opened', 'expire_days': '1e400'},
+     "expire_days must be a whole number of at most 18 digits, got '1e400'"),
+    ('browser_data', 'stop_timeout -Infinity', {'stop_timeout': '-Infinity'},
+     "stop_timeout must be a whole number of at most 18 digits, got '-Infinity'"),
+    ('ladder', 'max_steps inf', {'max_steps': 'inf'}, "max_steps must be a whole number of at most 18 digits, got 'inf'"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('host', HOSTS)
+def test_the_other_modules_refuse_what_their_spec_cannot_hold_and_hide_url_secrets(lab: Lab, host: str) -> None:
+    """The four modules added after the table go through the same entry checks as the five in it, on both paths."""
+    sandbox = {'profiles_root': str(lab.homes), 'state_dir': str(lab.root / 'state')} if host == 'posix' else {}
+    cases = [{'key': key, 'module': module, 'args': {**args, **sandbox}} for module, key, args, _m in NATIVE_ENTRY]
+    proxy = {'proxy': f'http://bob:{SECRET}@127.0.0.1:9', 'timeout': 1, **sandbox}
+    cases.append({'key': 'diagnose proxy with a password', 'module': 'diagnose', 'args': proxy})
+    cases_file = lab.root / f'native-entry-{host}.json'
+    cases_file.write_text(json.dumps(cases))
+    before = lab.state() if host == 'win' else posix_tree(lab.homes)
+
+    completed, outcomes = lab.play('native_entry', host, {'cases_file': str(cases_file)})
+
+    assert_ok(completed)
+    # what the modules returned (the loop variable echoes the test's own arguments back)
+    assert SECRET not in json.dumps([{k: v for k, v in o.items() if k != 'case'} for o in outcomes])
+    by_key = {o['case']['key']: o for o in outcomes}
+    for module, key, _args, message in NATIVE_ENTRY:
+        assert by_key[key].get('failed') and by_key[key]['msg'] == message, (module, by_key[key].get('msg'))
+    windows_message = ('proxy and no_proxy apply to macOS and Linux; on Windows each user\'s own proxy settings '
+                       '(or the machine-wide policy) are probed')
+    proxied = by_key['diagnose proxy with a password']
+    assert (proxied.get('msg') == windows_message) if host == 'win' else not proxied.get('failed'), proxied
+    if host == 'win':
+        assert {k: v for k, v in lab.state().items() if k != 'calls'} == {k: v for k, v in before.items() if k != 'calls'}
+    else:
+        assert posix_tree(lab.homes) == before
