@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import queue
 import ssl
 import subprocess
@@ -15,6 +16,8 @@ import threading
 import typing as t
 from pathlib import Path
 from urllib.parse import quote
+
+from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import IS_ROOT, next_uid
 
 PAGE = (Path(__file__).parent / 'chromium' / 'page.html').read_bytes()
 WORKER = b"self.addEventListener('fetch', () => {});"
@@ -69,3 +72,17 @@ class PageServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def own_browser_home(home: Path) -> None:
+    """Give a home the browser filled to a uid of its own, as that user's browser would leave it (as root).
+
+    Also keeps the quarantine module, which stops the user's Notion processes before a restore, away
+    from root's processes.
+    """
+    if not IS_ROOT:
+        return
+    uid = next_uid()
+    for directory, subdirs, files in os.walk(home):
+        for name in [directory] + [os.path.join(directory, n) for n in subdirs + files]:
+            os.lchown(name, uid, uid)

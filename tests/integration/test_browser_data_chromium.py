@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.loopbreaker.notion.tests.integration.conftest import Lab, assert_ok
-from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer
-from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import IS_ROOT, next_uid
+from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer, own_browser_home
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -90,13 +89,7 @@ def test_a_real_chromium_profile_loses_notion_data_only_and_gets_it_back(lab: La
         pytest.skip(f'chromium did not start or did not load the pages here: {written}')
     for host, report in written.items():
         assert report.get('error') is None and report['localStorage'] == host and report['opfs'] == host, report
-    if IS_ROOT:
-        # alice's own files, as her browser would leave them. Also keeps the quarantine module (which
-        # stops the user's Notion processes before a restore) away from root's processes.
-        uid = next_uid()
-        for directory, subdirs, files in os.walk(lab.homes / 'alice'):
-            for name in [directory] + [os.path.join(directory, n) for n in subdirs + files]:
-                os.lchown(name, uid, uid)
+    own_browser_home(lab.homes / 'alice')
 
     completed, runs = lab.play('browser_data_runs', 'posix', {'browsers': ['chromium']})
     assert_ok(completed)

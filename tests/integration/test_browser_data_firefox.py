@@ -28,9 +28,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.loopbreaker.notion.tests.integration.conftest import Lab, assert_ok
-from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer
+from ansible_collections.loopbreaker.notion.tests.integration.page_server import PageServer, own_browser_home
 from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._browser_seed import profiles_ini
-from ansible_collections.loopbreaker.notion.tests.unit.plugins.module_utils._notion_seed import IS_ROOT, next_uid
 
 pytestmark = pytest.mark.integration
 FIREFOX = shutil.which('firefox-esr') or shutil.which('firefox')
@@ -130,13 +129,7 @@ def test_a_real_firefox_profile_loses_notion_data_only_and_gets_it_back(lab: Lab
         assert report.get('error') is None and report['localStorage'] == host and report['serviceWorker'] == 1, report
     registrations = (profile / 'serviceworker.txt').read_text()
     assert all(f'http://{host}:{server.port}/' in registrations for host in HOSTS)
-    if IS_ROOT:
-        # alice's own files, as her browser would leave them; keeps the quarantine module (which stops
-        # the user's Notion processes before a restore) away from root's processes.
-        uid = next_uid()
-        for directory, subdirs, files in os.walk(lab.homes / 'alice'):
-            for name in [directory] + [os.path.join(directory, n) for n in subdirs + files]:
-                os.lchown(name, uid, uid)
+    own_browser_home(lab.homes / 'alice')
 
     completed, runs = lab.play('browser_data_runs', 'posix', {'browsers': ['firefox']})
     assert_ok(completed)
