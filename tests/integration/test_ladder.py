@@ -5,17 +5,37 @@ import json
 import re
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.loopbreaker.notion.plugins.plugin_utils._ladder_lab import EXPECTED
-from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import empty_state
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
+from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows, empty_state
 
 from .test_fleet_report_browser import CHROMIUM, assert_renders_as_reported
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def windows_host(tmp_path: Path, state: dict[str, t.Any]) -> Path:
+    """One simulated Windows host 'win' with this state, in tmp_path/inventory.yml; returns its state file."""
+    path = tmp_path / 'win.json'
+    path.write_text(json.dumps(state))
+    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
+                                           'loopbreaker_simulated_state': str(path)}}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    return path
+
+
+def alice_with_a_corrupt_cache() -> dict[str, t.Any]:
+    """alice logged on with Notion running, and a notion.db without its SQLite header (cache_corrupt: app_data)."""
+    twin = SimulatedWindows(empty_state())
+    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
+    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'
+    return twin.state
 
 
 def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_one(
@@ -64,11 +84,7 @@ def test_the_lab_stops_each_host_at_its_rung_then_changes_nothing_then_climbs_on
 ])
 def test_bad_input_fails_before_anything_changes(tmp_path: Path, ansible_env: dict[str, str],
                                                  variables: dict[str, object], message: str) -> None:
-    state = tmp_path / 'win.json'
-    state.write_text(json.dumps(empty_state()))
-    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
-                                           'loopbreaker_simulated_state': str(state)}}}}
-    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    state = windows_host(tmp_path, empty_state())
     completed = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'inventory.yml'),
                                 str(ROOT / 'playbooks' / 'ladder.yml'), '-e', 'ladder_hosts=all',
                                 '-e', json.dumps({'ladder_settle_seconds': 0, **variables})],
@@ -80,17 +96,7 @@ def test_bad_input_fails_before_anything_changes(tmp_path: Path, ansible_env: di
 
 
 def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: Path, ansible_env: dict[str, str]) -> None:
-    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
-    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
-
-    twin = SimulatedWindows(empty_state())
-    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
-    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'  # no SQLite header
-    state = tmp_path / 'win.json'
-    state.write_text(json.dumps(twin.state))
-    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
-                                           'loopbreaker_simulated_state': str(state)}}}}
-    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    state = windows_host(tmp_path, alice_with_a_corrupt_cache())
     reports = tmp_path / 'reports'
     reports.mkdir()
     variables = {'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}, 'ladder_incident': 'T-1',
@@ -116,17 +122,7 @@ def test_app_data_on_windows_relaunches_notion_for_the_logged_on_user(tmp_path: 
 
 def test_tags_of_rungs_become_skips_of_the_others(tmp_path: Path, ansible_env: dict[str, str]) -> None:
     """One task cannot be split by tags: --tags ladder_rung_restart means "no rung but restart"."""
-    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._lab import seed_windows_user
-    from ansible_collections.loopbreaker.notion.plugins.plugin_utils._simulated_windows import SimulatedWindows
-
-    twin = SimulatedWindows(empty_state())
-    root = seed_windows_user(twin, 'alice', 'S-1-5-21-7-7-7-1001', loaded=True, running=True)
-    twin.state['files'][(root + '\\notion.db').lower()]['content'] = 'AAAA'  # cache_corrupt: points to app_data
-    state = tmp_path / 'win.json'
-    state.write_text(json.dumps(twin.state))
-    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
-                                           'loopbreaker_simulated_state': str(state)}}}}
-    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    state = windows_host(tmp_path, alice_with_a_corrupt_cache())
     reports = tmp_path / 'reports'
     reports.mkdir()
     variables = {'ladder_settle_seconds': 0, 'ladder_diagnose': {'network': False}, 'ladder_report_dir': str(reports)}
@@ -161,11 +157,7 @@ ACTION_BAD_INPUT = [
 
 
 def test_the_ladder_action_refuses_bad_input_before_any_bridge_call(tmp_path: Path, ansible_env: dict[str, str]) -> None:
-    state = tmp_path / 'win.json'
-    state.write_text(json.dumps(empty_state()))
-    inventory = {'all': {'hosts': {'win': {'ansible_connection': 'loopbreaker.notion.simulated_windows',
-                                           'loopbreaker_simulated_state': str(state)}}}}
-    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    state = windows_host(tmp_path, empty_state())
     tasks = [{'name': f'case {n}', 'loopbreaker.notion.ladder': args, 'register': f'case_{n}', 'ignore_errors': True}
              for n, (args, _message) in enumerate(ACTION_BAD_INPUT)]
     tasks.append({'name': 'keep the results', 'delegate_to': 'localhost', 'ansible.builtin.copy': {
