@@ -7,13 +7,15 @@ _netprobe; on POSIX a proxy setting is used as given (``manual`` with server and
 bypass, or ``pac`` with its URL, from the diagnose options or the environment); a
 PAC file is fetched and evaluated with pypac (_pac, http/https/file URLs); auto-detect
 (WPAD) is not evaluated and is reported. ``read_file_tails`` walks like every LocalHost read (no links
-followed below the profiles root) and reads only the bounded head and tail.
+followed below the profiles root) and reads only the bounded head and tail; ``quick_check`` runs
+SQLite's ``PRAGMA quick_check`` on a file reached the same way.
 """
 from __future__ import annotations
 
 import base64
 import datetime
 import os
+import sqlite3
 import stat
 import typing as t
 
@@ -26,6 +28,31 @@ class LocalProbes:
     """op_probe_network and op_read_file_tails for LocalHost."""
 
     _glob: t.Callable[..., t.Iterator[t.Any]]
+    _parent: t.Callable[..., t.Any]
+
+    def quick_check(self, path: str) -> str | None:
+        """PRAGMA quick_check of the regular file at path, reached through no link; None if it cannot be opened."""
+        try:
+            chain, name = self._parent(path, None)
+        except (OSError, BridgeOperationError):
+            return None
+        with chain:
+            try:
+                fd, _status = open_regular(chain.fd, name)
+            except (OSError, BridgeOperationError):
+                return None
+        try:
+            via = f'/proc/self/fd/{fd}' if os.path.isdir('/proc/self/fd') else f'/dev/fd/{fd}'
+            connection = sqlite3.connect(f'file:{via}?mode=ro&immutable=1', uri=True, timeout=1)
+            try:
+                rows = connection.execute('PRAGMA quick_check').fetchall()
+            finally:
+                connection.close()
+            return 'ok' if rows == [('ok',)] else '; '.join(str(r[0]) for r in rows[:3])
+        except sqlite3.DatabaseError as error:
+            return str(error)
+        finally:
+            os.close(fd)
 
     def op_probe_network(self, endpoints: list[dict[str, t.Any]], proxies: list[dict[str, t.Any]],
                          resolve: dict[str, str] | None = None, ca_bundle: str | None = None,

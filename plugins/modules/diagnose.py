@@ -236,47 +236,25 @@ import datetime
 import os
 import platform
 import shutil
-import sqlite3
 import typing as t
 
 from ansible_collections.loopbreaker.notion.plugins.module_utils import _diagnose, _diagnose_macos, _posix_proxy
 from ansible_collections.loopbreaker.notion.plugins.module_utils._host import native_context, native_outcome
+from ansible_collections.loopbreaker.notion.plugins.module_utils._local_host import LocalHost
 from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module import new_module
 
 
-def quick_check(path: str) -> str | None:
-    """PRAGMA quick_check of a SQLite file opened without following links; None if it cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        via = f'/proc/self/fd/{fd}' if os.path.isdir('/proc/self/fd') else f'/dev/fd/{fd}'
-        connection = sqlite3.connect(f'file:{via}?mode=ro&immutable=1', uri=True, timeout=1)
-        try:
-            rows = connection.execute('PRAGMA quick_check').fetchall()
-        finally:
-            connection.close()
-        return 'ok' if rows == [('ok',)] else '; '.join(str(r[0]) for r in rows[:3])
-    except sqlite3.DatabaseError as error:
-        return str(error)
-    finally:
-        os.close(fd)
-
-
-def annotate(facts: dict) -> None:
-    for user in facts['users']:
-        for db in user['db']:
-            if db.get('bytes'):
-                db['quick_check'] = quick_check(db['path'])
-
-
-def annotate_darwin(runner: t.Callable[[list[str]], tuple[int, str, str]]) -> t.Callable[[dict], None]:
-    """On macOS also each Notion.app's version and code signature (read-only codesign, _macos_app.COMMANDS)."""
-    def both(facts: dict) -> None:
-        annotate(facts)
-        _diagnose_macos.install_facts(facts, runner, os.path.isdir)
-    return both
+def annotate_for(host: LocalHost, platform_name: str,
+                 runner: t.Callable[[list[str]], tuple[int, str, str]]) -> t.Callable[[dict], None]:
+    """Evidence only the native module gathers: notion.db's quick_check; on macOS each Notion.app's signature."""
+    def annotate(facts: dict) -> None:
+        for user in facts['users']:
+            for db in user['db']:
+                if db.get('bytes'):
+                    db['quick_check'] = host.quick_check(db['path'])
+        if platform_name == 'darwin':
+            _diagnose_macos.install_facts(facts, runner, os.path.isdir)
+    return annotate
 
 
 def main() -> None:
@@ -301,7 +279,7 @@ def main() -> None:
         result = _diagnose.run(host, module.params, platform=layout.name,
                                now=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
                                posix_proxy=_diagnose.posix_proxy_from(module.params, os.environ, system_pac),
-                               annotate=annotate_darwin(runner) if layout.name == 'darwin' else annotate)
+                               annotate=annotate_for(host, layout.name, runner))
         result['facts']['proxy_source'] = source
         return result
 

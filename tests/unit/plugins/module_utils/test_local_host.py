@@ -507,3 +507,25 @@ def test_unknown_parameter_is_a_vocabulary_error(tmp_path: Path) -> None:
 
     with pytest.raises(VocabularyError, match=r'^operation 0 \(stat_paths\): unknown parameters bogus$'):
         LocalHost(str(tmp_path), 'linux').run_batch([{'op': 'stat_paths', 'patterns': [], 'bogus': 1}])
+
+
+def test_quick_check_reads_notion_db_only_through_no_link(tmp_path: Path) -> None:
+    """diagnose's quick_check runs as root: a link above or at notion.db, or a FIFO, is never opened."""
+    import sqlite3
+
+    notion = tmp_path / 'alice' / '.config' / 'Notion'
+    notion.mkdir(parents=True)
+    sqlite3.connect(notion / 'notion.db').execute('CREATE TABLE t (x)').connection.commit()
+    (notion / 'torn.db').write_bytes(b'SQLite format 3\x00' + b'\xff' * 200)
+    secret = tmp_path / 'bob' / 'private'
+    secret.mkdir(parents=True)
+    sqlite3.connect(secret / 'notion.db').execute('CREATE TABLE t (x)').connection.commit()
+    (tmp_path / 'alice' / 'swapped').symlink_to(secret)
+    (notion / 'linked.db').symlink_to(secret / 'notion.db')
+    os.mkfifo(notion / 'fifo.db')
+    host = LocalHost(str(tmp_path), 'linux', str(tmp_path / 'state'))
+    assert host.quick_check(str(notion / 'notion.db')) == 'ok'
+    assert host.quick_check(str(notion / 'torn.db')) not in (None, 'ok')
+    for refused in ('swapped/notion.db', '.config/Notion/linked.db', '.config/Notion/fifo.db', '.config/Notion/gone.db'):
+        assert host.quick_check(str(tmp_path / 'alice' / refused)) is None, refused
+    assert host.quick_check('/etc/passwd') is None
