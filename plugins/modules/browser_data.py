@@ -231,7 +231,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module 
 
 def main() -> None:
     module = new_module(_browser_data.ARGUMENT_SPEC,
-                           mutually_exclusive=_browser_data.MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+                        mutually_exclusive=_browser_data.MUTUALLY_EXCLUSIVE, supports_check_mode=True)
 
     def clear() -> dict:
         layout, host = native_context(platform.system(), module.params['profiles_root'], os.path.isdir,

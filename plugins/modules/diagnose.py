@@ -259,7 +259,7 @@ def annotate_for(host: LocalHost, platform_name: str,
 
 def main() -> None:
     module = new_module(_diagnose.ARGUMENT_SPEC, mutually_exclusive=_diagnose.MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
+                        supports_check_mode=True)
 
     def runner(argv: list[str]) -> tuple[int, str, str]:
         if shutil.which(argv[0]) is None:  # run_command would fail the module; a missing tool is "not set"

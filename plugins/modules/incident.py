@@ -108,7 +108,7 @@ from ansible_collections.loopbreaker.notion.plugins.module_utils._native_module 
 
 def main() -> None:
     module = new_module(_incident.ARGUMENT_SPEC, required_if=_incident.REQUIRED_IF,
-                           supports_check_mode=True)
+                        supports_check_mode=True)
 
     def act() -> dict:
         _incident.validate(module.params)
